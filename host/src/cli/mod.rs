@@ -1,0 +1,86 @@
+//! The command line: one file per subcommand. Parsing lives here; the work lives in the
+//! library modules the subcommands call.
+
+mod plugin;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+
+use crate::{
+    engine::{ArtifactCache, EngineOptions, KilnEngine},
+    plugin::PluginHost,
+};
+
+/// Kiln: a WebAssembly plugin runtime for MLOps.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Where Kiln keeps its data (registry, runs, compiled-plugin cache).
+    #[arg(long, global = true, env = "KILN_HOME", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Compile plugins with fuel metering, so `--fuel` budgets can be set.
+    #[arg(long, global = true)]
+    fuel_metering: bool,
+
+    /// Use on-demand instance allocation instead of the pooling allocator.
+    #[arg(long, global = true)]
+    no_pooling: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect and run single plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+}
+
+/// Parses the process arguments and runs the command.
+pub fn main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    let ctx = Ctx::new(&cli);
+    match cli.command {
+        Command::Plugin(cmd) => plugin::run(&ctx, cmd),
+    }
+}
+
+/// What every subcommand may need, built on demand.
+pub(crate) struct Ctx {
+    data_dir: PathBuf,
+    engine_options: EngineOptions,
+}
+
+impl Ctx {
+    fn new(cli: &Cli) -> Ctx {
+        let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+        Ctx {
+            data_dir,
+            engine_options: EngineOptions {
+                pooling: !cli.no_pooling,
+                fuel: cli.fuel_metering,
+                ..EngineOptions::default()
+            },
+        }
+    }
+
+    /// The plugin host, with its compiled-artifact cache under the data directory.
+    pub(crate) fn plugin_host(&self) -> Result<PluginHost> {
+        let engine = KilnEngine::new(&self.engine_options)?;
+        let cache = ArtifactCache::new(
+            engine.engine(),
+            self.data_dir.join("cache").join("compiled"),
+        );
+        PluginHost::new(engine, cache).context("setting up the plugin host")
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::home_dir()
+        .map(|h| h.join(".kiln"))
+        .unwrap_or_else(|| PathBuf::from(".kiln"))
+}

@@ -1,0 +1,424 @@
+//! `kiln plugin inspect` and `kiln plugin run`: one plugin, no workflow.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value as J, json};
+
+use super::Ctx as Context;
+use crate::{
+    bindings::{Check, Descriptor, NamedValue, Severity, Value, WIT_PACKAGE},
+    engine::{CacheOutcome, Limits},
+    host_impl::{LogLine, LogSink, TrackingEvent},
+    plugin::{CallOptions, DirGrant, Grants, Plugin, Role},
+    value,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Show a plugin's role, contract version, imports, exports and describe() output.
+    Inspect {
+        /// The component file.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one plugin on inputs from files and print its outputs.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The component file.
+    file: PathBuf,
+    /// An input: NAME=PATH. A Kiln value document (JSON) is read as its value; any other file as bytes.
+    #[arg(long = "input", short = 'i', value_name = "NAME=PATH")]
+    inputs: Vec<String>,
+    /// A config entry: KEY=VALUE.
+    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// Let the plugin use a directory, at the path as written: PATH[:ro|:rw] (read-only by default).
+    #[arg(long = "grant-dir", value_name = "PATH[:ro|:rw]")]
+    grant_dirs: Vec<String>,
+    /// For a model runner: the model artifact to load before predicting.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// The memory cap, e.g. 64MiB.
+    #[arg(long, default_value = "256MiB")]
+    memory: bytesize::ByteSize,
+    /// The wall-clock deadline, e.g. 5s or 250ms.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// A fuel budget (needs --fuel-metering).
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Write each output to DIR: bytes as NAME.bin, everything else as NAME.json value documents.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// The lowest level of plugin log lines shown on stderr (trace, debug, info, warn, error, off).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+pub fn run(ctx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
+    match cmd {
+        PluginCommand::Inspect { file, json } => inspect(ctx, &file, json),
+        PluginCommand::Run(args) => run_plugin(ctx, args),
+    }
+}
+
+fn inspect(ctx: &Context, file: &Path, as_json: bool) -> Result<ExitCode> {
+    let host = ctx.plugin_host()?;
+    let plugin = host.load_file(file, None)?;
+    let descriptor = plugin.describe(&CallOptions::default())?;
+    if as_json {
+        let doc = json!({
+            "name": plugin.name(),
+            "digest": format!("sha256:{}", plugin.digest()),
+            "size": plugin.size(),
+            "role": plugin.role(),
+            "world": format!("{}/{}", WIT_PACKAGE.split('@').next().unwrap_or(WIT_PACKAGE), plugin.role().world()),
+            "wit_package": WIT_PACKAGE,
+            "imports": plugin.surface().imports,
+            "exports": plugin.surface().exports,
+            "describe": descriptor_json(&descriptor),
+            "artifact_cache": cache_name(plugin.cache_outcome()),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} — {}", descriptor.name, descriptor.description);
+    println!("  file      {} ({} bytes)", file.display(), plugin.size());
+    println!("  digest    sha256:{}", plugin.digest());
+    println!(
+        "  role      {} (world {}, {WIT_PACKAGE})",
+        plugin.role(),
+        plugin.role().world()
+    );
+    println!("  compiled  {}", cache_name(plugin.cache_outcome()));
+    println!("  imports   {}", plugin.surface().imports.join(", "));
+    println!("  exports   {}", plugin.surface().exports.join(", "));
+    print_ports("inputs", &descriptor.inputs);
+    print_ports("outputs", &descriptor.outputs);
+    if !descriptor.config.is_empty() {
+        println!("  config");
+        for k in &descriptor.config {
+            let default = match (&k.default, k.required) {
+                (_, true) => " (required)".to_string(),
+                (Some(d), false) => format!(" (default {d})"),
+                (None, false) => String::new(),
+            };
+            println!("    {}{default}: {}", k.name, k.description);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cache_name(c: CacheOutcome) -> &'static str {
+    match c {
+        CacheOutcome::Hit => "cache-hit",
+        CacheOutcome::Compiled => "compiled",
+    }
+}
+
+fn print_ports(title: &str, ports: &[crate::bindings::Port]) {
+    if ports.is_empty() {
+        return;
+    }
+    println!("  {title}");
+    for p in ports {
+        let opt = if p.optional { ", optional" } else { "" };
+        println!(
+            "    {} ({}{opt}): {}",
+            p.name,
+            kind_str(p.kind),
+            p.description
+        );
+    }
+}
+
+fn kind_str(k: crate::bindings::ValueKind) -> &'static str {
+    use crate::bindings::ValueKind as K;
+    match k {
+        K::Tensor => "tensor",
+        K::Table => "table",
+        K::Scalar => "scalar",
+        K::Text => "text",
+        K::Bytes => "bytes",
+        K::Json => "json",
+        K::Any => "any",
+    }
+}
+
+pub(crate) fn descriptor_json(d: &Descriptor) -> J {
+    let ports = |ps: &[crate::bindings::Port]| {
+        ps.iter()
+            .map(|p| json!({"name": p.name, "kind": kind_str(p.kind), "optional": p.optional, "description": p.description}))
+            .collect::<Vec<_>>()
+    };
+    json!({
+        "name": d.name,
+        "description": d.description,
+        "inputs": ports(&d.inputs),
+        "outputs": ports(&d.outputs),
+        "config": d.config.iter().map(|k| json!({"name": k.name, "required": k.required, "default": k.default, "description": k.description})).collect::<Vec<_>>(),
+    })
+}
+
+fn split_pair<'a>(s: &'a str, what: &str) -> Result<(&'a str, &'a str)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k, v)),
+        _ => bail!("{what} `{s}` must look like NAME=VALUE"),
+    }
+}
+
+/// Reads an input file: a Kiln value document becomes its value, anything else bytes.
+fn read_input(path: &Path) -> Result<Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading input {}", path.display()))?;
+    if let Ok(doc) = serde_json::from_slice::<J>(&bytes) {
+        if value::is_document(&doc) {
+            return value::from_json(&doc)
+                .with_context(|| format!("reading value document {}", path.display()));
+        }
+    }
+    Ok(Value::Bytes(bytes))
+}
+
+fn log_sink(level: &str) -> Result<LogSink> {
+    use crate::bindings::log::Level;
+    Ok(match level {
+        "trace" => LogSink::Stderr(Level::Trace),
+        "debug" => LogSink::Stderr(Level::Debug),
+        "info" => LogSink::Stderr(Level::Info),
+        "warn" => LogSink::Stderr(Level::Warn),
+        "error" => LogSink::Stderr(Level::Error),
+        "off" => LogSink::Collect,
+        other => bail!("unknown log level `{other}` (trace, debug, info, warn, error, off)"),
+    })
+}
+
+/// What a run produced, whatever the role.
+struct Produced {
+    outputs: Vec<NamedValue>,
+    checks: Vec<Check>,
+    logs: Vec<LogLine>,
+    tracking: Vec<TrackingEvent>,
+}
+
+fn run_plugin(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
+    let inputs = args
+        .inputs
+        .iter()
+        .map(|s| {
+            let (name, path) = split_pair(s, "--input")?;
+            Ok(NamedValue {
+                name: name.to_string(),
+                value: read_input(Path::new(path))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let config = args
+        .config
+        .iter()
+        .map(|s| split_pair(s, "--config").map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect::<Result<Vec<_>>>()?;
+    let grants = Grants {
+        dirs: args
+            .grant_dirs
+            .iter()
+            .map(|g| DirGrant::parse(g))
+            .collect::<Result<_>>()?,
+        env: Vec::new(),
+    };
+    let opts = CallOptions {
+        limits: Limits {
+            memory: args.memory.as_u64(),
+            timeout: args.timeout,
+            fuel: args.fuel,
+            ..Limits::default()
+        },
+        grants,
+        log: log_sink(&args.log_level)?,
+    };
+    let host = ctx.plugin_host()?;
+    let plugin = host.load_file(&args.file, None)?;
+    let started = Instant::now();
+    let produced = call(&plugin, inputs, &config, args.model.as_deref(), &opts)?;
+    let elapsed = started.elapsed();
+    if let Some(dir) = &args.out {
+        write_outputs(dir, &produced.outputs)?;
+    }
+    let blocking: Vec<&Check> = produced
+        .checks
+        .iter()
+        .filter(|c| !c.passed && c.severity == Severity::Error)
+        .collect();
+    if args.json {
+        print_json(&plugin, &produced, elapsed)?;
+    } else {
+        print_text(&plugin, &produced, elapsed);
+    }
+    if !blocking.is_empty() {
+        eprintln!(
+            "error: validation failed: {} blocking check(s) failed ({})",
+            blocking.len(),
+            blocking
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn call(
+    plugin: &std::sync::Arc<Plugin>,
+    inputs: Vec<NamedValue>,
+    config: &crate::bindings::Config,
+    model: Option<&Path>,
+    opts: &CallOptions,
+) -> Result<Produced> {
+    if model.is_some() && plugin.role() != Role::ModelRunner {
+        bail!(
+            "--model is for model runners; `{}` is a {} plugin",
+            plugin.name(),
+            plugin.role()
+        );
+    }
+    let empty = |outputs, checks, logs, tracking| Produced {
+        outputs,
+        checks,
+        logs,
+        tracking,
+    };
+    Ok(match plugin.role() {
+        Role::Step => {
+            let o = plugin.run_step(&inputs, config, opts)?;
+            empty(o.value, vec![], o.logs, o.tracking)
+        }
+        Role::Validator => {
+            let o = plugin.validate(&inputs, config, opts)?;
+            empty(vec![], o.value, o.logs, o.tracking)
+        }
+        Role::ModelRunner => {
+            let path =
+                model.context("a model runner needs the model to load: pass --model PATH")?;
+            let artifact =
+                std::fs::read(path).with_context(|| format!("reading model {}", path.display()))?;
+            let mut instance = plugin.load_model(&artifact, config, opts)?;
+            let o = instance.predict(&inputs)?;
+            empty(o.value, vec![], o.logs, o.tracking)
+        }
+        Role::Tracker => bail!(
+            "`{}` is a tracker: trackers receive the events of workflow runs and are not run on their own",
+            plugin.name()
+        ),
+    })
+}
+
+fn write_outputs(dir: &Path, outputs: &[NamedValue]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for o in outputs {
+        anyhow::ensure!(
+            !o.name.is_empty()
+                && o.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "output name `{}` cannot be used as a file name",
+            o.name
+        );
+        let (path, bytes) = match &o.value {
+            Value::Bytes(b) => (dir.join(format!("{}.bin", o.name)), b.clone()),
+            v => (
+                dir.join(format!("{}.json", o.name)),
+                serde_json::to_vec(&value::to_json(v))?,
+            ),
+        };
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn severity_name(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Error => "error",
+    }
+}
+
+fn tracking_json(t: &[TrackingEvent]) -> J {
+    serde_json::to_value(t).unwrap_or(J::Null)
+}
+
+fn print_json(plugin: &Plugin, p: &Produced, elapsed: Duration) -> Result<()> {
+    let doc = json!({
+        "plugin": plugin.name(),
+        "digest": format!("sha256:{}", plugin.digest()),
+        "role": plugin.role(),
+        "elapsed_ms": elapsed.as_secs_f64() * 1e3,
+        "outputs": p.outputs.iter().map(|o| json!({"name": o.name, "value": value::to_json(&o.value)})).collect::<Vec<_>>(),
+        "checks": p.checks.iter().map(|c| json!({
+            "name": c.name, "passed": c.passed, "severity": severity_name(c.severity),
+            "observed": c.observed, "detail": c.detail,
+        })).collect::<Vec<_>>(),
+        "logs": p.logs.iter().map(|l| json!({"level": crate::host_impl::level_name(l.level), "message": l.message})).collect::<Vec<_>>(),
+        "tracking": tracking_json(&p.tracking),
+    });
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
+}
+
+fn print_text(plugin: &Plugin, p: &Produced, elapsed: Duration) {
+    println!(
+        "{} ({}) finished in {:.1} ms",
+        plugin.name(),
+        plugin.role(),
+        elapsed.as_secs_f64() * 1e3
+    );
+    for o in &p.outputs {
+        println!("\n{} ({}):", o.name, value::kind_name(&o.value));
+        for line in value::render(&o.value).lines() {
+            println!("  {line}");
+        }
+    }
+    if !p.checks.is_empty() {
+        println!("\nchecks:");
+        for c in &p.checks {
+            let mark = if c.passed { "pass" } else { "FAIL" };
+            let observed = c
+                .observed
+                .map(|x| format!(" observed {x}"))
+                .unwrap_or_default();
+            println!(
+                "  {mark}  {} [{}]{observed} {}",
+                c.name,
+                severity_name(c.severity),
+                c.detail
+            );
+        }
+    }
+    if !p.tracking.is_empty() {
+        println!("\ntracked:");
+        for t in &p.tracking {
+            match t {
+                TrackingEvent::Metric {
+                    key, value, step, ..
+                } => println!("  metric {key} = {value} (step {step})"),
+                TrackingEvent::Param { key, value } => println!("  param  {key} = {value}"),
+                TrackingEvent::Tag { key, value } => println!("  tag    {key} = {value}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The wasmtime engine: built once per process, shared by every plugin.
+//!
+//! This module owns the [`wasmtime::Engine`] configuration (pooling allocator with an
+//! on-demand fallback, epoch interruption, optional fuel), the epoch ticker that turns
+//! wall-clock deadlines into interrupts, per-invocation [`Limits`], and the on-disk
+//! [`ArtifactCache`] of compiled components. It knows nothing of MLOps, plugins or roles.
+
+mod cache;
+mod limits;
+
+use std::{
+    sync::Arc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use cache::{ArtifactCache, CacheOutcome};
+pub use limits::{Limits, MemoryLimiter};
+
+/// How often the epoch ticker advances the engine's epoch: the granularity of deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The largest linear memory any invocation may have; per-invocation caps sit below it.
+pub const MAX_MEMORY: u64 = 4 << 30;
+
+/// Which instance allocator the engine ended up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocator {
+    /// Pre-reserved slots reused across instantiations: fast instantiation.
+    Pooling,
+    /// Memory mapped per instance: used when the pool's reservation is refused.
+    OnDemand,
+}
+
+/// Options fixed when the engine is built.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Try the pooling allocator first (falls back to on-demand when it cannot reserve memory).
+    pub pooling: bool,
+    /// Instrument code to count fuel, so invocations can be given a fuel budget.
+    pub fuel: bool,
+    /// Concurrent instances the pool has room for.
+    pub pool_instances: u32,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            pooling: true,
+            fuel: false,
+            pool_instances: 128,
+        }
+    }
+}
+
+/// The engine plus what was decided while building it.
+#[derive(Clone)]
+pub struct KilnEngine {
+    engine: Engine,
+    allocator: Allocator,
+    fuel: bool,
+    _ticker: Arc<EpochTicker>,
+}
+
+impl KilnEngine {
+    /// Builds the engine: pooling if asked and possible, else on-demand.
+    pub fn new(options: &EngineOptions) -> Result<Self> {
+        let (engine, allocator) = if options.pooling {
+            match Engine::new(&base_config(options, Some(pooling_config(options)))) {
+                Ok(engine) => (engine, Allocator::Pooling),
+                Err(e) => {
+                    eprintln!(
+                        "kiln: the pooling allocator is unavailable ({e}); using on-demand allocation"
+                    );
+                    (on_demand(options)?, Allocator::OnDemand)
+                }
+            }
+        } else {
+            (on_demand(options)?, Allocator::OnDemand)
+        };
+        let ticker = Arc::new(EpochTicker::start(&engine));
+        Ok(KilnEngine {
+            engine,
+            allocator,
+            fuel: options.fuel,
+            _ticker: ticker,
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The allocator in use.
+    pub fn allocator(&self) -> Allocator {
+        self.allocator
+    }
+
+    /// Whether invocations can be given a fuel budget.
+    pub fn fuel_enabled(&self) -> bool {
+        self.fuel
+    }
+
+    /// The number of epoch ticks that covers `timeout`, rounded up, at least one.
+    pub fn deadline_ticks(timeout: Duration) -> u64 {
+        let tick = EPOCH_TICK.as_nanos();
+        (timeout.as_nanos().div_ceil(tick) as u64).max(1)
+    }
+}
+
+fn on_demand(options: &EngineOptions) -> Result<Engine> {
+    Engine::new(&base_config(options, None))
+        .map_err(anyhow::Error::from)
+        .context("building the wasmtime engine")
+}
+
+fn base_config(options: &EngineOptions, pooling: Option<PoolingAllocationConfig>) -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .consume_fuel(options.fuel)
+        .parallel_compilation(true)
+        .memory_init_cow(true);
+    if let Some(pool) = pooling {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+fn pooling_config(options: &EngineOptions) -> PoolingAllocationConfig {
+    let n = options.pool_instances;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(n)
+        .total_core_instances(n * 8)
+        .total_memories(n * 2)
+        .total_tables(n * 8)
+        .max_core_instances_per_component(32)
+        .max_memories_per_component(4)
+        .max_tables_per_component(16)
+        .max_memory_size(MAX_MEMORY as usize)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20)
+        // Reset reused slots with memset rather than madvise below this size: no
+        // syscalls on the instantiate hot path for small plugins.
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(1 << 16);
+    pool
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a thread that holds only a weak
+/// reference to the engine, and so ends when the engine is dropped.
+struct EpochTicker;
+
+impl EpochTicker {
+    fn start(engine: &Engine) -> EpochTicker {
+        let weak = engine.weak();
+        let spawned = thread::Builder::new()
+            .name("kiln-epoch".into())
+            .spawn(move || {
+                let mut next = Instant::now();
+                loop {
+                    next += EPOCH_TICK;
+                    thread::sleep(next.saturating_duration_since(Instant::now()));
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            // Without a ticker deadlines cannot fire; say so rather than hang later.
+            eprintln!("kiln: could not start the epoch ticker ({e}); deadlines will not fire");
+        }
+        EpochTicker
+    }
+}

@@ -1,0 +1,13 @@
+//! Kiln: a WebAssembly plugin runtime for MLOps.
+//!
+//! Data flows one way: [`cli`] → [`plugin`] → [`engine`]. The [`engine`] knows nothing of
+//! MLOps; [`plugin`] knows the contract's roles; [`bindings`] is the one place the WIT is
+//! bound; [`host_impl`] implements what plugins may import.
+
+pub mod bindings;
+pub mod cli;
+pub mod digest;
+pub mod engine;
+pub mod host_impl;
+pub mod plugin;
+pub mod value;

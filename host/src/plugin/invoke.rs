@@ -1,0 +1,360 @@
+//! Calling a plugin: a fresh store per invocation, limits set, the role's function called,
+//! and every failure turned into a [`PluginError`] that names the plugin.
+
+use std::{sync::Arc, time::Duration};
+
+use wasmtime::{Store, Trap, component::ResourceAny};
+
+use super::{Plugin, PluginError, PluginState, RoleExports, state::Grants};
+use crate::{
+    bindings::{Check, Config, Descriptor, Event, ModelMetadata, NamedValue, model_runner},
+    engine::{KilnEngine, Limits},
+    host_impl::{LogLine, LogSink, TrackingEvent},
+};
+
+/// What one invocation is given.
+#[derive(Debug, Clone)]
+pub struct CallOptions {
+    pub limits: Limits,
+    pub grants: Grants,
+    pub log: LogSink,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        CallOptions {
+            limits: Limits::default(),
+            grants: Grants::default(),
+            log: LogSink::Collect,
+        }
+    }
+}
+
+/// A call's result with what the plugin logged and tracked along the way.
+#[derive(Debug)]
+pub struct Outcome<T> {
+    pub value: T,
+    pub logs: Vec<LogLine>,
+    pub tracking: Vec<TrackingEvent>,
+}
+
+impl Plugin {
+    fn store(&self, opts: &CallOptions) -> Result<Store<PluginState>, PluginError> {
+        let state = PluginState::new(self.name.clone(), &opts.grants, &opts.limits, opts.log)
+            .map_err(|source| PluginError::Setup {
+                plugin: self.name.to_string(),
+                source,
+            })?;
+        let mut store = Store::new(self.engine.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        self.arm(&mut store, &opts.limits)?;
+        Ok(store)
+    }
+
+    /// Sets the deadline (and fuel) for the next call into `store`.
+    fn arm(&self, store: &mut Store<PluginState>, limits: &Limits) -> Result<(), PluginError> {
+        store.set_epoch_deadline(KilnEngine::deadline_ticks(limits.timeout));
+        if self.engine.fuel_enabled() {
+            store
+                .set_fuel(limits.fuel.unwrap_or(u64::MAX))
+                .map_err(|e| self.setup(e.into()))?;
+        } else if limits.fuel.is_some() {
+            return Err(self.setup(anyhow::anyhow!(
+                "a fuel budget needs an engine built with fuel metering"
+            )));
+        }
+        Ok(())
+    }
+
+    fn setup(&self, source: anyhow::Error) -> PluginError {
+        PluginError::Setup {
+            plugin: self.name.to_string(),
+            source,
+        }
+    }
+
+    /// Turns an error from a call into wasm into the plugin's failure.
+    fn call_error(
+        &self,
+        store: &Store<PluginState>,
+        limits: &Limits,
+        err: wasmtime::Error,
+    ) -> PluginError {
+        let plugin = self.name.to_string();
+        if let Some(wanted) = store.data().limiter.refused {
+            return PluginError::Memory {
+                plugin,
+                cap: store.data().limiter.cap(),
+                wanted: Some(wanted),
+            };
+        }
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => PluginError::Deadline {
+                plugin,
+                timeout: limits.timeout,
+            },
+            Some(Trap::OutOfFuel) => PluginError::Fuel {
+                plugin,
+                fuel: limits.fuel.unwrap_or(u64::MAX),
+            },
+            _ => PluginError::Trap {
+                plugin,
+                trap: format!("{err:#}").replace('\n', "\n  "),
+                output: store.data().captured_output(),
+            },
+        }
+    }
+
+    fn failed(&self, e: crate::bindings::Error) -> PluginError {
+        PluginError::Failed {
+            plugin: self.name.to_string(),
+            kind: error_kind_name(e.kind),
+            message: e.message,
+        }
+    }
+
+    /// Instantiates into a fresh store and runs `f` on it, mapping failures.
+    fn with_instance<T>(
+        &self,
+        opts: &CallOptions,
+        f: impl FnOnce(
+            &mut Store<PluginState>,
+            &wasmtime::component::Instance,
+        ) -> wasmtime::Result<Result<T, crate::bindings::Error>>,
+    ) -> Result<Outcome<T>, PluginError> {
+        let mut store = self.store(opts)?;
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| f(&mut store, &instance));
+        match result {
+            Ok(Ok(value)) => {
+                let (logs, tracking) = store.data_mut().take_records();
+                Ok(Outcome {
+                    value,
+                    logs,
+                    tracking,
+                })
+            }
+            Ok(Err(e)) => Err(self.failed(e)),
+            Err(e) => Err(self.call_error(&store, &opts.limits, e)),
+        }
+    }
+
+    /// Instantiates once with default limits and type-checks the role's exports, so a
+    /// mistyped plugin is refused at load. Runs no plugin function.
+    pub(super) fn check_export_types(&self) -> Result<(), PluginError> {
+        let mut store = self.store(&CallOptions::default())?;
+        let wrong = |e: wasmtime::Error| PluginError::WrongWorld {
+            plugin: self.name.to_string(),
+            reason: format!("{e:#}"),
+        };
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.call_error(&store, &Limits::default(), e))?;
+        match &self.exports {
+            RoleExports::Step(ix) => ix.load(&mut store, &instance).map(drop),
+            RoleExports::Validator(ix) => ix.load(&mut store, &instance).map(drop),
+            RoleExports::ModelRunner(ix) => ix.load(&mut store, &instance).map(drop),
+            RoleExports::Tracker(ix) => ix.load(&mut store, &instance).map(drop),
+        }
+        .map_err(wrong)
+    }
+
+    /// Calls the role's `describe`.
+    pub fn describe(&self, opts: &CallOptions) -> Result<Descriptor, PluginError> {
+        let exports = self.exports.clone();
+        self.with_instance(opts, |store, instance| {
+            Ok(Ok(match &exports {
+                RoleExports::Step(ix) => ix.load(&mut *store, instance)?.call_describe(store)?,
+                RoleExports::Validator(ix) => {
+                    ix.load(&mut *store, instance)?.call_describe(store)?
+                }
+                RoleExports::ModelRunner(ix) => {
+                    ix.load(&mut *store, instance)?.call_describe(store)?
+                }
+                RoleExports::Tracker(ix) => ix.load(&mut *store, instance)?.call_describe(store)?,
+            }))
+        })
+        .map(|o| o.value)
+    }
+
+    fn expect_role(&self, want: super::Role) -> Result<(), PluginError> {
+        if self.role == want {
+            return Ok(());
+        }
+        Err(PluginError::WrongWorld {
+            plugin: self.name.to_string(),
+            reason: format!("it is a {} plugin, not a {want} plugin", self.role),
+        })
+    }
+
+    /// Runs a step.
+    pub fn run_step(
+        &self,
+        inputs: &[NamedValue],
+        config: &Config,
+        opts: &CallOptions,
+    ) -> Result<Outcome<Vec<NamedValue>>, PluginError> {
+        let RoleExports::Step(ix) = &self.exports else {
+            return Err(self.expect_role(super::Role::Step).unwrap_err());
+        };
+        self.with_instance(opts, |store, instance| {
+            ix.load(&mut *store, instance)?
+                .call_run(store, inputs, config)
+        })
+    }
+
+    /// Runs a validator's checks.
+    pub fn validate(
+        &self,
+        inputs: &[NamedValue],
+        config: &Config,
+        opts: &CallOptions,
+    ) -> Result<Outcome<Vec<Check>>, PluginError> {
+        let RoleExports::Validator(ix) = &self.exports else {
+            return Err(self.expect_role(super::Role::Validator).unwrap_err());
+        };
+        self.with_instance(opts, |store, instance| {
+            ix.load(&mut *store, instance)?
+                .call_validate(store, inputs, config)
+        })
+    }
+
+    /// Sends a batch of run events to a tracker.
+    pub fn send_events(
+        &self,
+        run_id: &str,
+        events: &[Event],
+        config: &Config,
+        opts: &CallOptions,
+    ) -> Result<Outcome<()>, PluginError> {
+        let RoleExports::Tracker(ix) = &self.exports else {
+            return Err(self.expect_role(super::Role::Tracker).unwrap_err());
+        };
+        self.with_instance(opts, |store, instance| {
+            ix.load(&mut *store, instance)?
+                .call_on_events(store, run_id, events, config)
+        })
+    }
+
+    /// Instantiates a model runner and loads a model into it; the instance stays warm
+    /// for many predictions.
+    pub fn load_model(
+        self: &Arc<Self>,
+        artifact: &[u8],
+        config: &Config,
+        opts: &CallOptions,
+    ) -> Result<ModelInstance, PluginError> {
+        let RoleExports::ModelRunner(ix) = &self.exports else {
+            return Err(self.expect_role(super::Role::ModelRunner).unwrap_err());
+        };
+        let mut store = self.store(opts)?;
+        let loaded = self.pre.instantiate(&mut store).and_then(|instance| {
+            let guest = ix.load(&mut store, &instance)?;
+            let model = guest.model().call_load(&mut store, artifact, config)?;
+            Ok((guest, model))
+        });
+        match loaded {
+            Ok((guest, Ok(model))) => Ok(ModelInstance {
+                plugin: self.clone(),
+                store,
+                guest,
+                model: Some(model),
+                limits: opts.limits,
+                poisoned: false,
+            }),
+            Ok((_, Err(e))) => Err(self.failed(e)),
+            Err(e) => Err(self.call_error(&store, &opts.limits, e)),
+        }
+    }
+}
+
+/// A model runner instance with a model loaded, kept warm between predictions.
+pub struct ModelInstance {
+    plugin: Arc<Plugin>,
+    store: Store<PluginState>,
+    guest: model_runner::Guest,
+    model: Option<ResourceAny>,
+    limits: Limits,
+    poisoned: bool,
+}
+
+impl ModelInstance {
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(
+            &model_runner::GuestModel,
+            &mut Store<PluginState>,
+            ResourceAny,
+        ) -> wasmtime::Result<T>,
+    ) -> Result<T, PluginError> {
+        let plugin = &self.plugin;
+        let model = match self.model {
+            Some(m) if !self.poisoned => m,
+            _ => {
+                return Err(PluginError::Trap {
+                    plugin: plugin.name.to_string(),
+                    trap: "this model instance trapped earlier and can no longer be used".into(),
+                    output: String::new(),
+                });
+            }
+        };
+        plugin.arm(&mut self.store, &self.limits)?;
+        match f(&self.guest.model(), &mut self.store, model) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.poisoned = true;
+                Err(plugin.call_error(&self.store, &self.limits, e))
+            }
+        }
+    }
+
+    /// The model's signature.
+    pub fn metadata(&mut self) -> Result<ModelMetadata, PluginError> {
+        self.call(|g, store, m| g.call_metadata(store, m))
+    }
+
+    /// Predicts for a batch.
+    pub fn predict(
+        &mut self,
+        inputs: &[NamedValue],
+    ) -> Result<Outcome<Vec<NamedValue>>, PluginError> {
+        let result = self.call(|g, store, m| g.call_predict(store, m, inputs))?;
+        let value = result.map_err(|e| self.plugin.failed(e))?;
+        let (logs, tracking) = self.store.data_mut().take_records();
+        Ok(Outcome {
+            value,
+            logs,
+            tracking,
+        })
+    }
+
+    /// The per-call deadline.
+    pub fn timeout(&self) -> Duration {
+        self.limits.timeout
+    }
+}
+
+impl Drop for ModelInstance {
+    fn drop(&mut self) {
+        if let Some(model) = self.model.take() {
+            if !self.poisoned {
+                self.store
+                    .set_epoch_deadline(KilnEngine::deadline_ticks(Duration::from_secs(1)));
+                let _ = model.resource_drop(&mut self.store);
+            }
+        }
+    }
+}
+
+pub(crate) fn error_kind_name(kind: crate::bindings::ErrorKind) -> &'static str {
+    use crate::bindings::ErrorKind as K;
+    match kind {
+        K::InvalidInput => "invalid-input",
+        K::InvalidConfig => "invalid-config",
+        K::Unsupported => "unsupported",
+        K::Internal => "internal",
+    }
+}

@@ -1,0 +1,133 @@
+//! The data of one plugin invocation's [`Store`](wasmtime::Store): WASI with no ambient
+//! authority, the resource table, the memory limiter, and what the plugin logged and tracked.
+
+use std::{path::PathBuf, sync::Arc};
+
+use anyhow::{Context, Result};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{
+    FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView, p2::pipe::MemoryOutputPipe,
+};
+
+use crate::{
+    engine::{Limits, MemoryLimiter},
+    host_impl::{LogLine, LogSink, TrackingEvent},
+};
+
+/// How much of what a plugin writes to stdout and stderr is kept (for error reports).
+const CAPTURE_BYTES: usize = 64 * 1024;
+
+/// A directory a plugin may use, at the same path it was named by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// The path the plugin opens it by.
+    pub guest: String,
+    /// Whether the plugin may create, change and delete files in it.
+    pub writable: bool,
+}
+
+impl DirGrant {
+    /// Parses `PATH[:ro|:rw]` (read-only when no mode is given). The plugin sees the
+    /// directory at `PATH` exactly as written, minus trailing slashes.
+    pub fn parse(spec: &str) -> Result<DirGrant> {
+        let (path, writable) = match spec.rsplit_once(':') {
+            Some((p, "ro")) => (p, false),
+            Some((p, "rw")) => (p, true),
+            _ => (spec, false),
+        };
+        let trimmed = path.trim_end_matches('/');
+        let guest = if trimmed.is_empty() { "/" } else { trimmed };
+        anyhow::ensure!(!path.is_empty(), "empty directory in grant `{spec}`");
+        Ok(DirGrant {
+            host: PathBuf::from(path),
+            guest: guest.to_string(),
+            writable,
+        })
+    }
+}
+
+/// Everything a plugin is allowed beyond pure computation. The default allows nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub dirs: Vec<DirGrant>,
+    pub env: Vec<(String, String)>,
+}
+
+/// The store data of one invocation.
+pub struct PluginState {
+    pub(crate) plugin: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) log_sink: LogSink,
+    pub(crate) logs: Vec<LogLine>,
+    pub(crate) tracking: Vec<TrackingEvent>,
+    output: MemoryOutputPipe,
+}
+
+impl PluginState {
+    /// State for one invocation of `plugin` with `grants` and `limits`.
+    pub fn new(
+        plugin: Arc<str>,
+        grants: &Grants,
+        limits: &Limits,
+        log_sink: LogSink,
+    ) -> Result<Self> {
+        let output = MemoryOutputPipe::new(CAPTURE_BYTES);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(output.clone())
+            .stderr(output.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        for grant in &grants.dirs {
+            let perms = if grant.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&grant.host, &grant.guest, perms)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("granting directory {}", grant.host.display()))?;
+        }
+        for (k, v) in &grants.env {
+            wasi.env(k, v);
+        }
+        Ok(PluginState {
+            plugin,
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(limits),
+            log_sink,
+            logs: Vec::new(),
+            tracking: Vec::new(),
+            output,
+        })
+    }
+
+    /// What the plugin wrote to stdout and stderr, lossily decoded, trimmed.
+    pub fn captured_output(&self) -> String {
+        String::from_utf8_lossy(&self.output.contents())
+            .trim()
+            .to_string()
+    }
+
+    /// Takes the log lines and tracking events recorded so far.
+    pub fn take_records(&mut self) -> (Vec<LogLine>, Vec<TrackingEvent>) {
+        (
+            std::mem::take(&mut self.logs),
+            std::mem::take(&mut self.tracking),
+        )
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
