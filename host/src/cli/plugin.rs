@@ -28,6 +28,9 @@ pub enum PluginCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Refuse the plugin unless it implements this role's world.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
     },
     /// Run one plugin on inputs from files and print its outputs.
     Run(RunArgs),
@@ -37,6 +40,9 @@ pub enum PluginCommand {
 pub struct RunArgs {
     /// The component file.
     file: PathBuf,
+    /// Refuse the plugin unless it implements this role's world.
+    #[arg(long, value_parser = parse_role)]
+    role: Option<Role>,
     /// An input: NAME=PATH. A Kiln value document (JSON) is read as its value; any other file as bytes.
     #[arg(long = "input", short = 'i', value_name = "NAME=PATH")]
     inputs: Vec<String>,
@@ -71,14 +77,19 @@ pub struct RunArgs {
 
 pub fn run(ctx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
     match cmd {
-        PluginCommand::Inspect { file, json } => inspect(ctx, &file, json),
+        PluginCommand::Inspect { file, json, role } => inspect(ctx, &file, json, role),
         PluginCommand::Run(args) => run_plugin(ctx, args),
     }
 }
 
-fn inspect(ctx: &Context, file: &Path, as_json: bool) -> Result<ExitCode> {
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s)
+        .ok_or_else(|| format!("`{s}` is not a role: step, validator, model-runner or tracker"))
+}
+
+fn inspect(ctx: &Context, file: &Path, as_json: bool, role: Option<Role>) -> Result<ExitCode> {
     let host = ctx.plugin_host()?;
-    let plugin = host.load_file(file, None)?;
+    let plugin = host.load_file(file, role)?;
     let descriptor = plugin.describe(&CallOptions::default())?;
     if as_json {
         let doc = json!({
@@ -250,7 +261,7 @@ fn run_plugin(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         log: log_sink(&args.log_level)?,
     };
     let host = ctx.plugin_host()?;
-    let plugin = host.load_file(&args.file, None)?;
+    let plugin = host.load_file(&args.file, args.role)?;
     let started = Instant::now();
     let produced = call(&plugin, inputs, &config, args.model.as_deref(), &opts)?;
     let elapsed = started.elapsed();

@@ -97,9 +97,14 @@ impl Plugin {
                 plugin,
                 fuel: limits.fuel.unwrap_or(u64::MAX),
             },
-            _ => PluginError::Trap {
+            Some(trap) => PluginError::Trap {
                 plugin,
-                trap: format!("{err:#}").replace('\n', "\n  "),
+                trap: trap_message(trap, &err),
+                output: store.data().captured_output(),
+            },
+            None => PluginError::Trap {
+                plugin,
+                trap: format!("{err:#}"),
                 output: store.data().captured_output(),
             },
         }
@@ -145,9 +150,20 @@ impl Plugin {
     /// mistyped plugin is refused at load. Runs no plugin function.
     pub(super) fn check_export_types(&self) -> Result<(), PluginError> {
         let mut store = self.store(&CallOptions::default())?;
-        let wrong = |e: wasmtime::Error| PluginError::WrongWorld {
-            plugin: self.name.to_string(),
-            reason: format!("{e:#}"),
+        let wrong = |e: wasmtime::Error| {
+            let export = self.role.export_name();
+            let found = super::world::exported_signatures(
+                self.engine.engine(),
+                self.pre.component(),
+                &export,
+            );
+            PluginError::WrongWorld {
+                plugin: self.name.to_string(),
+                reason: format!(
+                    "its `{export}` functions do not have the contract's types ({e:#}); it exports:\n  {}\nsee wit/roles.wit for the types `{export}` must have",
+                    found.join("\n  ")
+                ),
+            }
         };
         let instance = self
             .pre
@@ -347,6 +363,15 @@ impl Drop for ModelInstance {
             }
         }
     }
+}
+
+/// A trap's cause in words; the wasm backtrace only when `KILN_BACKTRACE` is set, since
+/// stripped plugins give little more than function numbers.
+fn trap_message(trap: &Trap, err: &wasmtime::Error) -> String {
+    if std::env::var_os("KILN_BACKTRACE").is_some() {
+        return format!("{err:?}");
+    }
+    trap.to_string()
 }
 
 pub(crate) fn error_kind_name(kind: crate::bindings::ErrorKind) -> &'static str {

@@ -193,3 +193,80 @@ mod tests {
         );
     }
 }
+
+/// The functions a component's export instance `name` has, rendered WIT-like
+/// (`describe: func() -> string`), to show next to a type mismatch.
+pub fn exported_signatures(engine: &Engine, component: &Component, name: &str) -> Vec<String> {
+    use wasmtime::component::types::ComponentItem as X;
+    let ty = component.component_type();
+    let Some(X::ComponentInstance(instance)) = ty.get_export(engine, name).map(|e| e.ty) else {
+        return Vec::new();
+    };
+    instance
+        .exports(engine)
+        .filter_map(|(fname, item)| match item.ty {
+            X::ComponentFunc(f) => {
+                let params: Vec<String> = f
+                    .params()
+                    .map(|(n, t)| format!("{n}: {}", render_type(&t, 0)))
+                    .collect();
+                let results: Vec<String> = f.results().map(|t| render_type(&t, 0)).collect();
+                let arrow = if results.is_empty() {
+                    String::new()
+                } else {
+                    format!(" -> {}", results.join(", "))
+                };
+                Some(format!("{fname}: func({}){arrow}", params.join(", ")))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A WIT-like rendering of a component-model type; records and variants show their
+/// field or case names one level deep.
+fn render_type(t: &wasmtime::component::types::Type, depth: usize) -> String {
+    use wasmtime::component::types::Type as T;
+    let inner = |t: &T| render_type(t, depth + 1);
+    match t {
+        T::Bool => "bool".into(),
+        T::S8 => "s8".into(),
+        T::U8 => "u8".into(),
+        T::S16 => "s16".into(),
+        T::U16 => "u16".into(),
+        T::S32 => "s32".into(),
+        T::U32 => "u32".into(),
+        T::S64 => "s64".into(),
+        T::U64 => "u64".into(),
+        T::Float32 => "f32".into(),
+        T::Float64 => "f64".into(),
+        T::Char => "char".into(),
+        T::String => "string".into(),
+        T::List(l) => format!("list<{}>", inner(&l.ty())),
+        T::Tuple(tu) => format!(
+            "tuple<{}>",
+            tu.types().map(|t| inner(&t)).collect::<Vec<_>>().join(", ")
+        ),
+        T::Option(o) => format!("option<{}>", inner(&o.ty())),
+        T::Result(r) => format!(
+            "result<{}, {}>",
+            r.ok().map_or("_".into(), |t| inner(&t)),
+            r.err().map_or("_".into(), |t| inner(&t))
+        ),
+        T::Record(r) if depth == 0 => format!(
+            "record {{ {} }}",
+            r.fields().map(|f| f.name).collect::<Vec<_>>().join(", ")
+        ),
+        T::Variant(v) if depth == 0 => format!(
+            "variant {{ {} }}",
+            v.cases().map(|c| c.name).collect::<Vec<_>>().join(", ")
+        ),
+        T::Record(_) => "record".into(),
+        T::Variant(_) => "variant".into(),
+        T::Enum(_) => "enum".into(),
+        T::Flags(_) => "flags".into(),
+        T::Own(_) => "own<resource>".into(),
+        T::Borrow(_) => "borrow<resource>".into(),
+        other => format!("{other:?}").chars().take(40).collect(),
+    }
+}

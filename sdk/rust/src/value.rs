@@ -289,6 +289,68 @@ impl Table {
     pub fn take_rows(&self, indices: &[usize]) -> Table {
         Table::new(self.columns.iter().map(|c| c.take_rows(indices)).collect())
     }
+
+    /// The named columns as f64, column-major, refusing missing values (a model cannot
+    /// use them: impute first). An empty `names` means every numeric column except
+    /// those in `exclude`; the names used are returned alongside.
+    pub fn numeric_columns(
+        &self,
+        names: &[String],
+        exclude: &[&str],
+    ) -> Result<(Vec<String>, Vec<Vec<f64>>), Error> {
+        let names: Vec<String> = if names.is_empty() {
+            self.columns
+                .iter()
+                .filter(|c| c.is_numeric() && !exclude.contains(&c.name.as_str()))
+                .map(|c| c.name.clone())
+                .collect()
+        } else {
+            names.to_vec()
+        };
+        if names.is_empty() {
+            return Err(Error::invalid_input("no numeric feature columns"));
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for name in &names {
+            let col = self.column(name)?;
+            let missing = col.missing_count();
+            if missing > 0 {
+                return Err(Error::invalid_input(format!(
+                    "column `{name}` has {missing} missing values; impute them first"
+                )));
+            }
+            out.push(col.to_f64()?);
+        }
+        Ok((names, out))
+    }
+}
+
+impl Column {
+    /// The column as class codes: each row's index into the sorted distinct labels
+    /// (numbers are labelled by their text form). Missing values are refused.
+    pub fn categories(&self) -> Result<(Vec<usize>, Vec<String>), Error> {
+        let text = self.to_text();
+        let mut labels: Vec<String> = Vec::new();
+        for (i, v) in text.iter().enumerate() {
+            match v {
+                Some(v) => labels.push(v.clone()),
+                None => {
+                    return Err(Error::invalid_input(format!(
+                        "column `{}` row {i} is missing; a label is needed",
+                        self.name
+                    )));
+                }
+            }
+        }
+        let mut classes = labels.clone();
+        classes.sort();
+        classes.dedup();
+        let codes = labels
+            .iter()
+            .map(|l| classes.binary_search(l).unwrap_or(0))
+            .collect();
+        Ok((codes, classes))
+    }
 }
 
 impl Value {

@@ -1,0 +1,71 @@
+//! A step that misbehaves on request, to prove the sandbox holds. `mode` selects:
+//! `echo` (returns its inputs: the trivial step of the benchmarks), `loop` (never
+//! returns), `bomb` (allocates until stopped), `trap` (panics), `fail` (returns an
+//! error), `read` / `write` (touch the file at `path`), `spam` (logs and tracks a flood).
+
+use kiln_sdk::{Config, Descriptor, Error, Inputs, Outputs, Step, ValueKind};
+
+struct Hostile;
+
+impl Step for Hostile {
+    fn describe() -> Descriptor {
+        Descriptor::new("hostile", "Misbehaves on request")
+            .optional_input("in", ValueKind::Any, "anything, returned by `echo`")
+            .output("out", ValueKind::Any, "what `echo` and `read` return")
+            .config(
+                "mode",
+                Some("echo"),
+                "echo, loop, bomb, trap, fail, read, write or spam",
+            )
+            .config("path", None, "the file for read and write")
+    }
+
+    fn run(inputs: Inputs, config: Config) -> Result<Outputs, Error> {
+        match config.get("mode").unwrap_or("echo") {
+            "echo" => {
+                let mut out = Outputs::new();
+                for v in inputs.into_inner() {
+                    out.push(&v.name, v.value);
+                }
+                Ok(out)
+            }
+            "loop" => {
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "bomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![0xAB; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "trap" => panic!("deliberate panic in the hostile plugin"),
+            "fail" => Err(Error::internal("deliberate failure")),
+            "read" => {
+                let path = config.require("path")?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::invalid_input(format!("cannot read `{path}`: {e}")))?;
+                Ok(Outputs::new().with("out", text))
+            }
+            "write" => {
+                let path = config.require("path")?;
+                std::fs::write(path, "written by the hostile plugin")
+                    .map_err(|e| Error::invalid_input(format!("cannot write `{path}`: {e}")))?;
+                Ok(Outputs::new())
+            }
+            "spam" => {
+                for i in 0..300_000u64 {
+                    kiln_sdk::log::info(&"x".repeat(64));
+                    kiln_sdk::tracking::log_metric("spam", i as f64, i);
+                }
+                Ok(Outputs::new())
+            }
+            other => Err(Error::invalid_config(format!("unknown mode `{other}`"))),
+        }
+    }
+}
+
+kiln_sdk::export_step!(Hostile);
