@@ -21,9 +21,9 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq],
 });
 
-pub use exports::kiln::plugin::{model_runner, step, tracker, validator};
-pub use kiln::plugin::types::*;
-pub use kiln::plugin::{log, tracking};
+pub use self::exports::kiln::plugin::{model_runner, step, tracker, validator};
+pub use self::kiln::plugin::types::*;
+pub use self::kiln::plugin::{log, tracking};
 
 /// The WIT package every plugin is checked against.
 pub const WIT_PACKAGE: &str = "kiln:plugin@0.1.0";

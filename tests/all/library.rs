@@ -1,0 +1,228 @@
+//! The plugin host as a library: one host surviving many hostile calls, warm model
+//! instances, trackers, capped records, and the allocator fallback.
+
+use std::{sync::Arc, time::Duration};
+
+use kiln::{
+    bindings::{Dtype, Event, Metric, NamedValue, Tensor, Value},
+    engine::{Allocator, ArtifactCache, EngineOptions, KilnEngine, Limits},
+    host_impl::MAX_RECORDS,
+    plugin::{CallOptions, Plugin, PluginError, PluginHost},
+};
+use kiln_test_artifacts as g;
+
+fn host(options: &EngineOptions) -> PluginHost {
+    let engine = KilnEngine::new(options).expect("engine");
+    let cache = ArtifactCache::disabled(engine.engine());
+    PluginHost::new(engine, cache).expect("host")
+}
+
+fn load(host: &PluginHost, path: &str) -> Arc<Plugin> {
+    host.load_file(std::path::Path::new(path), None)
+        .expect("load")
+}
+
+fn config(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn quick() -> CallOptions {
+    CallOptions {
+        limits: Limits {
+            timeout: Duration::from_millis(200),
+            memory: 32 << 20,
+            ..Limits::default()
+        },
+        ..CallOptions::default()
+    }
+}
+
+#[test]
+fn one_host_survives_every_kind_of_failure() {
+    let host = host(&EngineOptions::default());
+    let hostile = load(&host, g::HOSTILE);
+    let opts = quick();
+    for _ in 0..5 {
+        for (mode, check) in [
+            (
+                "loop",
+                (|e: &PluginError| matches!(e, PluginError::Deadline { .. }))
+                    as fn(&PluginError) -> bool,
+            ),
+            ("bomb", |e| matches!(e, PluginError::Memory { .. })),
+            ("trap", |e| matches!(e, PluginError::Trap { .. })),
+            ("fail", |e| matches!(e, PluginError::Failed { .. })),
+        ] {
+            let err = hostile
+                .run_step(&[], &config(&[("mode", mode)]), &opts)
+                .expect_err(mode);
+            assert!(check(&err), "{mode}: {err}");
+            assert_eq!(err.plugin(), "hostile");
+        }
+    }
+    let echo = hostile
+        .run_step(
+            &[NamedValue {
+                name: "x".into(),
+                value: Value::Scalar(2.5),
+            }],
+            &config(&[("mode", "echo")]),
+            &opts,
+        )
+        .expect("the host still works");
+    assert_eq!(
+        echo.value,
+        vec![NamedValue {
+            name: "x".into(),
+            value: Value::Scalar(2.5)
+        }]
+    );
+}
+
+#[test]
+fn tensors_pass_through_unchanged() {
+    let host = host(&EngineOptions::default());
+    let hostile = load(&host, g::HOSTILE);
+    let data: Vec<u8> = (0..1 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    let t = Tensor {
+        dtype: Dtype::Uint8,
+        shape: vec![1024, 1024],
+        data,
+    };
+    let input = vec![NamedValue {
+        name: "t".into(),
+        value: Value::Tensor(t.clone()),
+    }];
+    let out = hostile
+        .run_step(&input, &config(&[]), &CallOptions::default())
+        .unwrap();
+    assert_eq!(out.value[0].value, Value::Tensor(t));
+}
+
+#[test]
+fn records_of_a_flooding_plugin_are_capped() {
+    let host = host(&EngineOptions::default());
+    let hostile = load(&host, g::HOSTILE);
+    let out = hostile
+        .run_step(&[], &config(&[("mode", "spam")]), &CallOptions::default())
+        .unwrap();
+    assert_eq!(out.logs.len(), MAX_RECORDS);
+    assert_eq!(out.tracking.len(), MAX_RECORDS);
+}
+
+#[test]
+fn a_model_instance_stays_warm_across_predictions() {
+    let host = host(&EngineOptions::default());
+    let runner = load(&host, g::LINEAR_RUNNER);
+    let artifact =
+        br#"{"format": "kiln-linear-model/1", "kind": "linear", "features": ["x"], "target": "y",
+        "coefficients": [[2.0]], "intercepts": [1.0]}"#;
+    let mut model = runner
+        .load_model(artifact, &config(&[]), &CallOptions::default())
+        .unwrap();
+    let meta = model.metadata().unwrap();
+    assert_eq!(meta.inputs[0].name, "features");
+    assert!(
+        meta.properties
+            .contains(&("kind".to_string(), "linear".to_string()))
+    );
+    for i in 0..50 {
+        let table = kiln::bindings::Table {
+            columns: vec![kiln::bindings::Column {
+                name: "x".into(),
+                data: kiln::bindings::ColumnData::Float64(vec![i as f64]),
+                valid: None,
+            }],
+        };
+        let out = model
+            .predict(&[NamedValue {
+                name: "features".into(),
+                value: Value::Table(table),
+            }])
+            .unwrap();
+        let Value::Table(t) = &out.value[0].value else {
+            panic!("not a table")
+        };
+        assert_eq!(
+            t.columns[0].data,
+            kiln::bindings::ColumnData::Float64(vec![1.0 + 2.0 * i as f64])
+        );
+    }
+    let err = model.predict(&[]).unwrap_err();
+    assert!(matches!(err, PluginError::Failed { .. }), "{err}");
+    assert!(
+        model.predict(&[]).is_err(),
+        "a guest error does not poison the instance, it just fails again"
+    );
+}
+
+#[test]
+fn a_tracker_receives_and_checks_events() {
+    let host = host(&EngineOptions::default());
+    let tracker = load(&host, g::COUNTING_TRACKER);
+    let metric = |v: f64| {
+        Event::Metric(Metric {
+            key: "loss".into(),
+            value: v,
+            step: 1,
+            timestamp_ms: 0,
+        })
+    };
+    let events = vec![
+        Event::RunStarted("r1".into()),
+        metric(0.5),
+        Event::Param(("lr".into(), "0.1".into())),
+        metric(0.25),
+    ];
+    let out = tracker
+        .send_events("r1", &events, &config(&[]), &CallOptions::default())
+        .unwrap();
+    assert_eq!(out.logs[0].message, "run r1: 2 metrics, 2 other events");
+    let err = tracker
+        .send_events(
+            "r1",
+            &[metric(f64::NAN)],
+            &config(&[]),
+            &CallOptions::default(),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("metric `loss` is not finite"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_plugin_of_another_role_cannot_be_called_as_this_one() {
+    let host = host(&EngineOptions::default());
+    let validator = load(&host, g::SCHEMA_VALIDATOR);
+    let err = validator
+        .run_step(&[], &config(&[]), &CallOptions::default())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("it is a validator plugin, not a step plugin"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_engine_falls_back_when_the_pool_cannot_be_reserved() {
+    // Far more slots than any address space holds: the pool's reservation must fail.
+    let options = EngineOptions {
+        pool_instances: 1 << 26,
+        ..EngineOptions::default()
+    };
+    let host = host(&options);
+    assert_eq!(host.engine().allocator(), Allocator::OnDemand);
+    let hostile = load(&host, g::HOSTILE);
+    hostile
+        .run_step(&[], &config(&[]), &CallOptions::default())
+        .expect("runs on demand");
+
+    let pooled = self::host(&EngineOptions::default());
+    assert_eq!(pooled.engine().allocator(), Allocator::Pooling);
+}

@@ -1,0 +1,128 @@
+//! Integration tests: the real `kiln` binary and library, on real components built from
+//! `plugins/` and `tests/guests/` for wasm32-wasip2 by `kiln-test-artifacts`.
+
+mod cache;
+mod guests;
+mod library;
+mod plugins;
+mod sandbox;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use serde_json::Value as J;
+
+/// A `kiln` with its own data directory.
+pub struct Kiln {
+    home: tempfile::TempDir,
+}
+
+impl Kiln {
+    pub fn new() -> Kiln {
+        Kiln {
+            home: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        c.env("KILN_HOME", self.home.path())
+            .env_remove("KILN_BACKTRACE");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("running kiln")
+    }
+
+    /// Runs and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kiln {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs with `--json` and expects success; returns the parsed document.
+    pub fn json(&self, args: &[&str]) -> J {
+        let mut args = args.to_vec();
+        args.push("--json");
+        serde_json::from_str(&self.ok(&args)).expect("kiln printed JSON")
+    }
+
+    /// Runs and expects failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "kiln {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+/// The shipped example datasets.
+pub fn data(file: &str) -> String {
+    let p: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "examples", "data", file]
+        .iter()
+        .collect();
+    p.to_str().expect("UTF-8 path").to_string()
+}
+
+/// The directory holding the example datasets.
+pub fn data_dir() -> String {
+    data("")
+}
+
+/// An output of a `plugin run --json` document, by name.
+pub fn output<'a>(doc: &'a J, name: &str) -> &'a J {
+    doc["outputs"]
+        .as_array()
+        .and_then(|outs| outs.iter().find(|o| o["name"] == name))
+        .map(|o| &o["value"])
+        .unwrap_or_else(|| panic!("no output `{name}` in {doc}"))
+}
+
+/// A column of a table value document, by name.
+pub fn column<'a>(table: &'a J, name: &str) -> &'a J {
+    table["columns"]
+        .as_array()
+        .and_then(|cols| cols.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no column `{name}`"))
+}
+
+/// A tracked metric of a `plugin run --json` document.
+pub fn metric(doc: &J, key: &str) -> f64 {
+    doc["tracking"]
+        .as_array()
+        .and_then(|t| t.iter().find(|e| e["type"] == "metric" && e["key"] == key))
+        .and_then(|e| e["value"].as_f64())
+        .unwrap_or_else(|| panic!("no metric `{key}` in {}", doc["tracking"]))
+}
+
+/// Asserts `got` is within `tol` of `want`.
+#[track_caller]
+pub fn close(got: f64, want: f64, tol: f64) {
+    assert!(
+        (got - want).abs() <= tol,
+        "{got} is not within {tol} of {want}"
+    );
+}
+
+/// Writes `doc` as a file and returns its path as a string.
+pub fn write_json(dir: &Path, name: &str, doc: &J) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, serde_json::to_vec(doc).expect("serialise")).expect("write");
+    p.to_str().expect("UTF-8").to_string()
+}
