@@ -1,1 +1,168 @@
-fn main() {}
+//! Runtime benchmarks: instantiate+call of a trivial step, and tensors through a step.
+//!
+//! Run with `cargo bench --bench runtime`. Figures are printed as a Markdown table, each
+//! with its ratio to a baseline measured in the same run:
+//! - instantiate+call with the pooling allocator against the on-demand allocator, both
+//!   loading the component from a warm compiled-artifact cache;
+//! - a tensor round trip (host → plugin → host) against a native copy of the same bytes
+//!   in and out between resident buffers (two `memcpy`s, the least a round trip must do).
+
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use kiln::{
+    bindings::{Dtype, NamedValue, Tensor, Value},
+    engine::{ArtifactCache, CacheOutcome, EngineOptions, KilnEngine},
+    plugin::{CallOptions, Plugin, PluginHost},
+};
+
+fn host(pooling: bool, cache_dir: &Path) -> PluginHost {
+    let engine = KilnEngine::new(&EngineOptions {
+        pooling,
+        ..EngineOptions::default()
+    })
+    .expect("engine");
+    let cache = ArtifactCache::new(engine.engine(), cache_dir);
+    PluginHost::new(engine, cache).expect("host")
+}
+
+/// Loads the trivial step from a warm cache (the first load in this process fills it).
+fn warm_plugin(pooling: bool, cache_dir: &Path) -> (PluginHost, Arc<Plugin>) {
+    let path = Path::new(kiln_test_artifacts::ECHO_STEP);
+    host(pooling, cache_dir)
+        .load_file(path, None)
+        .expect("load");
+    let h = host(pooling, cache_dir);
+    let p = h.load_file(path, None).expect("load");
+    assert_eq!(
+        p.cache_outcome(),
+        CacheOutcome::Hit,
+        "the second load must come from the cache"
+    );
+    (h, p)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+/// p50 and p99 of instantiate+call, in µs.
+fn instantiate_call(plugin: &Plugin, iterations: usize) -> (f64, f64) {
+    let opts = CallOptions::default();
+    let config = Vec::new();
+    for _ in 0..iterations / 10 {
+        plugin.run_step(&[], &config, &opts).expect("warm-up call");
+    }
+    let mut times = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let t = Instant::now();
+        plugin.run_step(&[], &config, &opts).expect("call");
+        times.push(t.elapsed());
+    }
+    times.sort();
+    (percentile(&times, 0.50), percentile(&times, 0.99))
+}
+
+/// Median seconds of one tensor round trip through the echo step.
+fn tensor_round_trip(plugin: &Plugin, bytes: usize, iterations: usize) -> f64 {
+    let opts = CallOptions::default();
+    let config = Vec::new();
+    let tensor = Tensor {
+        dtype: Dtype::Uint8,
+        shape: vec![bytes as u64],
+        data: vec![7u8; bytes],
+    };
+    let inputs = vec![NamedValue {
+        name: "t".into(),
+        value: Value::Tensor(tensor),
+    }];
+    let mut times = Vec::with_capacity(iterations);
+    for i in 0..iterations + 3 {
+        let t = Instant::now();
+        let out = plugin.run_step(&inputs, &config, &opts).expect("call");
+        let elapsed = t.elapsed();
+        assert!(matches!(&out.value[0].value, Value::Tensor(t) if t.data.len() == bytes));
+        if i >= 3 {
+            times.push(elapsed);
+        }
+    }
+    times.sort();
+    times[times.len() / 2].as_secs_f64()
+}
+
+/// Median seconds of the native baseline: copy the bytes in and out again, into buffers
+/// that are already allocated and resident (the least any round trip must do).
+fn native_copy(bytes: usize, iterations: usize) -> f64 {
+    let src = vec![7u8; bytes];
+    let mut inside = vec![0u8; bytes];
+    let mut back = vec![0u8; bytes];
+    let mut times = Vec::with_capacity(iterations);
+    for _ in 0..iterations + 3 {
+        let t = Instant::now();
+        inside.copy_from_slice(std::hint::black_box(&src));
+        back.copy_from_slice(std::hint::black_box(&inside));
+        std::hint::black_box(&back);
+        times.push(t.elapsed());
+    }
+    times.sort();
+    times[times.len() / 2].as_secs_f64()
+}
+
+fn main() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    // Each configuration is measured with no other engine alive: an engine's pool
+    // reserves a large address range, and the kernel's page walks slow with more of them.
+    let pooled = || warm_plugin(true, cache.path());
+    // `cargo bench --bench runtime -- instantiate` loops on the pooled instantiate+call
+    // only, for a profiler to look at.
+    if std::env::args().any(|a| a == "instantiate") {
+        let (_host, plugin) = pooled();
+        let (p50, p99) = instantiate_call(&plugin, 200_000);
+        println!("pooling: p50 {p50:.1} µs, p99 {p99:.1} µs");
+        return;
+    }
+
+    let n = 20_000;
+    let (p50, p99) = {
+        let (_host, plugin) = pooled();
+        instantiate_call(&plugin, n)
+    };
+    let (b50, b99) = {
+        let (_host, plugin) = warm_plugin(false, cache.path());
+        instantiate_call(&plugin, n)
+    };
+    println!("## instantiate + call of a trivial step ({n} calls, warm compiled-artifact cache)\n");
+    println!("| allocator | p50 µs | p99 µs | p50 vs baseline |");
+    println!("|---|---|---|---|");
+    println!(
+        "| pooling (Kiln's default) | {p50:.1} | {p99:.1} | {:.2}× faster |",
+        b50 / p50
+    );
+    println!("| on-demand (baseline) | {b50:.1} | {b99:.1} | 1.00× |");
+
+    println!("\n## a tensor into a step and back (pooling allocator)\n");
+    println!(
+        "| tensor | Kiln round trip | GB/s (tensor bytes / round-trip time) | native copy in+out | Kiln / native time |"
+    );
+    println!("|---|---|---|---|---|");
+    let (_host, plugin) = pooled();
+    for (label, bytes, iters) in [
+        ("4 B", 4, 5_000),
+        ("64 KiB", 64 << 10, 2_000),
+        ("16 MiB", 16 << 20, 40),
+    ] {
+        let t = tensor_round_trip(&plugin, bytes, iters);
+        let base = native_copy(bytes, iters);
+        println!(
+            "| {label} | {:.1} µs | {:.2} | {:.1} µs | {:.1}× |",
+            t * 1e6,
+            bytes as f64 / t / 1e9,
+            base * 1e6,
+            t / base
+        );
+    }
+}

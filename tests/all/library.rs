@@ -83,23 +83,59 @@ fn one_host_survives_every_kind_of_failure() {
 }
 
 #[test]
-fn tensors_pass_through_unchanged() {
+fn every_kind_of_value_passes_through_unchanged() {
+    use kiln::bindings::{Column, ColumnData, Table};
     let host = host(&EngineOptions::default());
-    let hostile = load(&host, g::HOSTILE);
+    let echo = load(&host, g::ECHO_STEP);
     let data: Vec<u8> = (0..1 << 20).map(|i| (i * 7 % 251) as u8).collect();
-    let t = Tensor {
-        dtype: Dtype::Uint8,
-        shape: vec![1024, 1024],
-        data,
+    let table = Table {
+        columns: vec![
+            Column {
+                name: "x".into(),
+                data: ColumnData::Float64(vec![1.5, 0.0]),
+                valid: Some(vec![true, false]),
+            },
+            Column {
+                name: "s".into(),
+                data: ColumnData::Text(vec!["a".into(), "é".into()]),
+                valid: None,
+            },
+            Column {
+                name: "i".into(),
+                data: ColumnData::Int64(vec![-3, i64::MAX]),
+                valid: None,
+            },
+            Column {
+                name: "b".into(),
+                data: ColumnData::Boolean(vec![true, false]),
+                valid: None,
+            },
+        ],
     };
-    let input = vec![NamedValue {
-        name: "t".into(),
-        value: Value::Tensor(t.clone()),
-    }];
-    let out = hostile
-        .run_step(&input, &config(&[]), &CallOptions::default())
+    let values = [
+        Value::Tensor(Tensor {
+            dtype: Dtype::Uint8,
+            shape: vec![1024, 1024],
+            data,
+        }),
+        Value::Table(table),
+        Value::Scalar(-0.25),
+        Value::Text("naïve".into()),
+        Value::Bytes(vec![0, 255, 7]),
+        Value::Json(r#"{"a": [1, 2]}"#.into()),
+    ];
+    let inputs: Vec<NamedValue> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| NamedValue {
+            name: format!("v{i}"),
+            value: v.clone(),
+        })
+        .collect();
+    let out = echo
+        .run_step(&inputs, &config(&[]), &CallOptions::default())
         .unwrap();
-    assert_eq!(out.value[0].value, Value::Tensor(t));
+    assert_eq!(out.value, inputs);
 }
 
 #[test]

@@ -19,6 +19,12 @@ pub struct Kiln {
     home: tempfile::TempDir,
 }
 
+impl Default for Kiln {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Kiln {
     pub fn new() -> Kiln {
         Kiln {

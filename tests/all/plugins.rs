@@ -233,7 +233,7 @@ fn standardize_gives_mean_zero_and_unit_population_std() {
     let scaler: J = output(&doc, "scaler")["value"].clone();
     close(
         scaler["age"]["mean"].as_f64().unwrap(),
-        48.518099547511312,
+        48.518_099_547_511_31,
         1e-9,
     );
 }

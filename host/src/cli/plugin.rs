@@ -195,11 +195,11 @@ fn split_pair<'a>(s: &'a str, what: &str) -> Result<(&'a str, &'a str)> {
 /// Reads an input file: a Kiln value document becomes its value, anything else bytes.
 fn read_input(path: &Path) -> Result<Value> {
     let bytes = std::fs::read(path).with_context(|| format!("reading input {}", path.display()))?;
-    if let Ok(doc) = serde_json::from_slice::<J>(&bytes) {
-        if value::is_document(&doc) {
-            return value::from_json(&doc)
-                .with_context(|| format!("reading value document {}", path.display()));
-        }
+    if let Ok(doc) = serde_json::from_slice::<J>(&bytes)
+        && value::is_document(&doc)
+    {
+        return value::from_json(&doc)
+            .with_context(|| format!("reading value document {}", path.display()));
     }
     Ok(Value::Bytes(bytes))
 }

@@ -67,16 +67,16 @@ impl ArtifactCache {
         digest: &str,
         bytes: &[u8],
     ) -> Result<(Component, CacheOutcome)> {
-        if let Some(path) = self.entry(digest) {
-            if path.exists() {
-                // SAFETY: the entry was written by `store` below from a component this
-                // engine compiled; the cache directory is as trusted as the binary.
-                match unsafe { Component::deserialize_file(engine, &path) } {
-                    Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                    Err(_) => {
-                        // Stale or torn: fall through, recompile and overwrite.
-                        let _ = fs::remove_file(&path);
-                    }
+        if let Some(path) = self.entry(digest)
+            && path.exists()
+        {
+            // SAFETY: the entry was written by `store` below from a component this
+            // engine compiled; the cache directory is as trusted as the binary.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                Err(_) => {
+                    // Stale or torn: fall through, recompile and overwrite.
+                    let _ = fs::remove_file(&path);
                 }
             }
         }

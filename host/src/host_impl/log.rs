@@ -37,16 +37,16 @@ fn rank(level: Level) -> u8 {
 
 impl crate::bindings::log::Host for PluginState {
     fn log(&mut self, level: Level, message: String) {
-        if let LogSink::Stderr(min) = self.log_sink {
-            if rank(level) >= rank(min) {
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "[{} {}] {}",
-                    self.plugin,
-                    level_name(level),
-                    message
-                );
-            }
+        if let LogSink::Stderr(min) = self.log_sink
+            && rank(level) >= rank(min)
+        {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "[{} {}] {}",
+                self.plugin,
+                level_name(level),
+                message
+            );
         }
         if self.logs.len() < MAX_RECORDS {
             self.logs.push(LogLine {

@@ -3,11 +3,17 @@
 
 use std::{sync::Arc, time::Duration};
 
-use wasmtime::{Store, Trap, component::ResourceAny};
+use wasmtime::{
+    Store, Trap,
+    component::{ComponentNamedList, Lift, Lower, ResourceAny, TypedFunc},
+};
 
 use super::{Plugin, PluginError, PluginState, RoleExports, state::Grants};
 use crate::{
-    bindings::{Check, Config, Descriptor, Event, ModelMetadata, NamedValue, model_runner},
+    bindings::{
+        Check, Config, Descriptor, Error as WitError, Event, ModelMetadata, NamedValue,
+        model_runner,
+    },
     engine::{KilnEngine, Limits},
     host_impl::{LogLine, LogSink, TrackingEvent},
 };
@@ -132,7 +138,7 @@ impl Plugin {
             .pre
             .instantiate(&mut store)
             .and_then(|instance| f(&mut store, &instance));
-        match result {
+        let outcome = match result {
             Ok(Ok(value)) => {
                 let (logs, tracking) = store.data_mut().take_records();
                 Ok(Outcome {
@@ -143,7 +149,8 @@ impl Plugin {
             }
             Ok(Err(e)) => Err(self.failed(e)),
             Err(e) => Err(self.call_error(&store, &opts.limits, e)),
-        }
+        };
+        outcome
     }
 
     /// Instantiates once with default limits and type-checks the role's exports, so a
@@ -170,8 +177,8 @@ impl Plugin {
             .instantiate(&mut store)
             .map_err(|e| self.call_error(&store, &Limits::default(), e))?;
         match &self.exports {
-            RoleExports::Step(ix) => ix.load(&mut store, &instance).map(drop),
-            RoleExports::Validator(ix) => ix.load(&mut store, &instance).map(drop),
+            RoleExports::Step(ix, _) => ix.load(&mut store, &instance).map(drop),
+            RoleExports::Validator(ix, _) => ix.load(&mut store, &instance).map(drop),
             RoleExports::ModelRunner(ix) => ix.load(&mut store, &instance).map(drop),
             RoleExports::Tracker(ix) => ix.load(&mut store, &instance).map(drop),
         }
@@ -183,8 +190,8 @@ impl Plugin {
         let exports = self.exports.clone();
         self.with_instance(opts, |store, instance| {
             Ok(Ok(match &exports {
-                RoleExports::Step(ix) => ix.load(&mut *store, instance)?.call_describe(store)?,
-                RoleExports::Validator(ix) => {
+                RoleExports::Step(ix, _) => ix.load(&mut *store, instance)?.call_describe(store)?,
+                RoleExports::Validator(ix, _) => {
                     ix.load(&mut *store, instance)?.call_describe(store)?
                 }
                 RoleExports::ModelRunner(ix) => {
@@ -213,12 +220,18 @@ impl Plugin {
         config: &Config,
         opts: &CallOptions,
     ) -> Result<Outcome<Vec<NamedValue>>, PluginError> {
-        let RoleExports::Step(ix) = &self.exports else {
+        let RoleExports::Step(_, run) = &self.exports else {
             return Err(self.expect_role(super::Role::Step).unwrap_err());
         };
         self.with_instance(opts, |store, instance| {
-            ix.load(&mut *store, instance)?
-                .call_run(store, inputs, config)
+            // SAFETY: `check_export_types` proved at load that `run` has this type, and a
+            // component's types never change.
+            let run = unsafe {
+                hot_func::<(&[NamedValue], &Config), Result<Vec<NamedValue>, WitError>>(
+                    store, instance, run,
+                )?
+            };
+            Ok(run.call(store, (inputs, config))?.0)
         })
     }
 
@@ -229,12 +242,17 @@ impl Plugin {
         config: &Config,
         opts: &CallOptions,
     ) -> Result<Outcome<Vec<Check>>, PluginError> {
-        let RoleExports::Validator(ix) = &self.exports else {
+        let RoleExports::Validator(_, validate) = &self.exports else {
             return Err(self.expect_role(super::Role::Validator).unwrap_err());
         };
         self.with_instance(opts, |store, instance| {
-            ix.load(&mut *store, instance)?
-                .call_validate(store, inputs, config)
+            // SAFETY: as in `run_step`: `validate`'s type was checked at load.
+            let validate = unsafe {
+                hot_func::<(&[NamedValue], &Config), Result<Vec<Check>, WitError>>(
+                    store, instance, validate,
+                )?
+            };
+            Ok(validate.call(store, (inputs, config))?.0)
         })
     }
 
@@ -355,14 +373,36 @@ impl ModelInstance {
 
 impl Drop for ModelInstance {
     fn drop(&mut self) {
-        if let Some(model) = self.model.take() {
-            if !self.poisoned {
-                self.store
-                    .set_epoch_deadline(KilnEngine::deadline_ticks(Duration::from_secs(1)));
-                let _ = model.resource_drop(&mut self.store);
-            }
+        if let Some(model) = self.model.take()
+            && !self.poisoned
+        {
+            self.store
+                .set_epoch_deadline(KilnEngine::deadline_ticks(Duration::from_secs(1)));
+            let _ = model.resource_drop(&mut self.store);
         }
     }
+}
+
+/// The typed function at `index` in `instance`, without a type check.
+///
+/// # Safety
+///
+/// The function must have exactly the type `(P) -> (R)`: the caller must have checked it
+/// for this component (as `Plugin::check_export_types` does at load).
+unsafe fn hot_func<P, R>(
+    store: &mut Store<PluginState>,
+    instance: &wasmtime::component::Instance,
+    index: &wasmtime::component::ComponentExportIndex,
+) -> wasmtime::Result<TypedFunc<P, (R,)>>
+where
+    P: ComponentNamedList + Lower,
+    (R,): ComponentNamedList + Lift,
+{
+    let func = instance
+        .get_func(&mut *store, index)
+        .ok_or_else(|| wasmtime::format_err!("the export checked at load is missing"))?;
+    // SAFETY: guaranteed by the caller.
+    Ok(unsafe { TypedFunc::new_unchecked(func) })
 }
 
 /// A trap's cause in words; the wasm backtrace only when `KILN_BACKTRACE` is set, since

@@ -21,7 +21,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 
 pub use error::PluginError;
 pub use invoke::{CallOptions, ModelInstance, Outcome};
@@ -42,11 +42,13 @@ pub struct PluginHost {
     loaded: Mutex<HashMap<String, Arc<Plugin>>>,
 }
 
-/// A role's export indices, found once per component.
+/// A role's export indices, found once per component. Steps and validators also keep
+/// the index of their hot function, called without a per-call type check (the check is
+/// done once, at load).
 #[derive(Clone)]
 pub(crate) enum RoleExports {
-    Step(step::GuestIndices),
-    Validator(validator::GuestIndices),
+    Step(step::GuestIndices, ComponentExportIndex),
+    Validator(validator::GuestIndices, ComponentExportIndex),
     ModelRunner(model_runner::GuestIndices),
     Tracker(tracker::GuestIndices),
 }
@@ -181,9 +183,24 @@ impl PluginHost {
 }
 
 fn role_exports(role: Role, pre: &InstancePre<PluginState>) -> wasmtime::Result<RoleExports> {
+    let hot = |name: &str| -> wasmtime::Result<ComponentExportIndex> {
+        let component = pre.component();
+        let instance = component
+            .get_export_index(None, &role.export_name())
+            .ok_or_else(|| {
+                wasmtime::format_err!("no exported instance named `{}`", role.export_name())
+            })?;
+        component
+            .get_export_index(Some(&instance), name)
+            .ok_or_else(|| {
+                wasmtime::format_err!("`{}` does not export `{name}`", role.export_name())
+            })
+    };
     Ok(match role {
-        Role::Step => RoleExports::Step(step::GuestIndices::new(pre)?),
-        Role::Validator => RoleExports::Validator(validator::GuestIndices::new(pre)?),
+        Role::Step => RoleExports::Step(step::GuestIndices::new(pre)?, hot("run")?),
+        Role::Validator => {
+            RoleExports::Validator(validator::GuestIndices::new(pre)?, hot("validate")?)
+        }
         Role::ModelRunner => RoleExports::ModelRunner(model_runner::GuestIndices::new(pre)?),
         Role::Tracker => RoleExports::Tracker(tracker::GuestIndices::new(pre)?),
     })

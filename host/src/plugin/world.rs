@@ -147,53 +147,6 @@ fn no_role_message(surface: &Surface) -> String {
     format!("it exports no Kiln role (it exports {exports}); a plugin must export one of {wanted}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn surface(exports: &[&str]) -> Surface {
-        Surface {
-            imports: vec![],
-            exports: exports.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn detects_the_exported_role() {
-        let s = surface(&["kiln:plugin/validator@0.1.0"]);
-        assert_eq!(detect_role(&s, None), Ok(Role::Validator));
-        assert_eq!(detect_role(&s, Some(Role::Validator)), Ok(Role::Validator));
-    }
-
-    #[test]
-    fn refuses_the_wrong_role_naming_both() {
-        let s = surface(&["kiln:plugin/validator@0.1.0"]);
-        let err = detect_role(&s, Some(Role::Step)).unwrap_err();
-        assert!(err.contains("validator plugin"), "{err}");
-        assert!(err.contains("kiln:plugin/step@0.1.0"), "{err}");
-    }
-
-    #[test]
-    fn names_a_version_mismatch() {
-        let s = surface(&["kiln:plugin/step@0.2.0"]);
-        let err = detect_role(&s, None).unwrap_err();
-        assert!(
-            err.contains("kiln:plugin/step@0.2.0") && err.contains("this host speaks"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn lists_what_a_foreign_component_exports() {
-        let s = surface(&["wasi:cli/run@0.2.0"]);
-        let err = detect_role(&s, None).unwrap_err();
-        assert!(
-            err.contains("wasi:cli/run@0.2.0") && err.contains("no Kiln role"),
-            "{err}"
-        );
-    }
-}
-
 /// The functions a component's export instance `name` has, rendered WIT-like
 /// (`describe: func() -> string`), to show next to a type mismatch.
 pub fn exported_signatures(engine: &Engine, component: &Component, name: &str) -> Vec<String> {
@@ -268,5 +221,52 @@ fn render_type(t: &wasmtime::component::types::Type, depth: usize) -> String {
         T::Own(_) => "own<resource>".into(),
         T::Borrow(_) => "borrow<resource>".into(),
         other => format!("{other:?}").chars().take(40).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn surface(exports: &[&str]) -> Surface {
+        Surface {
+            imports: vec![],
+            exports: exports.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn detects_the_exported_role() {
+        let s = surface(&["kiln:plugin/validator@0.1.0"]);
+        assert_eq!(detect_role(&s, None), Ok(Role::Validator));
+        assert_eq!(detect_role(&s, Some(Role::Validator)), Ok(Role::Validator));
+    }
+
+    #[test]
+    fn refuses_the_wrong_role_naming_both() {
+        let s = surface(&["kiln:plugin/validator@0.1.0"]);
+        let err = detect_role(&s, Some(Role::Step)).unwrap_err();
+        assert!(err.contains("validator plugin"), "{err}");
+        assert!(err.contains("kiln:plugin/step@0.1.0"), "{err}");
+    }
+
+    #[test]
+    fn names_a_version_mismatch() {
+        let s = surface(&["kiln:plugin/step@0.2.0"]);
+        let err = detect_role(&s, None).unwrap_err();
+        assert!(
+            err.contains("kiln:plugin/step@0.2.0") && err.contains("this host speaks"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn lists_what_a_foreign_component_exports() {
+        let s = surface(&["wasi:cli/run@0.2.0"]);
+        let err = detect_role(&s, None).unwrap_err();
+        assert!(
+            err.contains("wasi:cli/run@0.2.0") && err.contains("no Kiln role"),
+            "{err}"
+        );
     }
 }

@@ -190,7 +190,7 @@ mod tests {
             .enumerate()
             .map(|(i, v)| usize::from(*v + ((i % 3) as f64 - 1.0) > 0.0))
             .collect();
-        let fit = fit(&[x.clone()], &labels, 2, Settings::default()).unwrap();
+        let fit = fit(std::slice::from_ref(&x), &labels, 2, Settings::default()).unwrap();
         let (w, b) = (fit.coefficients[0][0], fit.intercepts[0]);
         // d/dw: w + C Σ (σ(z) - t) x = 0 ; d/db: Σ (σ(z) - t) = 0
         let mut gw = w;

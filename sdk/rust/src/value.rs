@@ -462,6 +462,8 @@ impl Descriptor {
     }
 }
 
+// A generated type: `derive` is not available here.
+#[allow(clippy::derivable_impls)]
 impl Default for ModelMetadata {
     fn default() -> Self {
         ModelMetadata {
