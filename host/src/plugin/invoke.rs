@@ -138,7 +138,8 @@ impl Plugin {
             .pre
             .instantiate(&mut store)
             .and_then(|instance| f(&mut store, &instance));
-        let outcome = match result {
+
+        match result {
             Ok(Ok(value)) => {
                 let (logs, tracking) = store.data_mut().take_records();
                 Ok(Outcome {
@@ -149,8 +150,7 @@ impl Plugin {
             }
             Ok(Err(e)) => Err(self.failed(e)),
             Err(e) => Err(self.call_error(&store, &opts.limits, e)),
-        };
-        outcome
+        }
     }
 
     /// Instantiates once with default limits and type-checks the role's exports, so a

@@ -186,7 +186,7 @@ fn role_exports(role: Role, pre: &InstancePre<PluginState>) -> wasmtime::Result<
     let hot = |name: &str| -> wasmtime::Result<ComponentExportIndex> {
         let component = pre.component();
         let instance = component
-            .get_export_index(None, &role.export_name())
+            .get_export_index(None, role.export_name())
             .ok_or_else(|| {
                 wasmtime::format_err!("no exported instance named `{}`", role.export_name())
             })?;
