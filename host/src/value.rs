@@ -388,11 +388,31 @@ impl Column {
             return "·".into();
         }
         match &self.data {
-            ColumnData::Float64(v) => format!("{}", v[i]),
+            ColumnData::Float64(v) => short_float(v[i]),
             ColumnData::Int64(v) => v[i].to_string(),
             ColumnData::Text(v) => v[i].clone(),
             ColumnData::Boolean(v) => v[i].to_string(),
         }
+    }
+}
+
+/// A float for a terminal: six significant digits, scientific when very small or large.
+fn short_float(x: f64) -> String {
+    let a = x.abs();
+    if x == 0.0 || !x.is_finite() || (1e-4..1e9).contains(&a) {
+        let digits = if a >= 1.0 {
+            6usize.saturating_sub(a.log10() as usize + 1)
+        } else {
+            6
+        };
+        let s = format!("{x:.digits$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    } else {
+        format!("{x:.4e}")
     }
 }
 
@@ -526,6 +546,15 @@ mod tests {
                 .to_string()
                 .contains("needs 24 bytes")
         );
+    }
+
+    #[test]
+    fn floats_render_short() {
+        assert_eq!(short_float(4.8598), "4.8598");
+        assert_eq!(short_float(151.0), "151");
+        assert_eq!(short_float(0.000000348192), "3.4819e-7");
+        assert_eq!(short_float(0.9752108695725098), "0.975211");
+        assert_eq!(short_float(-334.56713851879), "-334.567");
     }
 
     #[test]

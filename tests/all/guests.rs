@@ -4,6 +4,7 @@ const SOURCES: &[&str] = &[
     include_str!("plugins.rs"),
     include_str!("sandbox.rs"),
     include_str!("cache.rs"),
+    include_str!("cli.rs"),
     include_str!("library.rs"),
 ];
 

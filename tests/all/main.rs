@@ -2,6 +2,7 @@
 //! `plugins/` and `tests/guests/` for wasm32-wasip2 by `kiln-test-artifacts`.
 
 mod cache;
+mod cli;
 mod guests;
 mod library;
 mod plugins;

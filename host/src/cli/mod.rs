@@ -79,6 +79,20 @@ impl Ctx {
     }
 }
 
+/// Writes a command's output to stdout. A reader that went away (`kiln ... | head`) ends
+/// the output quietly: that is not an error.
+pub(crate) fn emit(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
+    }
+}
+
 fn default_data_dir() -> PathBuf {
     std::env::home_dir()
         .map(|h| h.join(".kiln"))

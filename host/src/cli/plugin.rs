@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value as J, json};
 
-use super::Ctx as Context;
+use super::{Ctx as Context, emit};
 use crate::{
     bindings::{Check, Descriptor, NamedValue, Severity, Value, WIT_PACKAGE},
     engine::{CacheOutcome, Limits},
@@ -18,6 +18,14 @@ use crate::{
     plugin::{CallOptions, DirGrant, Grants, Plugin, Role},
     value,
 };
+
+/// Appends a line to an output buffer (written at once by [`emit`]).
+macro_rules! out {
+    ($buf:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($buf, $($arg)*);
+    }};
+}
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
@@ -104,33 +112,41 @@ fn inspect(ctx: &Context, file: &Path, as_json: bool, role: Option<Role>) -> Res
             "describe": descriptor_json(&descriptor),
             "artifact_cache": cache_name(plugin.cache_outcome()),
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} — {}", descriptor.name, descriptor.description);
-    println!("  file      {} ({} bytes)", file.display(), plugin.size());
-    println!("  digest    sha256:{}", plugin.digest());
-    println!(
+    let mut o = String::new();
+    out!(o, "{} — {}", descriptor.name, descriptor.description);
+    out!(
+        o,
+        "  file      {} ({} bytes)",
+        file.display(),
+        plugin.size()
+    );
+    out!(o, "  digest    sha256:{}", plugin.digest());
+    out!(
+        o,
         "  role      {} (world {}, {WIT_PACKAGE})",
         plugin.role(),
         plugin.role().world()
     );
-    println!("  compiled  {}", cache_name(plugin.cache_outcome()));
-    println!("  imports   {}", plugin.surface().imports.join(", "));
-    println!("  exports   {}", plugin.surface().exports.join(", "));
-    print_ports("inputs", &descriptor.inputs);
-    print_ports("outputs", &descriptor.outputs);
+    out!(o, "  compiled  {}", cache_name(plugin.cache_outcome()));
+    out!(o, "  imports   {}", plugin.surface().imports.join(", "));
+    out!(o, "  exports   {}", plugin.surface().exports.join(", "));
+    print_ports(&mut o, "inputs", &descriptor.inputs);
+    print_ports(&mut o, "outputs", &descriptor.outputs);
     if !descriptor.config.is_empty() {
-        println!("  config");
+        out!(o, "  config");
         for k in &descriptor.config {
             let default = match (&k.default, k.required) {
                 (_, true) => " (required)".to_string(),
                 (Some(d), false) => format!(" (default {d})"),
                 (None, false) => String::new(),
             };
-            println!("    {}{default}: {}", k.name, k.description);
+            out!(o, "    {}{default}: {}", k.name, k.description);
         }
     }
+    emit(&o)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -141,14 +157,15 @@ fn cache_name(c: CacheOutcome) -> &'static str {
     }
 }
 
-fn print_ports(title: &str, ports: &[crate::bindings::Port]) {
+fn print_ports(o: &mut String, title: &str, ports: &[crate::bindings::Port]) {
     if ports.is_empty() {
         return;
     }
-    println!("  {title}");
+    out!(o, "  {title}");
     for p in ports {
         let opt = if p.optional { ", optional" } else { "" };
-        println!(
+        out!(
+            o,
             "    {} ({}{opt}): {}",
             p.name,
             kind_str(p.kind),
@@ -276,7 +293,7 @@ fn run_plugin(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     if args.json {
         print_json(&plugin, &produced, elapsed)?;
     } else {
-        print_text(&plugin, &produced, elapsed);
+        print_text(&plugin, &produced, elapsed)?;
     }
     if !blocking.is_empty() {
         eprintln!(
@@ -387,32 +404,39 @@ fn print_json(plugin: &Plugin, p: &Produced, elapsed: Duration) -> Result<()> {
         "logs": p.logs.iter().map(|l| json!({"level": crate::host_impl::level_name(l.level), "message": l.message})).collect::<Vec<_>>(),
         "tracking": tracking_json(&p.tracking),
     });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
-    Ok(())
+    emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))
 }
 
-fn print_text(plugin: &Plugin, p: &Produced, elapsed: Duration) {
-    println!(
+fn print_text(plugin: &Plugin, p: &Produced, elapsed: Duration) -> Result<()> {
+    let mut o = String::new();
+    out!(
+        o,
         "{} ({}) finished in {:.1} ms",
         plugin.name(),
         plugin.role(),
         elapsed.as_secs_f64() * 1e3
     );
-    for o in &p.outputs {
-        println!("\n{} ({}):", o.name, value::kind_name(&o.value));
-        for line in value::render(&o.value).lines() {
-            println!("  {line}");
+    for output in &p.outputs {
+        out!(
+            o,
+            "\n{} ({}):",
+            output.name,
+            value::kind_name(&output.value)
+        );
+        for line in value::render(&output.value).lines() {
+            out!(o, "  {line}");
         }
     }
     if !p.checks.is_empty() {
-        println!("\nchecks:");
+        out!(o, "\nchecks:");
         for c in &p.checks {
             let mark = if c.passed { "pass" } else { "FAIL" };
             let observed = c
                 .observed
                 .map(|x| format!(" observed {x}"))
                 .unwrap_or_default();
-            println!(
+            out!(
+                o,
                 "  {mark}  {} [{}]{observed} {}",
                 c.name,
                 severity_name(c.severity),
@@ -421,15 +445,16 @@ fn print_text(plugin: &Plugin, p: &Produced, elapsed: Duration) {
         }
     }
     if !p.tracking.is_empty() {
-        println!("\ntracked:");
+        out!(o, "\ntracked:");
         for t in &p.tracking {
             match t {
                 TrackingEvent::Metric {
                     key, value, step, ..
-                } => println!("  metric {key} = {value} (step {step})"),
-                TrackingEvent::Param { key, value } => println!("  param  {key} = {value}"),
-                TrackingEvent::Tag { key, value } => println!("  tag    {key} = {value}"),
+                } => out!(o, "  metric {key} = {value} (step {step})"),
+                TrackingEvent::Param { key, value } => out!(o, "  param  {key} = {value}"),
+                TrackingEvent::Tag { key, value } => out!(o, "  tag    {key} = {value}"),
             }
         }
     }
+    emit(&o)
 }
