@@ -28,6 +28,22 @@ fn read_dataset(k: &Kiln, dir: &std::path::Path, file: &str) -> String {
     format!("{out}/table.json")
 }
 
+/// Reads iris and standardizes its features, writing to `dir`; returns the table's path.
+fn standardized_iris(k: &Kiln, dir: &std::path::Path) -> String {
+    let table = read_dataset(k, dir, "iris.csv");
+    let out = dir.join("std");
+    k.ok(&[
+        "plugin",
+        "run",
+        g::STANDARDIZE,
+        "-i",
+        &format!("table={table}"),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    format!("{}/table.json", out.display())
+}
+
 fn table_doc(columns: J) -> J {
     json!({"$kiln": "value/1", "kind": "table", "columns": columns})
 }
@@ -331,18 +347,7 @@ fn linear_regression_matches_scikit_learn_on_diabetes() {
 fn logistic_regression_matches_scikit_learn_on_iris() {
     let k = Kiln::new();
     let dir = tempfile::tempdir().unwrap();
-    let table = read_dataset(&k, dir.path(), "iris.csv");
-    let std_dir = dir.path().join("std");
-    k.ok(&[
-        "plugin",
-        "run",
-        g::STANDARDIZE,
-        "-i",
-        &format!("table={table}"),
-        "--out",
-        std_dir.to_str().unwrap(),
-    ]);
-    let scaled = format!("{}/table.json", std_dir.display());
+    let scaled = standardized_iris(&k, dir.path());
 
     // Multinomial: scikit-learn's training accuracy 0.973333.
     let doc = k.json(&[
@@ -386,18 +391,7 @@ fn logistic_regression_matches_scikit_learn_on_iris() {
 fn runner_and_evaluator_score_a_trained_model() {
     let k = Kiln::new();
     let dir = tempfile::tempdir().unwrap();
-    let table = read_dataset(&k, dir.path(), "iris.csv");
-    let std_dir = dir.path().join("std");
-    k.ok(&[
-        "plugin",
-        "run",
-        g::STANDARDIZE,
-        "-i",
-        &format!("table={table}"),
-        "--out",
-        std_dir.to_str().unwrap(),
-    ]);
-    let scaled = format!("{}/table.json", std_dir.display());
+    let scaled = standardized_iris(&k, dir.path());
     let model_dir = dir.path().join("model");
     k.ok(&[
         "plugin",
