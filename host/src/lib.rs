@@ -10,4 +10,5 @@ pub mod digest;
 pub mod engine;
 pub mod host_impl;
 pub mod plugin;
+pub mod registry;
 pub mod value;

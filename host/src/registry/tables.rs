@@ -1,0 +1,20 @@
+//! The registry's redb tables, in one place. Records are JSON (serde) so they can grow
+//! fields without a migration; keys are plain strings and integers.
+
+use redb::TableDefinition;
+
+/// `schema_version` and other facts about the file.
+pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// Plugin name → [`PluginRecord`](super::PluginRecord).
+pub const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
+/// `name@version` → [`VersionRecord`](super::VersionRecord). Never overwritten.
+pub const VERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("versions");
+/// sha256 hex → component bytes.
+pub const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
+/// Key id → [`KeyRecord`](super::sign::KeyRecord): the publisher keys this registry trusts.
+pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
+/// Sequence number → [`LogEntry`](super::LogEntry): append-only, each entry hashing the previous.
+pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+
+/// The schema this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
