@@ -6,6 +6,7 @@ const SOURCES: &[&str] = &[
     include_str!("cache.rs"),
     include_str!("cli.rs"),
     include_str!("library.rs"),
+    include_str!("registry.rs"),
 ];
 
 #[test]

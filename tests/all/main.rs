@@ -6,6 +6,7 @@ mod cli;
 mod guests;
 mod library;
 mod plugins;
+mod registry;
 mod sandbox;
 
 use std::{

@@ -1,7 +1,9 @@
 //! The command line: one file per subcommand. Parsing lives here; the work lives in the
 //! library modules the subcommands call.
 
+mod key;
 mod plugin;
+mod registry;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -38,6 +40,30 @@ enum Command {
     /// Inspect and run single plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Publish a plugin to the registry, signed.
+    Publish(registry::PublishArgs),
+    /// Search the registry's plugins by words in their name, description and keywords.
+    Search {
+        words: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a plugin and the version a requirement resolves to: NAME[@REQ].
+    Info {
+        spec: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Yank a version: resolution skips it unless pinned with `=`. NAME@VERSION.
+    Yank { spec: String },
+    /// Undo a yank. NAME@VERSION.
+    Unyank { spec: String },
+    /// Registry maintenance.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
+    /// Publisher keys.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
 }
 
 /// Parses the process arguments and runs the command.
@@ -46,6 +72,13 @@ pub fn main() -> Result<ExitCode> {
     let ctx = Ctx::new(&cli);
     match cli.command {
         Command::Plugin(cmd) => plugin::run(&ctx, cmd),
+        Command::Publish(args) => registry::publish(&ctx, args),
+        Command::Search { words, json } => registry::search(&ctx, words, json),
+        Command::Info { spec, json } => registry::info(&ctx, &spec, json),
+        Command::Yank { spec } => registry::yank(&ctx, &spec, true),
+        Command::Unyank { spec } => registry::yank(&ctx, &spec, false),
+        Command::Registry(cmd) => registry::registry(&ctx, cmd),
+        Command::Key(cmd) => key::run(&ctx, cmd),
     }
 }
 
@@ -66,6 +99,38 @@ impl Ctx {
                 ..EngineOptions::default()
             },
         }
+    }
+
+    /// The registry in the data directory, created on first use.
+    pub(crate) fn registry(&self) -> Result<crate::registry::Registry> {
+        Ok(crate::registry::Registry::open(
+            &self.data_dir.join("registry.redb"),
+        )?)
+    }
+
+    /// Where the signing key called `name` is kept.
+    pub(crate) fn key_path(&self, name: &str) -> PathBuf {
+        self.data_dir.join("keys").join(format!("{name}.key"))
+    }
+
+    /// Loads a plugin from a component file, or from the registry when `source` is
+    /// `name[@req]` and no such file exists (its digest and signature are checked).
+    pub(crate) fn load_plugin(
+        &self,
+        host: &PluginHost,
+        source: &str,
+        role: Option<crate::plugin::Role>,
+    ) -> Result<std::sync::Arc<crate::plugin::Plugin>> {
+        let path = std::path::Path::new(source);
+        if path.exists() || source.ends_with(".wasm") {
+            return Ok(host.load_file(path, role)?);
+        }
+        let (name, req) =
+            crate::registry::resolve::parse_spec(source).map_err(anyhow::Error::msg)?;
+        let registry = self.registry()?;
+        let record = registry.resolve(name, &req)?;
+        let bytes = registry.fetch(&record)?;
+        Ok(host.load_bytes(&record.spec(), &bytes, role)?)
     }
 
     /// The plugin host, with its compiled-artifact cache under the data directory.

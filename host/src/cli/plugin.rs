@@ -31,8 +31,8 @@ macro_rules! out {
 pub enum PluginCommand {
     /// Show a plugin's role, contract version, imports, exports and describe() output.
     Inspect {
-        /// The component file.
-        file: PathBuf,
+        /// The component file, or NAME[@REQ] from the registry.
+        file: String,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -46,8 +46,8 @@ pub enum PluginCommand {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The component file.
-    file: PathBuf,
+    /// The component file, or NAME[@REQ] from the registry.
+    file: String,
     /// Refuse the plugin unless it implements this role's world.
     #[arg(long, value_parser = parse_role)]
     role: Option<Role>,
@@ -95,9 +95,9 @@ fn parse_role(s: &str) -> Result<Role, String> {
         .ok_or_else(|| format!("`{s}` is not a role: step, validator, model-runner or tracker"))
 }
 
-fn inspect(ctx: &Context, file: &Path, as_json: bool, role: Option<Role>) -> Result<ExitCode> {
+fn inspect(ctx: &Context, file: &str, as_json: bool, role: Option<Role>) -> Result<ExitCode> {
     let host = ctx.plugin_host()?;
-    let plugin = host.load_file(file, role)?;
+    let plugin = ctx.load_plugin(&host, file, role)?;
     let descriptor = plugin.describe(&CallOptions::default())?;
     if as_json {
         let doc = json!({
@@ -117,12 +117,7 @@ fn inspect(ctx: &Context, file: &Path, as_json: bool, role: Option<Role>) -> Res
     }
     let mut o = String::new();
     out!(o, "{} — {}", descriptor.name, descriptor.description);
-    out!(
-        o,
-        "  file      {} ({} bytes)",
-        file.display(),
-        plugin.size()
-    );
+    out!(o, "  source    {} ({} bytes)", file, plugin.size());
     out!(o, "  digest    sha256:{}", plugin.digest());
     out!(
         o,
@@ -278,7 +273,7 @@ fn run_plugin(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         log: log_sink(&args.log_level)?,
     };
     let host = ctx.plugin_host()?;
-    let plugin = host.load_file(&args.file, args.role)?;
+    let plugin = ctx.load_plugin(&host, &args.file, args.role)?;
     let started = Instant::now();
     let produced = call(&plugin, inputs, &config, args.model.as_deref(), &opts)?;
     let elapsed = started.elapsed();

@@ -159,55 +159,66 @@ impl Registry {
         Ok(registry)
     }
 
+    /// Checks the schema through a read transaction, so a refused file is not written
+    /// to; only a new file is initialised.
     fn check_schema(&self, existed: bool) -> Result<(), RegistryError> {
         let path = self.path.display().to_string();
-        let txn = self.db.begin_write()?;
-        {
-            let mut meta = txn.open_table(META)?;
-            let found = meta.get("schema_version")?.map(|v| v.value().to_string());
-            match found {
-                None if existed && !Self::looks_empty(&txn)? => {
-                    return Err(RegistryError::Unusable {
+        let found = {
+            let txn = self.db.begin_read()?;
+            match txn.open_table(META) {
+                Ok(meta) => meta.get("schema_version")?.map(|v| v.value().to_string()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        match found {
+            Some(v) => {
+                let found: u32 = v.parse().map_err(|_| RegistryError::Unusable {
+                    path: path.clone(),
+                    reason: format!("schema version `{v}` is not a number"),
+                })?;
+                if found > SCHEMA_VERSION {
+                    return Err(RegistryError::NewerSchema {
                         path,
-                        reason: "it has no Kiln schema version: not a Kiln registry".into(),
+                        found,
+                        supported: SCHEMA_VERSION,
                     });
                 }
-                None => {
-                    meta.insert("schema_version", SCHEMA_VERSION.to_string().as_str())?;
-                    meta.insert("created_ms", now_ms().to_string().as_str())?;
+                if found < SCHEMA_VERSION {
+                    return Err(RegistryError::Unusable {
+                        path,
+                        reason: format!("schema {found} is older than this Kiln can read"),
+                    });
                 }
-                Some(v) => {
-                    let found: u32 = v.parse().map_err(|_| RegistryError::Unusable {
-                        path: path.clone(),
-                        reason: format!("schema version `{v}` is not a number"),
-                    })?;
-                    if found > SCHEMA_VERSION {
-                        return Err(RegistryError::NewerSchema {
-                            path,
-                            found,
-                            supported: SCHEMA_VERSION,
-                        });
-                    }
-                    if found < SCHEMA_VERSION {
-                        return Err(RegistryError::Unusable {
-                            path,
-                            reason: format!("schema {found} is older than this Kiln can read"),
-                        });
-                    }
-                }
+                Ok(())
             }
-            for_each_table(&txn)?;
+            None if existed && !self.looks_empty()? => Err(RegistryError::Unusable {
+                path,
+                reason: "it has no Kiln schema version: not a Kiln registry".into(),
+            }),
+            None => {
+                let txn = self.db.begin_write()?;
+                {
+                    let mut meta = txn.open_table(META)?;
+                    if meta.get("schema_version")?.is_none() {
+                        meta.insert("schema_version", SCHEMA_VERSION.to_string().as_str())?;
+                        meta.insert("created_ms", now_ms().to_string().as_str())?;
+                    }
+                    for_each_table(&txn)?;
+                }
+                txn.commit()?;
+                Ok(())
+            }
         }
-        txn.commit()?;
-        Ok(())
     }
 
-    fn looks_empty(txn: &redb::WriteTransaction) -> Result<bool, RegistryError> {
+    fn looks_empty(&self) -> Result<bool, RegistryError> {
+        let txn = self.db.begin_read()?;
         Ok(txn
             .list_tables()
             .map_err(|e| RegistryError::Storage(e.to_string()))?
-            .count()
-            <= 1)
+            .next()
+            .is_none())
     }
 
     /// The file's path.

@@ -1,0 +1,239 @@
+//! `kiln publish`, `search`, `info`, `yank`, `unyank` and `registry verify`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::{Ctx, emit};
+use crate::{
+    plugin::Role,
+    registry::{Manifest, VersionRecord, resolve::parse_spec},
+};
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// A plugin directory holding kiln.toml, or a component file.
+    target: PathBuf,
+    /// The manifest, when it is not kiln.toml in the plugin directory or beside the file.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// The signing key's name.
+    #[arg(long, default_value = "default")]
+    key: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Replay the event log and recheck every digest and signature.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Finds the manifest and the component for `kiln publish`.
+fn locate(args: &PublishArgs) -> Result<(Manifest, PathBuf, PathBuf)> {
+    let (manifest_path, component) = if args.target.is_dir() {
+        (
+            args.manifest
+                .clone()
+                .unwrap_or_else(|| args.target.join("kiln.toml")),
+            None,
+        )
+    } else {
+        let beside = args
+            .target
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("kiln.toml");
+        (
+            args.manifest.clone().unwrap_or(beside),
+            Some(args.target.clone()),
+        )
+    };
+    let text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading the manifest {}", manifest_path.display()))?;
+    let manifest =
+        Manifest::parse(&text).with_context(|| format!("in {}", manifest_path.display()))?;
+    let component = match component {
+        Some(c) => c,
+        None => {
+            let rel = manifest.plugin.component.clone().with_context(|| {
+                format!(
+                    "{} names no `component`: pass the .wasm file instead of the directory",
+                    manifest_path.display()
+                )
+            })?;
+            let base = manifest_path.parent().unwrap_or(Path::new("."));
+            base.join(rel)
+        }
+    };
+    Ok((manifest, manifest_path, component))
+}
+
+pub fn publish(ctx: &Ctx, args: PublishArgs) -> Result<ExitCode> {
+    let (manifest, manifest_path, component) = locate(&args)?;
+    let bytes = std::fs::read(&component)
+        .with_context(|| format!("reading the component {}", component.display()))?;
+    let role = Role::parse(&manifest.plugin.role).context("the manifest's role")?;
+    // The component must implement the world the manifest declares, before anything is stored.
+    let host = ctx.plugin_host()?;
+    let spec = format!("{}@{}", manifest.plugin.name, manifest.plugin.version);
+    host.load_bytes(&spec, &bytes, Some(role))?;
+    let key = crate::registry::sign::load(&ctx.key_path(&args.key))?;
+    let registry = ctx.registry()?;
+    let record = registry.publish(&manifest, &bytes, &key)?;
+    if args.json {
+        emit(&format!("{}\n", serde_json::to_string_pretty(&record)?))?;
+    } else {
+        emit(&format!(
+            "published {} ({}, {} bytes, sha256:{}) from {}, signed by key {}\n",
+            record.spec(),
+            record.manifest.plugin.role,
+            record.size,
+            record.digest,
+            manifest_path.display(),
+            record.key_id
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn search(ctx: &Ctx, words: Vec<String>, as_json: bool) -> Result<ExitCode> {
+    let registry = ctx.registry()?;
+    let found = registry.search(&words)?;
+    let mut rows = Vec::new();
+    for p in &found {
+        let latest = registry
+            .resolve(&p.name, &semver::VersionReq::STAR)
+            .ok()
+            .map(|v| v.version);
+        rows.push((p, latest));
+    }
+    if as_json {
+        let doc: Vec<_> = rows
+            .iter()
+            .map(|(p, latest)| json!({"name": p.name, "role": p.role, "description": p.description, "keywords": p.keywords, "latest": latest}))
+            .collect();
+        emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+    } else if rows.is_empty() {
+        emit("no plugins match\n")?;
+    } else {
+        let text: String = rows
+            .iter()
+            .map(|(p, latest)| {
+                format!(
+                    "{}@{}  ({})  {}\n",
+                    p.name,
+                    latest.as_deref().unwrap_or("-"),
+                    p.role,
+                    p.description
+                )
+            })
+            .collect();
+        emit(&text)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn info(ctx: &Ctx, spec: &str, as_json: bool) -> Result<ExitCode> {
+    let (name, req) = parse_spec(spec).map_err(anyhow::Error::msg)?;
+    let registry = ctx.registry()?;
+    let versions = registry.versions(name)?;
+    if versions.is_empty() {
+        bail!("no plugin named `{name}`");
+    }
+    let chosen = registry.resolve(name, &req)?;
+    if as_json {
+        let doc = json!({
+            "name": name,
+            "requirement": req.to_string(),
+            "resolved": chosen,
+            "versions": versions.iter().map(|v| json!({"version": v.version, "digest": v.digest, "yanked": v.yanked})).collect::<Vec<_>>(),
+        });
+        emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let m = &chosen.manifest;
+    let mut text = format!("{} — {}\n", chosen.spec(), m.plugin.description);
+    text += &format!("  role        {} ({})\n", m.plugin.role, m.plugin.wit);
+    text += &format!("  digest      sha256:{}\n", chosen.digest);
+    text += &format!("  size        {} bytes\n", chosen.size);
+    text += &format!("  signed by   {}\n", chosen.key_id);
+    if !m.plugin.license.is_empty() {
+        text += &format!("  license     {}\n", m.plugin.license);
+    }
+    if !m.plugin.keywords.is_empty() {
+        text += &format!("  keywords    {}\n", m.plugin.keywords.join(", "));
+    }
+    let caps = toml::to_string(&m.capabilities).unwrap_or_default();
+    if !caps.trim().is_empty() {
+        text += &format!("  asks for    {}\n", caps.trim().replace('\n', ", "));
+    }
+    text += &format!(
+        "  versions    {}\n",
+        versions
+            .iter()
+            .map(|v| if v.yanked {
+                format!("{} (yanked)", v.version)
+            } else {
+                v.version.clone()
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    emit(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn yank(ctx: &Ctx, spec: &str, yanked: bool) -> Result<ExitCode> {
+    let (name, version) = spec
+        .split_once('@')
+        .with_context(|| format!("`{spec}`: give the exact version, as name@1.2.3"))?;
+    let record: VersionRecord = ctx.registry()?.set_yanked(name, version, yanked)?;
+    emit(&format!(
+        "{} {}\n",
+        if yanked { "yanked" } else { "unyanked" },
+        record.spec()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn registry(ctx: &Ctx, cmd: RegistryCommand) -> Result<ExitCode> {
+    match cmd {
+        RegistryCommand::Verify { json: as_json } => {
+            let report = ctx.registry()?.verify()?;
+            if as_json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+            } else {
+                let mut text = format!(
+                    "{} events, {} versions, {} blobs: {}\n",
+                    report.events,
+                    report.versions,
+                    report.blobs,
+                    if report.problems.is_empty() {
+                        "all verified"
+                    } else {
+                        "PROBLEMS FOUND"
+                    }
+                );
+                for p in &report.problems {
+                    text += &format!("  - {p}\n");
+                }
+                emit(&text)?;
+            }
+            Ok(if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
