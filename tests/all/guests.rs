@@ -7,6 +7,7 @@ const SOURCES: &[&str] = &[
     include_str!("cli.rs"),
     include_str!("library.rs"),
     include_str!("registry.rs"),
+    include_str!("seed.rs"),
 ];
 
 #[test]

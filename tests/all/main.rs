@@ -8,6 +8,7 @@ mod library;
 mod plugins;
 mod registry;
 mod sandbox;
+mod seed;
 
 use std::{
     path::{Path, PathBuf},
@@ -40,7 +41,9 @@ impl Kiln {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        // Tests start from an empty registry; the seed's own tests opt in.
         c.env("KILN_HOME", self.home.path())
+            .env("KILN_SEED", "off")
             .env_remove("KILN_BACKTRACE");
         c
     }

@@ -1,7 +1,7 @@
 //! The registry through the real binary: publishing, resolution, yanking, immutability,
 //! signatures, tampering, damaged files, and concurrent or interrupted publishers.
 
-use std::{path::Path, process::Stdio};
+use std::{ops::Not, path::Path, process::Stdio};
 
 use kiln::registry::{Registry, tables};
 use kiln_test_artifacts as g;
@@ -30,6 +30,31 @@ fn with_published(plugins: &[(&str, &str)]) -> Kiln {
         k.ok(&["publish", wasm, "--manifest", &manifest(name)]);
     }
     k
+}
+
+#[test]
+fn every_standard_plugin_has_a_valid_manifest_naming_its_directory() {
+    for entry in std::fs::read_dir(root().join("plugins")).unwrap().flatten() {
+        let dir = entry.path();
+        if !dir.join("src/lib.rs").exists()
+            || std::fs::read_to_string(dir.join("Cargo.toml"))
+                .unwrap()
+                .contains("cdylib")
+                .not()
+        {
+            continue; // a support library such as ml-core
+        }
+        let text = std::fs::read_to_string(dir.join("kiln.toml"))
+            .unwrap_or_else(|_| panic!("{} has no kiln.toml", dir.display()));
+        let m = kiln::registry::Manifest::parse(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        assert_eq!(
+            m.plugin.name,
+            entry.file_name().to_string_lossy(),
+            "{}",
+            dir.display()
+        );
+    }
 }
 
 #[test]

@@ -52,6 +52,19 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
+    // Reproducible components: no machine paths inside them (panic messages carry source
+    // paths), so the registry seed can be checked against what this checkout builds.
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let mut flags = vec![format!("--remap-path-prefix={}=/kiln", root.display())];
+    if let Some(home) = cargo_home {
+        flags.push(format!(
+            "--remap-path-prefix={}=/cargo-home",
+            home.display()
+        ));
+    }
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"));
     let status = cmd.status().expect("running cargo for the guests");
     assert!(status.success(), "building the wasm guests failed");
 

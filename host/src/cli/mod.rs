@@ -102,10 +102,22 @@ impl Ctx {
     }
 
     /// The registry in the data directory, created on first use.
+    ///
+    /// The seed of standard plugins is imported on first use (see `registry::seed`).
     pub(crate) fn registry(&self) -> Result<crate::registry::Registry> {
-        Ok(crate::registry::Registry::open(
-            &self.data_dir.join("registry.redb"),
-        )?)
+        let registry = crate::registry::Registry::open(&self.data_dir.join("registry.redb"))?;
+        if let Some(seed) = crate::registry::seed::default_dir() {
+            let imported = crate::registry::seed::import(&registry, &seed, &self.key_path("seed"))
+                .with_context(|| format!("importing the plugin seed from {}", seed.display()))?;
+            if !imported.added.is_empty() {
+                eprintln!(
+                    "kiln: imported {} standard plugins into {}",
+                    imported.added.len(),
+                    registry.path().display()
+                );
+            }
+        }
+        Ok(registry)
     }
 
     /// Where the signing key called `name` is kept.

@@ -13,6 +13,7 @@
 mod error;
 pub mod manifest;
 pub mod resolve;
+pub mod seed;
 pub mod sign;
 pub mod tables;
 
@@ -219,6 +220,26 @@ impl Registry {
             .map_err(|e| RegistryError::Storage(e.to_string()))?
             .next()
             .is_none())
+    }
+
+    /// A fact stored in the meta table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, RegistryError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(key)?.map(|v| v.value().to_string()))
+    }
+
+    /// Stores a fact in the meta table (`schema_version` is not writable this way).
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), RegistryError> {
+        if key == "schema_version" {
+            return Err(RegistryError::Storage(
+                "the schema version is not set by hand".into(),
+            ));
+        }
+        let txn = self.db.begin_write()?;
+        txn.open_table(META)?.insert(key, value)?;
+        txn.commit()?;
+        Ok(())
     }
 
     /// The file's path.
