@@ -265,6 +265,27 @@ fn tampered_blobs_and_records_are_refused() {
 }
 
 #[test]
+fn a_file_without_the_resolution_index_gets_it_rebuilt() {
+    let k = with_published(&[("csv-reader", g::CSV_READER)]);
+    k.ok(&["yank", "csv-reader@0.1.0"]);
+    let path = k.home().join("registry.redb");
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(txn.delete_table(tables::RESOLVE).unwrap());
+        txn.commit().unwrap();
+    }
+    let info = k.json(&["info", "csv-reader@=0.1.0"]);
+    assert_eq!(info["resolved"]["yanked"], true);
+    assert!(
+        k.fails(&["info", "csv-reader@^0.1"])
+            .contains("0.1.0 (yanked)")
+    );
+    let report = k.json(&["registry", "verify"]);
+    assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
+}
+
+#[test]
 fn damaged_and_newer_registry_files_are_refused_untouched() {
     let k = Kiln::new();
     let path = k.home().join("registry.redb");

@@ -191,7 +191,7 @@ impl Registry {
                         reason: format!("schema {found} is older than this Kiln can read"),
                     });
                 }
-                Ok(())
+                self.ensure_index()
             }
             None if existed && !self.looks_empty()? => Err(RegistryError::Unusable {
                 path,
@@ -211,6 +211,24 @@ impl Registry {
                 Ok(())
             }
         }
+    }
+
+    /// Builds the resolution index if this (valid) file predates it.
+    fn ensure_index(&self) -> Result<(), RegistryError> {
+        let present = {
+            let txn = self.db.begin_read()?;
+            match txn.open_table(RESOLVE) {
+                Ok(_) => true,
+                Err(redb::TableError::TableDoesNotExist(_)) => false,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if !present {
+            let txn = self.db.begin_write()?;
+            rebuild_index(&txn)?;
+            txn.commit()?;
+        }
+        Ok(())
     }
 
     fn looks_empty(&self) -> Result<bool, RegistryError> {
@@ -295,7 +313,17 @@ impl Registry {
         bytes: &[u8],
         key: &SigningKey,
     ) -> Result<VersionRecord, RegistryError> {
-        manifest.check()?;
+        let mut published = self.publish_batch(&[(manifest, bytes)], key)?;
+        Ok(published.remove(0))
+    }
+
+    /// Publishes several versions in one transaction: all of them, or (on any refusal)
+    /// none. Each is checked and signed as [`publish`](Self::publish) does.
+    pub fn publish_batch(
+        &self,
+        items: &[(&Manifest, &[u8])],
+        key: &SigningKey,
+    ) -> Result<Vec<VersionRecord>, RegistryError> {
         let public = key.verifying_key();
         let key_id = sign::key_id(&public);
         if self.key(&key_id)?.is_none() {
@@ -304,60 +332,34 @@ impl Registry {
                 hex::encode(public.as_bytes())
             )));
         }
-        let mut manifest = manifest.clone();
-        manifest.plugin.component = None; // a publish-time path, not part of the version
-        let name = manifest.plugin.name.clone();
-        let version = manifest.version().to_string();
-        let digest = sha256_hex(bytes);
-        let signature = sign::sign(key, &sign::payload(&name, &version, &digest, &manifest));
-        let record = VersionRecord {
-            name: name.clone(),
-            version: version.clone(),
-            digest: digest.clone(),
-            size: bytes.len() as u64,
-            manifest: manifest.clone(),
-            signature,
-            key_id,
-            yanked: false,
-            published_ms: now_ms(),
-        };
+        let mut records = Vec::with_capacity(items.len());
+        for (manifest, bytes) in items {
+            manifest.check()?;
+            let mut manifest = (*manifest).clone();
+            manifest.plugin.component = None; // a publish-time path, not part of the version
+            let name = manifest.plugin.name.clone();
+            let version = manifest.version().to_string();
+            let digest = sha256_hex(bytes);
+            let signature = sign::sign(key, &sign::payload(&name, &version, &digest, &manifest));
+            records.push(VersionRecord {
+                name,
+                version,
+                digest,
+                size: bytes.len() as u64,
+                manifest,
+                signature,
+                key_id: key_id.clone(),
+                yanked: false,
+                published_ms: now_ms(),
+            });
+        }
         let txn = self.db.begin_write()?;
-        {
-            let mut versions = txn.open_table(VERSIONS)?;
-            let vkey = version_key(&name, &version);
-            if let Some(existing) = versions.get(vkey.as_str())? {
-                let existing: VersionRecord = serde_json::from_slice(existing.value())?;
-                if existing.digest == digest {
-                    return Ok(existing);
-                }
-                return Err(RegistryError::Immutable {
-                    name,
-                    version,
-                    existing: existing.digest,
-                });
-            }
-            versions.insert(vkey.as_str(), serde_json::to_vec(&record)?.as_slice())?;
-            let mut blobs = txn.open_table(BLOBS)?;
-            if blobs.get(digest.as_str())?.is_none() {
-                blobs.insert(digest.as_str(), bytes)?;
-            }
-            let mut plugins = txn.open_table(PLUGINS)?;
-            let created_ms = match plugins.get(name.as_str())? {
-                Some(p) => serde_json::from_slice::<PluginRecord>(p.value())?.created_ms,
-                None => record.published_ms,
-            };
-            let plugin = PluginRecord {
-                name: name.clone(),
-                description: manifest.plugin.description.clone(),
-                keywords: manifest.plugin.keywords.clone(),
-                role: manifest.plugin.role.clone(),
-                created_ms,
-            };
-            plugins.insert(name.as_str(), serde_json::to_vec(&plugin)?.as_slice())?;
-            append_event(&txn, EventKind::Publish, &name, &version, &digest)?;
+        let mut out = Vec::with_capacity(records.len());
+        for (record, (_, bytes)) in records.into_iter().zip(items) {
+            out.push(store_version(&txn, record, bytes)?);
         }
         txn.commit()?;
-        Ok(record)
+        Ok(out)
     }
 
     /// Yanks (or un-yanks) a version: resolution skips it unless pinned with `=`.
@@ -386,6 +388,7 @@ impl Registry {
             if record.yanked != yanked {
                 record.yanked = yanked;
                 versions.insert(vkey.as_str(), serde_json::to_vec(&record)?.as_slice())?;
+                update_index(&txn, name, &version, Some(yanked))?;
                 let kind = if yanked {
                     EventKind::Yank
                 } else {
@@ -413,43 +416,56 @@ impl Registry {
         Ok(out)
     }
 
-    /// The version of `name` that `req` resolves to.
+    /// The version of `name` that `req` resolves to. Reads the compact index, then the
+    /// one chosen record.
     pub fn resolve(
         &self,
         name: &str,
         req: &semver::VersionReq,
     ) -> Result<VersionRecord, RegistryError> {
-        let versions = self.versions(name)?;
-        if versions.is_empty() {
-            return Err(RegistryError::UnknownPlugin(name.to_string()));
-        }
-        let candidates: Vec<Candidate> = versions
+        let txn = self.db.begin_read()?;
+        let index = txn.open_table(RESOLVE)?;
+        let entries: Vec<(String, bool)> = match index.get(name)? {
+            Some(v) => serde_json::from_slice(v.value())?,
+            None => return Err(RegistryError::UnknownPlugin(name.to_string())),
+        };
+        let candidates: Vec<Candidate> = entries
             .iter()
-            .filter_map(|v| {
+            .filter_map(|(v, yanked)| {
                 Some(Candidate {
-                    version: semver::Version::parse(&v.version).ok()?,
-                    yanked: v.yanked,
+                    version: semver::Version::parse(v).ok()?,
+                    yanked: *yanked,
                 })
             })
             .collect();
-        let chosen = resolve::resolve(req, &candidates).map(|c| c.version.to_string());
-        match chosen.and_then(|c| versions.iter().find(|v| v.version == c)) {
-            Some(v) => Ok(v.clone()),
-            None => Err(RegistryError::NoMatch {
+        let Some(chosen) = resolve::resolve(req, &candidates) else {
+            let mut sorted = candidates.clone();
+            sorted.sort_by(|a, b| a.version.cmp(&b.version));
+            return Err(RegistryError::NoMatch {
                 name: name.to_string(),
                 req: req.to_string(),
-                available: versions
+                available: sorted
                     .iter()
-                    .map(|v| {
-                        if v.yanked {
-                            format!("{} (yanked)", v.version)
+                    .map(|c| {
+                        if c.yanked {
+                            format!("{} (yanked)", c.version)
                         } else {
-                            v.version.clone()
+                            c.version.to_string()
                         }
                     })
                     .collect(),
-            }),
-        }
+            });
+        };
+        let versions = txn.open_table(VERSIONS)?;
+        let key = version_key(name, &chosen.version.to_string());
+        let record = versions
+            .get(key.as_str())?
+            .ok_or_else(|| RegistryError::Corrupt {
+                name: name.to_string(),
+                version: chosen.version.to_string(),
+                reason: "the resolution index lists it but no record exists".into(),
+            })?;
+        Ok(serde_json::from_slice(record.value())?)
     }
 
     /// The component of a version, after checking its digest and its signature against
@@ -605,6 +621,19 @@ impl Registry {
                 report.problems.push(e.to_string());
             }
         }
+        let index = txn.open_table(RESOLVE)?;
+        for (spec, (_, yanked)) in &state {
+            let (name, version) = spec.split_once('@').unwrap_or((spec, ""));
+            let listed: Vec<(String, bool)> = match index.get(name)? {
+                Some(v) => serde_json::from_slice(v.value())?,
+                None => Vec::new(),
+            };
+            if !listed.iter().any(|(v, y)| v == version && y == yanked) {
+                report.problems.push(format!(
+                    "{spec} is missing from the resolution index, or its yanked flag there is wrong"
+                ));
+            }
+        }
         if seen != state.len() {
             report.problems.push(format!(
                 "the log publishes {} versions, {seen} are stored",
@@ -619,9 +648,98 @@ impl Registry {
 fn for_each_table(txn: &redb::WriteTransaction) -> Result<(), RegistryError> {
     txn.open_table(PLUGINS)?;
     txn.open_table(VERSIONS)?;
+    txn.open_table(RESOLVE)?;
     txn.open_table(BLOBS)?;
     txn.open_table(KEYS)?;
     txn.open_table(EVENTS)?;
+    Ok(())
+}
+
+/// Stores one signed version in `txn`: the record, the index entry, the blob, the plugin
+/// record and the log entry. Returns the existing record when the same bytes are already
+/// published under this version.
+fn store_version(
+    txn: &redb::WriteTransaction,
+    record: VersionRecord,
+    bytes: &[u8],
+) -> Result<VersionRecord, RegistryError> {
+    let (name, version, digest, manifest) = (
+        record.name.clone(),
+        record.version.clone(),
+        record.digest.clone(),
+        record.manifest.clone(),
+    );
+    let mut versions = txn.open_table(VERSIONS)?;
+    let vkey = version_key(&name, &version);
+    if let Some(existing) = versions.get(vkey.as_str())? {
+        let existing: VersionRecord = serde_json::from_slice(existing.value())?;
+        if existing.digest == digest {
+            return Ok(existing);
+        }
+        return Err(RegistryError::Immutable {
+            name,
+            version,
+            existing: existing.digest,
+        });
+    }
+    versions.insert(vkey.as_str(), serde_json::to_vec(&record)?.as_slice())?;
+    update_index(txn, &name, &version, Some(false))?;
+    let mut blobs = txn.open_table(BLOBS)?;
+    if blobs.get(digest.as_str())?.is_none() {
+        blobs.insert(digest.as_str(), bytes)?;
+    }
+    let mut plugins = txn.open_table(PLUGINS)?;
+    let created_ms = match plugins.get(name.as_str())? {
+        Some(p) => serde_json::from_slice::<PluginRecord>(p.value())?.created_ms,
+        None => record.published_ms,
+    };
+    let plugin = PluginRecord {
+        name: name.clone(),
+        description: manifest.plugin.description.clone(),
+        keywords: manifest.plugin.keywords.clone(),
+        role: manifest.plugin.role.clone(),
+        created_ms,
+    };
+    plugins.insert(name.as_str(), serde_json::to_vec(&plugin)?.as_slice())?;
+    append_event(txn, EventKind::Publish, &name, &version, &digest)?;
+
+    Ok(record)
+}
+
+/// Records `version` of `name` in the resolution index with its yanked flag.
+fn update_index(
+    txn: &redb::WriteTransaction,
+    name: &str,
+    version: &str,
+    yanked: Option<bool>,
+) -> Result<(), RegistryError> {
+    let mut index = txn.open_table(RESOLVE)?;
+    let mut entries: Vec<(String, bool)> = match index.get(name)? {
+        Some(v) => serde_json::from_slice(v.value())?,
+        None => Vec::new(),
+    };
+    match (entries.iter_mut().find(|(v, _)| v == version), yanked) {
+        (Some(entry), Some(y)) => entry.1 = y,
+        (None, Some(y)) => entries.push((version.to_string(), y)),
+        (_, None) => {}
+    }
+    index.insert(name, serde_json::to_vec(&entries)?.as_slice())?;
+    Ok(())
+}
+
+/// Builds the resolution index from the version records, for a file written before the
+/// index existed.
+fn rebuild_index(txn: &redb::WriteTransaction) -> Result<(), RegistryError> {
+    let records: Vec<VersionRecord> = {
+        let versions = txn.open_table(VERSIONS)?;
+        versions
+            .iter()?
+            .map(|row| Ok(serde_json::from_slice(row?.1.value())?))
+            .collect::<Result<_, RegistryError>>()?
+    };
+    for r in records {
+        update_index(txn, &r.name, &r.version, Some(r.yanked))?;
+    }
     Ok(())
 }
 

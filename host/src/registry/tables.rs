@@ -9,6 +9,9 @@ pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 pub const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
 /// `name@version` → [`VersionRecord`](super::VersionRecord). Never overwritten.
 pub const VERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("versions");
+/// Plugin name → its versions and yanked flags (JSON `[["1.2.3", false], ...]`): all that
+/// resolution reads, kept beside the full records so resolving never parses manifests.
+pub const RESOLVE: TableDefinition<&str, &[u8]> = TableDefinition::new("resolve");
 /// sha256 hex → component bytes.
 pub const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 /// Key id → [`KeyRecord`](super::sign::KeyRecord): the publisher keys this registry trusts.
