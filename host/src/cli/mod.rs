@@ -86,12 +86,14 @@ pub fn main() -> Result<ExitCode> {
 pub(crate) struct Ctx {
     data_dir: PathBuf,
     engine_options: EngineOptions,
+    registry: std::sync::OnceLock<std::sync::Arc<crate::registry::Registry>>,
 }
 
 impl Ctx {
     fn new(cli: &Cli) -> Ctx {
         let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
         Ctx {
+            registry: std::sync::OnceLock::new(),
             data_dir,
             engine_options: EngineOptions {
                 pooling: !cli.no_pooling,
@@ -104,7 +106,10 @@ impl Ctx {
     /// The registry in the data directory, created on first use.
     ///
     /// The seed of standard plugins is imported on first use (see `registry::seed`).
-    pub(crate) fn registry(&self) -> Result<crate::registry::Registry> {
+    pub(crate) fn registry(&self) -> Result<std::sync::Arc<crate::registry::Registry>> {
+        if let Some(registry) = self.registry.get() {
+            return Ok(registry.clone());
+        }
         let registry = crate::registry::Registry::open(&self.data_dir.join("registry.redb"))?;
         if let Some(seed) = crate::registry::seed::default_dir() {
             let imported = crate::registry::seed::import(&registry, &seed, &self.key_path("seed"))
@@ -117,7 +122,10 @@ impl Ctx {
                 );
             }
         }
-        Ok(registry)
+        Ok(self
+            .registry
+            .get_or_init(|| std::sync::Arc::new(registry))
+            .clone())
     }
 
     /// Where the signing key called `name` is kept.
@@ -145,13 +153,11 @@ impl Ctx {
         Ok(host.load_bytes(&record.spec(), &bytes, role)?)
     }
 
-    /// The plugin host, with its compiled-artifact cache under the data directory.
+    /// The plugin host, with its compiled-artifact cache in the registry.
     pub(crate) fn plugin_host(&self) -> Result<PluginHost> {
         let engine = KilnEngine::new(&self.engine_options)?;
-        let cache = ArtifactCache::new(
-            engine.engine(),
-            self.data_dir.join("cache").join("compiled"),
-        );
+        // Compiled code is kept in the registry file, beside the components.
+        let cache = ArtifactCache::in_store(engine.engine(), self.registry()?);
         PluginHost::new(engine, cache).context("setting up the plugin host")
     }
 }

@@ -2,16 +2,21 @@
 //! sha256 digest and the engine's compatibility fingerprint, so a second load of the
 //! same component never compiles.
 //!
-//! Entries are files `<digest>-<engine>.cwasm` written atomically (temp file + rename).
-//! An entry that no longer deserializes (another wasmtime build, a torn write) is
-//! recompiled and replaced. The directory must be as trusted as the `kiln` binary:
-//! deserializing native code is only sound for files this cache wrote.
+//! Entries are files `<digest>-<engine>.cwasm`, written atomically (temp file + rename)
+//! and loaded by mapping them, with no copy: a precompiled component is ready in about a
+//! millisecond. They live in a plain directory, or in a [`CompiledStore`], which picks the
+//! directory and keeps an account of its entries (the registry does, beside the
+//! components the code came from). An entry that
+//! no longer deserializes (another wasmtime build, a torn write) is recompiled and
+//! replaced. Either home must be as trusted as the `kiln` binary: deserializing native
+//! code is only sound for entries this cache wrote.
 
 use std::{
     fs,
     hash::{DefaultHasher, Hash, Hasher},
     io::Write,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use anyhow::{Context, Result};
@@ -20,24 +25,64 @@ use wasmtime::{Engine, component::Component};
 /// Whether a load found its code in the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
-    /// Deserialized from disk: nothing was compiled.
+    /// Deserialized from the cache: nothing was compiled.
     Hit,
     /// Compiled now (and stored, when the cache is writable).
     Compiled,
 }
 
-/// A directory of compiled components.
-#[derive(Debug, Clone)]
+/// A home for compiled code kept by a store above the engine: it chooses the directory
+/// and is told of every entry written or dropped.
+pub trait CompiledStore: Send + Sync {
+    /// The directory holding the entries' files.
+    fn dir(&self) -> PathBuf;
+    /// An entry of `size` bytes was written under `key`.
+    fn recorded(&self, key: &str, size: u64) -> Result<()>;
+    /// The entry under `key` was dropped (stale or damaged).
+    fn forgotten(&self, key: &str) -> Result<()>;
+}
+
+#[derive(Clone)]
+enum Home {
+    None,
+    Dir(PathBuf),
+    Store(Arc<dyn CompiledStore>),
+}
+
+/// A cache of compiled components for one engine.
+#[derive(Clone)]
 pub struct ArtifactCache {
-    dir: Option<PathBuf>,
+    home: Home,
     engine_key: String,
 }
 
+impl std::fmt::Debug for ArtifactCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let home = match &self.home {
+            Home::None => "none".to_string(),
+            Home::Dir(d) => d.display().to_string(),
+            Home::Store(_) => "store".to_string(),
+        };
+        f.debug_struct("ArtifactCache")
+            .field("home", &home)
+            .field("engine_key", &self.engine_key)
+            .finish()
+    }
+}
+
 impl ArtifactCache {
-    /// A cache in `dir` for components compiled by `engine`.
+    /// A cache in the directory `dir`.
     pub fn new(engine: &Engine, dir: impl Into<PathBuf>) -> Self {
         ArtifactCache {
-            dir: Some(dir.into()),
+            home: Home::Dir(dir.into()),
+            engine_key: engine_key(engine),
+        }
+    }
+
+    /// A cache in a [`CompiledStore`].
+    pub fn in_store(engine: &Engine, store: Arc<dyn CompiledStore>) -> Self {
+        ArtifactCache {
+            home: Home::Store(store),
             engine_key: engine_key(engine),
         }
     }
@@ -45,7 +90,7 @@ impl ArtifactCache {
     /// No cache: every load compiles.
     pub fn disabled(engine: &Engine) -> Self {
         ArtifactCache {
-            dir: None,
+            home: Home::None,
             engine_key: engine_key(engine),
         }
     }
@@ -55,9 +100,9 @@ impl ArtifactCache {
         &self.engine_key
     }
 
-    fn entry(&self, digest: &str) -> Option<PathBuf> {
-        let dir = self.dir.as_ref()?;
-        Some(dir.join(format!("{digest}-{}.cwasm", self.engine_key)))
+    /// The key of a component's entry.
+    pub fn key(&self, digest: &str) -> String {
+        format!("{digest}-{}", self.engine_key)
     }
 
     /// The component for `bytes` (whose sha256 is `digest`), from the cache or compiled.
@@ -67,44 +112,67 @@ impl ArtifactCache {
         digest: &str,
         bytes: &[u8],
     ) -> Result<(Component, CacheOutcome)> {
-        if let Some(path) = self.entry(digest)
-            && path.exists()
-        {
-            // SAFETY: the entry was written by `store` below from a component this
-            // engine compiled; the cache directory is as trusted as the binary.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(_) => {
-                    // Stale or torn: fall through, recompile and overwrite.
-                    let _ = fs::remove_file(&path);
-                }
-            }
+        let key = self.key(digest);
+        if let Some(component) = self.cached(engine, &key) {
+            return Ok((component, CacheOutcome::Hit));
         }
         let component = Component::new(engine, bytes)?;
-        if let Some(path) = self.entry(digest) {
-            // A cache that cannot be written slows the next load; it must not fail this one.
-            if let Err(e) = store(&component, &path) {
-                eprintln!(
-                    "kiln: could not cache compiled plugin at {}: {e:#}",
-                    path.display()
-                );
-            }
+        // A cache that cannot be written slows the next load; it must not fail this one.
+        if let Err(e) = self.store(&key, &component) {
+            eprintln!("kiln: could not cache compiled plugin {digest}: {e:#}");
         }
         Ok((component, CacheOutcome::Compiled))
     }
+
+    fn dir(&self) -> Option<PathBuf> {
+        match &self.home {
+            Home::None => None,
+            Home::Dir(dir) => Some(dir.clone()),
+            Home::Store(store) => Some(store.dir()),
+        }
+    }
+
+    fn cached(&self, engine: &Engine, key: &str) -> Option<Component> {
+        let path = self.dir()?.join(format!("{key}.cwasm"));
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: the entry was written by `store` from a component this engine
+        // compiled; the cache's directory is as trusted as the binary.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => Some(component),
+            Err(_) => {
+                // Stale or torn: drop it and recompile.
+                let _ = fs::remove_file(&path);
+                if let Home::Store(store) = &self.home {
+                    let _ = store.forgotten(key);
+                }
+                None
+            }
+        }
+    }
+
+    fn store(&self, key: &str, component: &Component) -> Result<()> {
+        let Some(dir) = self.dir() else { return Ok(()) };
+        let bytes = component.serialize()?;
+        write_atomically(&dir.join(format!("{key}.cwasm")), &bytes)?;
+        if let Home::Store(store) = &self.home {
+            store.recorded(key, bytes.len() as u64)?;
+        }
+        Ok(())
+    }
 }
 
-fn store(component: &Component, path: &Path) -> Result<()> {
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("cache entry has no parent")?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let bytes = component.serialize()?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
         std::process::id()
     ));
     let mut file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(&bytes)?;
+    file.write_all(bytes)?;
     file.sync_all()?;
     fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())

@@ -644,12 +644,38 @@ impl Registry {
     }
 }
 
+/// Compiled code lives beside the components it came from: files in `compiled/` next to
+/// the registry file, accounted for in the `compiled` table.
+impl crate::engine::CompiledStore for Registry {
+    fn dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("compiled")
+    }
+
+    fn recorded(&self, key: &str, size: u64) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(COMPILED)?.insert(key, size)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn forgotten(&self, key: &str) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(COMPILED)?.remove(key)?;
+        txn.commit()?;
+        Ok(())
+    }
+}
+
 /// Opens every table so a read transaction never meets a missing one.
 fn for_each_table(txn: &redb::WriteTransaction) -> Result<(), RegistryError> {
     txn.open_table(PLUGINS)?;
     txn.open_table(VERSIONS)?;
     txn.open_table(RESOLVE)?;
     txn.open_table(BLOBS)?;
+    txn.open_table(COMPILED)?;
     txn.open_table(KEYS)?;
     txn.open_table(EVENTS)?;
     Ok(())

@@ -14,6 +14,10 @@ pub const VERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("version
 pub const RESOLVE: TableDefinition<&str, &[u8]> = TableDefinition::new("resolve");
 /// sha256 hex → component bytes.
 pub const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
+/// `<digest>-<engine fingerprint>` → size in bytes of the compiled native code, whose file
+/// `<key>.cwasm` sits in the `compiled/` directory beside the registry file (loaded by
+/// mapping it; see `engine::ArtifactCache`).
+pub const COMPILED: TableDefinition<&str, u64> = TableDefinition::new("compiled");
 /// Key id → [`KeyRecord`](super::sign::KeyRecord): the publisher keys this registry trusts.
 pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 /// Sequence number → [`LogEntry`](super::LogEntry): append-only, each entry hashing the previous.
