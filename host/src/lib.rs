@@ -4,6 +4,7 @@
 //! MLOps; [`plugin`] knows the contract's roles; [`bindings`] is the one place the WIT is
 //! bound; [`host_impl`] implements what plugins may import.
 
+pub mod api;
 pub mod bindings;
 pub mod cli;
 pub mod digest;

@@ -8,6 +8,7 @@ const SOURCES: &[&str] = &[
     include_str!("library.rs"),
     include_str!("registry.rs"),
     include_str!("seed.rs"),
+    include_str!("serve.rs"),
 ];
 
 #[test]

@@ -9,6 +9,7 @@ mod plugins;
 mod registry;
 mod sandbox;
 mod seed;
+mod serve;
 
 use std::{
     path::{Path, PathBuf},

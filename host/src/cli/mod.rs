@@ -4,6 +4,7 @@
 mod key;
 mod plugin;
 mod registry;
+mod serve;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -64,6 +65,8 @@ enum Command {
     /// Publisher keys.
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// Serve the HTTP API (the marketplace) until interrupted.
+    Serve(serve::ServeArgs),
 }
 
 /// Parses the process arguments and runs the command.
@@ -79,6 +82,7 @@ pub fn main() -> Result<ExitCode> {
         Command::Unyank { spec } => registry::yank(&ctx, &spec, false),
         Command::Registry(cmd) => registry::registry(&ctx, cmd),
         Command::Key(cmd) => key::run(&ctx, cmd),
+        Command::Serve(args) => serve::serve(&ctx, args),
     }
 }
 

@@ -36,6 +36,97 @@ pub enum RegistryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Fetch NAME@REQ from another Kiln server, verifying its digest and signature.
+    Pull {
+        spec: String,
+        /// The server, e.g. http://127.0.0.1:8480.
+        #[arg(long)]
+        from: String,
+        /// Trust the publisher's key as the server reports it, if this registry does not yet.
+        #[arg(long)]
+        trust: bool,
+    },
+}
+
+/// The most a pulled component may weigh.
+const MAX_PULL: u64 = 256 << 20;
+
+fn get(url: &str) -> Result<ureq::http::Response<ureq::Body>> {
+    ureq::get(url).call().with_context(|| format!("GET {url}"))
+}
+
+fn pull(ctx: &Ctx, spec: &str, from: &str, trust: bool) -> Result<ExitCode> {
+    let (name, req) = parse_spec(spec).map_err(anyhow::Error::msg)?;
+    let base = from.trim_end_matches('/');
+    let listing: serde_json::Value = get(&format!("{base}/v1/plugins/{name}"))?
+        .body_mut()
+        .read_json()?;
+    let candidates: Vec<crate::registry::resolve::Candidate> = listing["versions"]
+        .as_array()
+        .context("the server's answer has no versions")?
+        .iter()
+        .filter_map(|v| {
+            Some(crate::registry::resolve::Candidate {
+                version: semver::Version::parse(v["version"].as_str()?).ok()?,
+                yanked: v["yanked"].as_bool().unwrap_or(false),
+            })
+        })
+        .collect();
+    let chosen = crate::registry::resolve::resolve(&req, &candidates)
+        .with_context(|| format!("no version of `{name}` on {base} matches `{req}`"))?
+        .version
+        .to_string();
+    let record: VersionRecord = get(&format!("{base}/v1/plugins/{name}/{chosen}"))?
+        .body_mut()
+        .read_json()?;
+    anyhow::ensure!(
+        record.name == name && record.version == chosen,
+        "the server answered with another version"
+    );
+    let bytes = get(&format!("{base}/v1/blobs/{}", record.digest))?
+        .body_mut()
+        .with_config()
+        .limit(MAX_PULL)
+        .read_to_vec()?;
+    let digest = crate::digest::sha256_hex(&bytes);
+    anyhow::ensure!(
+        digest == record.digest,
+        "the component's digest is {digest}, the server's record says {}",
+        record.digest
+    );
+    let registry = ctx.registry()?;
+    if registry.trusted_key(&record.key_id)?.is_none() {
+        let key: crate::registry::KeyRecord = get(&format!("{base}/v1/keys/{}", record.key_id))?
+            .body_mut()
+            .read_json()?;
+        anyhow::ensure!(
+            trust,
+            "{} is signed by key {} (`{}` on {base}), which this registry does not trust: `kiln key trust {} --name {}`, or pull with --trust",
+            record.spec(),
+            key.id,
+            key.name,
+            key.public,
+            key.name
+        );
+        let trusted = registry.trust_key(&key.name, &key.public)?;
+        anyhow::ensure!(
+            trusted.id == record.key_id,
+            "the server's key {} does not have the id it was asked for",
+            trusted.id
+        );
+    }
+    let role = Role::parse(&record.manifest.plugin.role).context("the record's role")?;
+    ctx.plugin_host()?
+        .load_bytes(&record.spec(), &bytes, Some(role))?;
+    let stored =
+        registry.publish_signed(&record.manifest, &bytes, &record.signature, &record.key_id)?;
+    emit(&format!(
+        "pulled {} (sha256:{}) from {base}, signed by key {}\n",
+        stored.spec(),
+        stored.digest,
+        stored.key_id
+    ))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Finds the manifest and the component for `kiln publish`.
@@ -235,5 +326,6 @@ pub fn registry(ctx: &Ctx, cmd: RegistryCommand) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        RegistryCommand::Pull { spec, from, trust } => pull(ctx, &spec, &from, trust),
     }
 }

@@ -362,6 +362,49 @@ impl Registry {
         Ok(out)
     }
 
+    /// Publishes a version signed elsewhere (by a remote publisher, or pulled from another
+    /// registry): the signature must verify against a key this registry trusts.
+    pub fn publish_signed(
+        &self,
+        manifest: &Manifest,
+        bytes: &[u8],
+        signature: &str,
+        key_id: &str,
+    ) -> Result<VersionRecord, RegistryError> {
+        manifest.check()?;
+        let mut manifest = manifest.clone();
+        manifest.plugin.component = None;
+        let record = VersionRecord {
+            name: manifest.plugin.name.clone(),
+            version: manifest.version().to_string(),
+            digest: sha256_hex(bytes),
+            size: bytes.len() as u64,
+            manifest,
+            signature: signature.to_string(),
+            key_id: key_id.to_string(),
+            yanked: false,
+            published_ms: now_ms(),
+        };
+        self.check_signature(&record)?;
+        let txn = self.db.begin_write()?;
+        let stored = store_version(&txn, record, bytes)?;
+        txn.commit()?;
+        Ok(stored)
+    }
+
+    /// A component by its digest, if stored (unchecked: callers holding a record use
+    /// [`fetch`](Self::fetch)).
+    pub fn blob(&self, digest: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        let txn = self.db.begin_read()?;
+        let blobs = txn.open_table(BLOBS)?;
+        Ok(blobs.get(digest)?.map(|v| v.value().to_vec()))
+    }
+
+    /// A trusted key by id.
+    pub fn trusted_key(&self, id: &str) -> Result<Option<KeyRecord>, RegistryError> {
+        self.key(id)
+    }
+
     /// Yanks (or un-yanks) a version: resolution skips it unless pinned with `=`.
     pub fn set_yanked(
         &self,

@@ -1,0 +1,127 @@
+//! The HTTP API (axum): `fn router(state) -> Router`. For now it carries the marketplace
+//! (`/v1/plugins`, `/v1/blobs`, `/v1/keys`) and health; serving and tracking join it later.
+//!
+//! Reads are anonymous; writes need a bearer token whose scopes the server config grants.
+//! Bodies are size-limited, requests time out, and errors are JSON with stable codes.
+//! Handlers never block the runtime on plugin compilation: that runs on blocking threads.
+
+mod error;
+mod marketplace;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{Router, extract::DefaultBodyLimit, http::HeaderMap, routing::get};
+use serde::Deserialize;
+use tower_http::timeout::TimeoutLayer;
+
+pub use error::ApiError;
+
+use crate::{plugin::PluginHost, registry::Registry};
+
+/// The largest request body accepted (a published component, base64 in JSON).
+pub const MAX_BODY: usize = 64 << 20;
+
+/// `kiln-server.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// Seconds before a request is abandoned.
+    #[serde(default = "default_timeout")]
+    pub request_timeout_secs: u64,
+}
+
+fn default_timeout() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub token: String,
+    pub scopes: Vec<String>,
+}
+
+impl ServerConfig {
+    /// Parses and checks a config file's text.
+    pub fn parse(text: &str) -> anyhow::Result<ServerConfig> {
+        let config: ServerConfig = toml::from_str(text)?;
+        for t in &config.tokens {
+            anyhow::ensure!(
+                t.token.len() >= 16,
+                "a token must be at least 16 characters"
+            );
+            for s in &t.scopes {
+                anyhow::ensure!(
+                    ["read", "run", "publish", "admin"].contains(&s.as_str()),
+                    "unknown scope `{s}` (read, run, publish, admin)"
+                );
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub host: Arc<PluginHost>,
+    pub config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    /// Checks the request's bearer token grants `scope` (`admin` grants everything).
+    pub fn authorize(&self, headers: &HeaderMap, scope: &str) -> Result<(), ApiError> {
+        use axum::http::StatusCode;
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "a bearer token is required",
+                )
+            })?;
+        let granted = self
+            .config
+            .tokens
+            .iter()
+            .find(|t| constant_time_eq(t.token.as_bytes(), token.as_bytes()));
+        match granted {
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "unknown token",
+            )),
+            Some(t) if t.scopes.iter().any(|s| s == scope || s == "admin") => Ok(()),
+            Some(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("the token lacks the `{scope}` scope"),
+            )),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let timeout = Duration::from_secs(state.config.request_timeout_secs.max(1));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(marketplace::routes())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,66 @@
+//! `kiln serve`: the HTTP API on one address, until interrupted (in-flight requests finish).
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+
+use super::{Ctx, emit};
+use crate::api::{self, AppState, ServerConfig};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8480")]
+    addr: String,
+    /// The server config: tokens and their scopes (kiln-server.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub fn serve(ctx: &Ctx, args: ServeArgs) -> Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => ServerConfig::parse(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("in {}", path.display()))?,
+        None => ServerConfig::default(),
+    };
+    let state = AppState {
+        registry: ctx.registry()?,
+        host: Arc::new(ctx.plugin_host()?),
+        config: Arc::new(config),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.addr)
+            .await
+            .with_context(|| format!("listening on {}", args.addr))?;
+        emit(&format!("listening on http://{}\n", listener.local_addr()?))?;
+        axum::serve(listener, api::router(state))
+            .with_graceful_shutdown(shutdown())
+            .await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::mem::drop(interrupt.await),
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
