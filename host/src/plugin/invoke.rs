@@ -187,9 +187,8 @@ impl Plugin {
 
     /// Calls the role's `describe`.
     pub fn describe(&self, opts: &CallOptions) -> Result<Descriptor, PluginError> {
-        let exports = self.exports.clone();
         self.with_instance(opts, |store, instance| {
-            Ok(Ok(match &exports {
+            Ok(Ok(match &self.exports {
                 RoleExports::Step(ix, _) => ix.load(&mut *store, instance)?.call_describe(store)?,
                 RoleExports::Validator(ix, _) => {
                     ix.load(&mut *store, instance)?.call_describe(store)?
@@ -203,14 +202,12 @@ impl Plugin {
         .map(|o| o.value)
     }
 
-    fn expect_role(&self, want: super::Role) -> Result<(), PluginError> {
-        if self.role == want {
-            return Ok(());
-        }
-        Err(PluginError::WrongWorld {
+    /// The error for calling this plugin as a role it does not implement.
+    fn wrong_role(&self, want: super::Role) -> PluginError {
+        PluginError::WrongWorld {
             plugin: self.name.to_string(),
             reason: format!("it is a {} plugin, not a {want} plugin", self.role),
-        })
+        }
     }
 
     /// Runs a step.
@@ -221,7 +218,7 @@ impl Plugin {
         opts: &CallOptions,
     ) -> Result<Outcome<Vec<NamedValue>>, PluginError> {
         let RoleExports::Step(_, run) = &self.exports else {
-            return Err(self.expect_role(super::Role::Step).unwrap_err());
+            return Err(self.wrong_role(super::Role::Step));
         };
         self.with_instance(opts, |store, instance| {
             // SAFETY: `check_export_types` proved at load that `run` has this type, and a
@@ -243,7 +240,7 @@ impl Plugin {
         opts: &CallOptions,
     ) -> Result<Outcome<Vec<Check>>, PluginError> {
         let RoleExports::Validator(_, validate) = &self.exports else {
-            return Err(self.expect_role(super::Role::Validator).unwrap_err());
+            return Err(self.wrong_role(super::Role::Validator));
         };
         self.with_instance(opts, |store, instance| {
             // SAFETY: as in `run_step`: `validate`'s type was checked at load.
@@ -265,7 +262,7 @@ impl Plugin {
         opts: &CallOptions,
     ) -> Result<Outcome<()>, PluginError> {
         let RoleExports::Tracker(ix) = &self.exports else {
-            return Err(self.expect_role(super::Role::Tracker).unwrap_err());
+            return Err(self.wrong_role(super::Role::Tracker));
         };
         self.with_instance(opts, |store, instance| {
             ix.load(&mut *store, instance)?
@@ -282,7 +279,7 @@ impl Plugin {
         opts: &CallOptions,
     ) -> Result<ModelInstance, PluginError> {
         let RoleExports::ModelRunner(ix) = &self.exports else {
-            return Err(self.expect_role(super::Role::ModelRunner).unwrap_err());
+            return Err(self.wrong_role(super::Role::ModelRunner));
         };
         let mut store = self.store(opts)?;
         let loaded = self.pre.instantiate(&mut store).and_then(|instance| {
@@ -363,11 +360,6 @@ impl ModelInstance {
             logs,
             tracking,
         })
-    }
-
-    /// The per-call deadline.
-    pub fn timeout(&self) -> Duration {
-        self.limits.timeout
     }
 }
 

@@ -21,7 +21,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
+use wasmtime::component::{ComponentExportIndex, InstancePre, Linker};
 
 pub use error::PluginError;
 pub use invoke::{CallOptions, ModelInstance, Outcome};
@@ -252,10 +252,5 @@ impl Plugin {
     /// Whether this load found compiled code in the cache.
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.cache_outcome
-    }
-
-    /// The component.
-    pub fn component(&self) -> &Component {
-        self.pre.component()
     }
 }

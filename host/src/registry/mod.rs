@@ -295,7 +295,8 @@ impl Registry {
             .collect()
     }
 
-    fn key(&self, id: &str) -> Result<Option<KeyRecord>, RegistryError> {
+    /// A trusted key by id.
+    pub fn trusted_key(&self, id: &str) -> Result<Option<KeyRecord>, RegistryError> {
         let txn = self.db.begin_read()?;
         let keys = txn.open_table(KEYS)?;
         Ok(match keys.get(id)? {
@@ -326,7 +327,7 @@ impl Registry {
     ) -> Result<Vec<VersionRecord>, RegistryError> {
         let public = key.verifying_key();
         let key_id = sign::key_id(&public);
-        if self.key(&key_id)?.is_none() {
+        if self.trusted_key(&key_id)?.is_none() {
             return Err(RegistryError::Key(format!(
                 "key {key_id} is not trusted by this registry (trust it with `kiln key trust {}`)",
                 hex::encode(public.as_bytes())
@@ -398,11 +399,6 @@ impl Registry {
         let txn = self.db.begin_read()?;
         let blobs = txn.open_table(BLOBS)?;
         Ok(blobs.get(digest)?.map(|v| v.value().to_vec()))
-    }
-
-    /// A trusted key by id.
-    pub fn trusted_key(&self, id: &str) -> Result<Option<KeyRecord>, RegistryError> {
-        self.key(id)
     }
 
     /// Yanks (or un-yanks) a version: resolution skips it unless pinned with `=`.
@@ -544,7 +540,7 @@ impl Registry {
             version: record.version.clone(),
             reason,
         };
-        let key = self.key(&record.key_id)?.ok_or_else(|| {
+        let key = self.trusted_key(&record.key_id)?.ok_or_else(|| {
             fail(format!(
                 "signed by key {}, which this registry does not trust",
                 record.key_id
