@@ -55,12 +55,16 @@ fn instantiate_call(plugin: &Plugin, iterations: usize) -> (f64, f64) {
     let opts = CallOptions::default();
     let config = Vec::new();
     for _ in 0..iterations / 10 {
-        plugin.run_step(&[], &config, &opts).expect("warm-up call");
+        plugin
+            .run_step::<NamedValue>(&[], &config, &opts)
+            .expect("warm-up call");
     }
     let mut times = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let t = Instant::now();
-        plugin.run_step(&[], &config, &opts).expect("call");
+        plugin
+            .run_step::<NamedValue>(&[], &config, &opts)
+            .expect("call");
         times.push(t.elapsed());
     }
     times.sort();

@@ -18,7 +18,7 @@ wasmtime::component::bindgen!({
             export kiln:plugin/tracker@0.1.0;
         }
     ",
-    additional_derives: [PartialEq],
+    additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
 });
 
 pub use self::exports::kiln::plugin::{model_runner, step, tracker, validator};

@@ -12,4 +12,13 @@ pub mod engine;
 pub mod host_impl;
 pub mod plugin;
 pub mod registry;
+pub mod tracking;
 pub mod value;
+pub mod workflow;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

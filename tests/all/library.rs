@@ -57,7 +57,7 @@ fn one_host_survives_every_kind_of_failure() {
             ("fail", |e| matches!(e, PluginError::Failed { .. })),
         ] {
             let err = hostile
-                .run_step(&[], &config(&[("mode", mode)]), &opts)
+                .run_step::<NamedValue>(&[], &config(&[("mode", mode)]), &opts)
                 .expect_err(mode);
             assert!(check(&err), "{mode}: {err}");
             assert_eq!(err.plugin(), "hostile");
@@ -143,7 +143,7 @@ fn records_of_a_flooding_plugin_are_capped() {
     let host = host(&EngineOptions::default());
     let hostile = load(&host, g::HOSTILE);
     let out = hostile
-        .run_step(&[], &config(&[("mode", "spam")]), &CallOptions::default())
+        .run_step::<NamedValue>(&[], &config(&[("mode", "spam")]), &CallOptions::default())
         .unwrap();
     assert_eq!(out.logs.len(), MAX_RECORDS);
     assert_eq!(out.tracking.len(), MAX_RECORDS);
@@ -236,7 +236,7 @@ fn a_plugin_of_another_role_cannot_be_called_as_this_one() {
     let host = host(&EngineOptions::default());
     let validator = load(&host, g::SCHEMA_VALIDATOR);
     let err = validator
-        .run_step(&[], &config(&[]), &CallOptions::default())
+        .run_step::<NamedValue>(&[], &config(&[]), &CallOptions::default())
         .unwrap_err();
     assert!(
         err.to_string()
@@ -256,7 +256,7 @@ fn the_engine_falls_back_when_the_pool_cannot_be_reserved() {
     assert_eq!(host.engine().allocator(), Allocator::OnDemand);
     let hostile = load(&host, g::HOSTILE);
     hostile
-        .run_step(&[], &config(&[]), &CallOptions::default())
+        .run_step::<NamedValue>(&[], &config(&[]), &CallOptions::default())
         .expect("runs on demand");
 
     let pooled = self::host(&EngineOptions::default());

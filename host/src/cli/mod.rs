@@ -5,6 +5,7 @@ mod key;
 mod plugin;
 mod registry;
 mod serve;
+mod workflow;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -67,6 +68,34 @@ enum Command {
     Key(key::KeyCommand),
     /// Serve the HTTP API (the marketplace) until interrupted.
     Serve(serve::ServeArgs),
+    /// Run a workflow: check it, resolve its plugins (through its lockfile), execute it.
+    Run(workflow::RunArgs),
+    /// Check a workflow without running it.
+    Validate {
+        workflow: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-execute a recorded run without the cache and compare every output digest.
+    Replay {
+        /// The run id, or a unique start of it.
+        id: String,
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recorded workflow runs and their lineage.
+    #[command(subcommand)]
+    Runs(workflow::RunsCommand),
+    /// Registered models.
+    #[command(subcommand)]
+    Model(workflow::ModelCommand),
+    /// Run the quickstart end to end: read, validate, split, train, evaluate, register.
+    Demo {
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+    },
 }
 
 /// Parses the process arguments and runs the command.
@@ -83,6 +112,12 @@ pub fn main() -> Result<ExitCode> {
         Command::Registry(cmd) => registry::registry(&ctx, cmd),
         Command::Key(cmd) => key::run(&ctx, cmd),
         Command::Serve(args) => serve::serve(&ctx, args),
+        Command::Run(args) => workflow::run(&ctx, args),
+        Command::Validate { workflow, json } => workflow::validate(&ctx, &workflow, json),
+        Command::Replay { id, jobs, json } => workflow::replay(&ctx, &id, jobs, json),
+        Command::Runs(cmd) => workflow::runs(&ctx, cmd),
+        Command::Model(cmd) => workflow::model(&ctx, cmd),
+        Command::Demo { jobs } => workflow::demo(&ctx, jobs),
     }
 }
 

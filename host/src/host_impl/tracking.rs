@@ -3,8 +3,6 @@
 //! Until a tracking store is attached, events stay with the invocation's result, in order,
 //! for the caller (the CLI prints them; the workflow runner files them under its run).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use super::{MAX_RECORDS, clip};
 use crate::plugin::PluginState;
 
@@ -28,12 +26,6 @@ pub enum TrackingEvent {
     },
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl PluginState {
     fn track(&mut self, event: TrackingEvent) {
         if self.tracking.len() < MAX_RECORDS {
@@ -48,7 +40,11 @@ impl crate::bindings::tracking::Host for PluginState {
             key: clip(key),
             value,
             step,
-            timestamp_ms: now_ms(),
+            timestamp_ms: if self.deterministic {
+                0
+            } else {
+                crate::now_ms()
+            },
         });
     }
 

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use wasmtime::{
     Store, Trap,
-    component::{ComponentNamedList, Lift, Lower, ResourceAny, TypedFunc},
+    component::{ComponentNamedList, ComponentType, Lift, Lower, ResourceAny, TypedFunc},
 };
 
 use super::{Plugin, PluginError, PluginState, RoleExports, state::Grants};
@@ -24,6 +24,8 @@ pub struct CallOptions {
     pub limits: Limits,
     pub grants: Grants,
     pub log: LogSink,
+    /// Fixes the plugin's random sources (seeded with this) and clocks.
+    pub deterministic: Option<u64>,
 }
 
 impl Default for CallOptions {
@@ -32,8 +34,30 @@ impl Default for CallOptions {
             limits: Limits::default(),
             grants: Grants::default(),
             log: LogSink::Collect,
+            deterministic: None,
         }
     }
+}
+
+/// A `named-value` that borrows its name and value, so inputs held elsewhere (a
+/// workflow's outputs) are passed without copying them first.
+#[derive(Debug, Clone, Copy, wasmtime::component::ComponentType, wasmtime::component::Lower)]
+#[component(record)]
+pub struct NamedValueRef<'a> {
+    pub name: &'a str,
+    pub value: &'a crate::bindings::Value,
+}
+
+/// What a step or validator takes as inputs: owned or borrowed named values, which lower
+/// to the same `list<named-value>`.
+pub trait NamedInput: ComponentType + Lower + sealed::Sealed {}
+impl NamedInput for NamedValue {}
+impl NamedInput for NamedValueRef<'_> {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::NamedValue {}
+    impl Sealed for super::NamedValueRef<'_> {}
 }
 
 /// A call's result with what the plugin logged and tracked along the way.
@@ -46,11 +70,17 @@ pub struct Outcome<T> {
 
 impl Plugin {
     fn store(&self, opts: &CallOptions) -> Result<Store<PluginState>, PluginError> {
-        let state = PluginState::new(self.name.clone(), &opts.grants, &opts.limits, opts.log)
-            .map_err(|source| PluginError::Setup {
-                plugin: self.name.to_string(),
-                source,
-            })?;
+        let state = PluginState::new(
+            self.name.clone(),
+            &opts.grants,
+            &opts.limits,
+            opts.log,
+            opts.deterministic,
+        )
+        .map_err(|source| PluginError::Setup {
+            plugin: self.name.to_string(),
+            source,
+        })?;
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
         self.arm(&mut store, &opts.limits)?;
@@ -211,9 +241,9 @@ impl Plugin {
     }
 
     /// Runs a step.
-    pub fn run_step(
+    pub fn run_step<I: NamedInput>(
         &self,
-        inputs: &[NamedValue],
+        inputs: &[I],
         config: &Config,
         opts: &CallOptions,
     ) -> Result<Outcome<Vec<NamedValue>>, PluginError> {
@@ -224,7 +254,7 @@ impl Plugin {
             // SAFETY: `check_export_types` proved at load that `run` has this type, and a
             // component's types never change.
             let run = unsafe {
-                hot_func::<(&[NamedValue], &Config), Result<Vec<NamedValue>, WitError>>(
+                hot_func::<(&[I], &Config), Result<Vec<NamedValue>, WitError>>(
                     store, instance, run,
                 )?
             };
@@ -233,9 +263,9 @@ impl Plugin {
     }
 
     /// Runs a validator's checks.
-    pub fn validate(
+    pub fn validate<I: NamedInput>(
         &self,
-        inputs: &[NamedValue],
+        inputs: &[I],
         config: &Config,
         opts: &CallOptions,
     ) -> Result<Outcome<Vec<Check>>, PluginError> {
@@ -245,7 +275,7 @@ impl Plugin {
         self.with_instance(opts, |store, instance| {
             // SAFETY: as in `run_step`: `validate`'s type was checked at load.
             let validate = unsafe {
-                hot_func::<(&[NamedValue], &Config), Result<Vec<Check>, WitError>>(
+                hot_func::<(&[I], &Config), Result<Vec<Check>, WitError>>(
                     store, instance, validate,
                 )?
             };

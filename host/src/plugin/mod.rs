@@ -24,7 +24,7 @@ use std::{
 use wasmtime::component::{ComponentExportIndex, InstancePre, Linker};
 
 pub use error::PluginError;
-pub use invoke::{CallOptions, ModelInstance, Outcome};
+pub use invoke::{CallOptions, ModelInstance, NamedInput, NamedValueRef, Outcome};
 pub use state::{DirGrant, Grants, PluginState};
 pub use world::{Role, Surface};
 

@@ -18,7 +18,7 @@ use crate::{
 const CAPTURE_BYTES: usize = 64 * 1024;
 
 /// A directory a plugin may use, at the same path it was named by.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DirGrant {
     /// The directory on the host.
     pub host: PathBuf,
@@ -49,7 +49,7 @@ impl DirGrant {
 }
 
 /// Everything a plugin is allowed beyond pure computation. The default allows nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grants {
     pub dirs: Vec<DirGrant>,
     pub env: Vec<(String, String)>,
@@ -65,6 +65,30 @@ pub struct PluginState {
     pub(crate) logs: Vec<LogLine>,
     pub(crate) tracking: Vec<TrackingEvent>,
     output: MemoryOutputPipe,
+    /// Clocks and random sources are fixed; tracked timestamps are 0.
+    pub(crate) deterministic: bool,
+}
+
+/// The clocks of deterministic mode: the wall clock reads 2020-01-01T00:00:00Z and the
+/// monotonic clock reads zero, always.
+struct FixedClock;
+
+impl wasmtime_wasi::HostWallClock for FixedClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1_577_836_800)
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FixedClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        0
+    }
 }
 
 impl PluginState {
@@ -74,6 +98,7 @@ impl PluginState {
         grants: &Grants,
         limits: &Limits,
         log_sink: LogSink,
+        deterministic: Option<u64>,
     ) -> Result<Self> {
         let output = MemoryOutputPipe::new(CAPTURE_BYTES);
         let mut wasi = WasiCtxBuilder::new();
@@ -95,6 +120,16 @@ impl PluginState {
         for (k, v) in &grants.env {
             wasi.env(k, v);
         }
+        if let Some(seed) = deterministic {
+            use rand::SeedableRng as _;
+            wasi.secure_random(rand::rngs::StdRng::seed_from_u64(seed))
+                .insecure_random(rand::rngs::StdRng::seed_from_u64(
+                    seed ^ 0x9e37_79b9_7f4a_7c15,
+                ))
+                .insecure_random_seed(u128::from(seed))
+                .wall_clock(FixedClock)
+                .monotonic_clock(FixedClock);
+        }
         Ok(PluginState {
             plugin,
             wasi: wasi.build(),
@@ -104,6 +139,7 @@ impl PluginState {
             logs: Vec::new(),
             tracking: Vec::new(),
             output,
+            deterministic: deterministic.is_some(),
         })
     }
 

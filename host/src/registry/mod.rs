@@ -17,10 +17,7 @@ pub mod seed;
 pub mod sign;
 pub mod tables;
 
-use std::{
-    path::{Path, PathBuf},
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -122,11 +119,7 @@ pub struct Registry {
     path: PathBuf,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use crate::now_ms;
 
 fn version_key(name: &str, version: &str) -> String {
     format!("{name}@{version}")

@@ -1,0 +1,794 @@
+//! `kiln run`, `kiln validate`, `kiln replay`, `kiln runs`, `kiln model` and `kiln demo`.
+
+use std::{
+    collections::HashMap,
+    io::IsTerminal as _,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::{Arc, Mutex},
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::{Ctx, emit};
+use crate::{
+    tracking::{RunRecord, Status, Store},
+    workflow::{
+        Event, ExecOptions, PrepareError, Prepared, Resolver, execute, plan::Plan, prepare,
+    },
+};
+
+/// Appends a line to an output buffer.
+macro_rules! out {
+    ($buf:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($buf, $($arg)*);
+    }};
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workflow file (YAML).
+    workflow: PathBuf,
+    /// The most steps to run at once (default: the number of CPUs).
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    /// Run every step, ignoring cached outputs.
+    #[arg(long)]
+    no_cache: bool,
+    /// Fix each step's random source (seeded from the workflow's `seed`) and clocks.
+    #[arg(long)]
+    deterministic: bool,
+    /// Refuse to run if the lockfile is missing a plugin or would change.
+    #[arg(long, conflicts_with = "update")]
+    locked: bool,
+    /// Resolve every plugin afresh, ignoring the lockfile's choices.
+    #[arg(long)]
+    update: bool,
+    /// Print the run record as JSON at the end instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest last.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a run's lineage: per step, plugin digest, config, input and output digests.
+    Show {
+        /// The run id, or a unique start of it.
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// List registered models.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a model's versions and aliases.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl Ctx {
+    /// The tracking store in the data directory.
+    pub(crate) fn store(&self) -> Result<Arc<Store>> {
+        Ok(Arc::new(Store::open(&self.data_dir)?))
+    }
+}
+
+/// `kiln validate`: checks a workflow without running it.
+pub fn validate(ctx: &Ctx, workflow: &Path, json: bool) -> Result<ExitCode> {
+    let host = ctx.plugin_host()?;
+    let registry = || ctx.registry();
+    let resolver = Resolver {
+        host: &host,
+        registry: &registry,
+        update: false,
+    };
+    match prepare(workflow, &resolver, false) {
+        Ok(p) => {
+            if json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&p.plan)?))?;
+            } else {
+                emit(&format!(
+                    "{}: workflow `{}` is valid: {} steps\n",
+                    workflow.display(),
+                    p.plan.name,
+                    p.plan.steps.len()
+                ))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => report_invalid(e, json),
+    }
+}
+
+fn report_invalid(e: PrepareError, json: bool) -> Result<ExitCode> {
+    match e {
+        PrepareError::Invalid(d) => {
+            if json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&d)?))?;
+            } else {
+                let n = d.0.len();
+                eprintln!("{d}");
+                eprintln!(
+                    "kiln: the workflow has {n} error{}; nothing ran",
+                    if n == 1 { "" } else { "s" }
+                );
+            }
+            Ok(ExitCode::from(2))
+        }
+        PrepareError::Other(e) => Err(e),
+    }
+}
+
+/// `kiln run`.
+pub fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode> {
+    let host = ctx.plugin_host()?;
+    let registry = || ctx.registry();
+    let resolver = Resolver {
+        host: &host,
+        registry: &registry,
+        update: args.update,
+    };
+    let prepared = match prepare(&args.workflow, &resolver, args.deterministic) {
+        Ok(p) => p,
+        Err(e) => return report_invalid(e, args.json),
+    };
+    save_lock(&args.workflow, &prepared, args.locked)?;
+    let opts = ExecOptions {
+        jobs: args.jobs.unwrap_or(ExecOptions::default().jobs),
+        use_cache: !args.no_cache,
+        ..ExecOptions::default()
+    };
+    let run = run_prepared(ctx, prepared.plan, prepared.plugins, opts, args.json)?;
+    if args.json {
+        emit(&format!("{}\n", serde_json::to_string_pretty(&run)?))?;
+    } else {
+        emit(&summary(&run))?;
+    }
+    Ok(exit_for(&run))
+}
+
+fn exit_for(run: &RunRecord) -> ExitCode {
+    if run.status == Status::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn save_lock(workflow: &Path, prepared: &Prepared, locked: bool) -> Result<()> {
+    let path = crate::workflow::lock::Lockfile::path_for(workflow);
+    if !prepared.lock_changed {
+        return Ok(());
+    }
+    if locked {
+        bail!(
+            "{} is missing plugins or would change (--locked); run without --locked to update it",
+            path.display()
+        );
+    }
+    prepared.lock.write(&path)
+}
+
+/// Executes a plan with live progress on stderr.
+fn run_prepared(
+    ctx: &Ctx,
+    plan: Plan,
+    plugins: Vec<Arc<crate::plugin::Plugin>>,
+    opts: ExecOptions,
+    quiet: bool,
+) -> Result<RunRecord> {
+    let store = ctx.store()?;
+    let progress = Arc::new(Progress::new(&plan, quiet));
+    let on_event = {
+        let progress = progress.clone();
+        Arc::new(move |e: &Event| progress.event(e))
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(opts.jobs.max(1))
+        .build()
+        .context("starting the workflow runtime")?;
+    let cancel = opts.cancel.clone();
+    let run = runtime.block_on(async move {
+        let interrupt = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("kiln: interrupted; finishing the steps already running");
+                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        let run = execute(Arc::new(plan), plugins, store, opts, on_event).await;
+        interrupt.abort();
+        run
+    })?;
+    progress.clear();
+    Ok(run)
+}
+
+/// Live progress: a spinner per running step on a terminal, one line per event otherwise.
+struct Progress {
+    bars: Option<MultiProgress>,
+    running: Mutex<HashMap<String, ProgressBar>>,
+    labels: HashMap<String, String>,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(plan: &Plan, quiet: bool) -> Progress {
+        let tty = std::io::stderr().is_terminal() && !quiet;
+        Progress {
+            bars: tty.then(MultiProgress::new),
+            running: Mutex::new(HashMap::new()),
+            labels: plan
+                .steps
+                .iter()
+                .map(|s| (s.id.clone(), s.plugin.label()))
+                .collect(),
+            quiet,
+        }
+    }
+
+    fn line(&self, text: String) {
+        if self.quiet {
+            return;
+        }
+        match &self.bars {
+            Some(m) => {
+                let _ = m.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn event(&self, e: &Event) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        match e {
+            Event::Begun { run } => self.line(format!("run {run}")),
+            Event::Started { step } => {
+                if let Some(m) = &self.bars {
+                    let bar = m.add(ProgressBar::new_spinner());
+                    bar.set_style(
+                        ProgressStyle::with_template("  {spinner} {msg} {elapsed}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    bar.set_message(format!("{step} ({})", self.labels[step]));
+                    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+                    running.insert(step.clone(), bar);
+                }
+            }
+            Event::Retrying {
+                step,
+                attempt,
+                error,
+                wait,
+            } => self.line(format!(
+                "  ↻ {step}: attempt {attempt} failed ({}); retrying in {}",
+                first_line(error),
+                humantime::format_duration(*wait)
+            )),
+            Event::Finished {
+                step,
+                status,
+                elapsed_ms,
+                error,
+            } => {
+                if let Some(bar) = running.remove(step) {
+                    bar.finish_and_clear();
+                }
+                let mark = match status {
+                    Status::Succeeded => "✓",
+                    Status::Cached => "●",
+                    Status::Failed => "✗",
+                    _ => "-",
+                };
+                let detail = match (status, error) {
+                    (Status::Cached, _) => "cached".to_string(),
+                    (Status::Succeeded, _) => format_ms(*elapsed_ms),
+                    (_, Some(e)) => first_line(e).to_string(),
+                    _ => String::new(),
+                };
+                self.line(format!("  {mark} {step:<16} {detail}"));
+            }
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(m) = &self.bars {
+            let _ = m.clear();
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+fn format_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+/// The end-of-run table, metrics and what was registered.
+fn summary(run: &RunRecord) -> String {
+    let mut o = String::new();
+    let w_step = run
+        .steps
+        .iter()
+        .map(|s| s.id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let w_plugin = run
+        .steps
+        .iter()
+        .map(|s| s.plugin.label().len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    out!(
+        o,
+        "\n{:<w_step$}  {:<w_plugin$}  {:<7}  {:>9}  outputs",
+        "step",
+        "plugin",
+        "status",
+        "time"
+    );
+    for s in &run.steps {
+        let time = match s.status {
+            Status::Succeeded => format_ms(s.elapsed_ms),
+            _ => "-".into(),
+        };
+        let outputs: Vec<String> = s
+            .outputs
+            .iter()
+            .map(|o| format!("{} {}", o.name, &o.digest[..o.digest.len().min(12)]))
+            .collect();
+        out!(
+            o,
+            "{:<w_step$}  {:<w_plugin$}  {:<7}  {:>9}  {}",
+            s.id,
+            s.plugin.label(),
+            s.status.name(),
+            time,
+            outputs.join(", ")
+        );
+    }
+    let metrics: Vec<String> = run
+        .steps
+        .iter()
+        .flat_map(|s| {
+            s.metrics
+                .iter()
+                .map(move |m| format!("{}.{} = {:.6}", s.id, m.key, m.value))
+        })
+        .collect();
+    if !metrics.is_empty() {
+        out!(o, "\nmetrics\n  {}", metrics.join("\n  "));
+    }
+    let failed: Vec<&crate::tracking::StepRecord> = run
+        .steps
+        .iter()
+        .filter(|s| s.status == Status::Failed)
+        .collect();
+    for s in &failed {
+        out!(
+            o,
+            "\nstep `{}` failed after {} attempt{}:\n  {}",
+            s.id,
+            s.attempts,
+            if s.attempts == 1 { "" } else { "s" },
+            s.error.as_deref().unwrap_or("").replace('\n', "\n  ")
+        );
+    }
+    if let Some(note) = &run.register_note {
+        out!(o, "\n{note}");
+    }
+    let ran = run
+        .steps
+        .iter()
+        .filter(|s| s.status == Status::Succeeded)
+        .count();
+    let cached = run
+        .steps
+        .iter()
+        .filter(|s| s.status == Status::Cached)
+        .count();
+    let elapsed = run
+        .ended_ms
+        .map(|e| e.saturating_sub(run.started_ms))
+        .unwrap_or(0);
+    out!(
+        o,
+        "\nrun {} {}: {ran} ran, {cached} cached, {} failed, {} skipped in {}",
+        run.id,
+        if run.status == Status::Succeeded {
+            "succeeded"
+        } else {
+            "FAILED"
+        },
+        failed.len(),
+        run.steps
+            .iter()
+            .filter(|s| s.status == Status::Skipped)
+            .count(),
+        format_ms(elapsed as f64)
+    );
+    o
+}
+
+/// `kiln replay`: re-executes a recorded run, without the cache, and compares every
+/// output digest with the record.
+pub fn replay(ctx: &Ctx, id: &str, jobs: Option<usize>, json: bool) -> Result<ExitCode> {
+    let store = ctx.store()?;
+    let original = store.run(id)?;
+    let host = ctx.plugin_host()?;
+    let registry = || ctx.registry();
+    let resolver = Resolver {
+        host: &host,
+        registry: &registry,
+        update: false,
+    };
+    let mut plugins = Vec::new();
+    for s in &original.plan.steps {
+        plugins.push(
+            resolver
+                .load_ref(&s.plugin)
+                .with_context(|| format!("step `{}`", s.id))?,
+        );
+    }
+    let mut plan = original.plan.clone();
+    // Registration is not repeated by a replay.
+    plan.register = None;
+    let opts = ExecOptions {
+        jobs: jobs.unwrap_or(ExecOptions::default().jobs),
+        use_cache: false,
+        replay_of: Some(original.id.clone()),
+        ..ExecOptions::default()
+    };
+    let replayed = run_prepared(ctx, plan, plugins, opts, json)?;
+    let mut same = true;
+    let mut rows = Vec::new();
+    for (a, b) in original.steps.iter().zip(&replayed.steps) {
+        let mut diffs = Vec::new();
+        for o in &a.outputs {
+            match b.outputs.iter().find(|x| x.name == o.name) {
+                Some(x) if x.digest == o.digest => {}
+                Some(x) => diffs.push(format!(
+                    "{}: {} → {}",
+                    o.name,
+                    short(&o.digest),
+                    short(&x.digest)
+                )),
+                None => diffs.push(format!("{}: not produced", o.name)),
+            }
+        }
+        let verdict = if !a.status.done() {
+            "not compared (did not finish in the recorded run)".to_string()
+        } else if !b.status.done() {
+            format!(
+                "FAILED: {}",
+                first_line(b.error.as_deref().unwrap_or("did not finish"))
+            )
+        } else if diffs.is_empty() {
+            format!("match ({} outputs)", a.outputs.len())
+        } else {
+            format!("DIFFERS: {}", diffs.join(", "))
+        };
+        if a.status.done() && (!b.status.done() || !diffs.is_empty()) {
+            same = false;
+        }
+        rows.push((a.id.clone(), verdict));
+    }
+    if json {
+        let doc = serde_json::json!({
+            "run": original.id,
+            "replay": replayed.id,
+            "reproduced": same,
+            "steps": rows.iter().map(|(s, v)| serde_json::json!({"step": s, "result": v})).collect::<Vec<_>>(),
+        });
+        emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+    } else {
+        let mut o = String::new();
+        let w = rows.iter().map(|(s, _)| s.len()).max().unwrap_or(4);
+        out!(o, "replay {} of run {}", replayed.id, original.id);
+        for (s, v) in &rows {
+            out!(o, "  {s:<w$}  {v}");
+        }
+        out!(
+            o,
+            "{}",
+            if same {
+                "every output digest matches: the run is reproduced"
+            } else {
+                "the replay differs from the recorded run"
+            }
+        );
+        emit(&o)?;
+    }
+    Ok(if same {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}
+
+/// `kiln runs`.
+pub fn runs(ctx: &Ctx, cmd: RunsCommand) -> Result<ExitCode> {
+    let store = ctx.store()?;
+    match cmd {
+        RunsCommand::List { json } => {
+            let runs = store.runs()?;
+            if json {
+                let list: Vec<serde_json::Value> = runs
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "id": r.id, "workflow": r.workflow, "status": r.status,
+                            "started_ms": r.started_ms, "ended_ms": r.ended_ms,
+                            "steps": r.steps.len(),
+                            "cached": r.steps.iter().filter(|s| s.status == Status::Cached).count(),
+                            "replay_of": r.replay_of, "registered": r.registered,
+                        })
+                    })
+                    .collect();
+                emit(&format!("{}\n", serde_json::to_string_pretty(&list)?))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut o = String::new();
+            out!(
+                o,
+                "{:<32}  {:<20}  {:<9}  {:<20}  {:>9}  steps",
+                "id",
+                "workflow",
+                "status",
+                "started",
+                "time"
+            );
+            for r in &runs {
+                let started = humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.started_ms),
+                );
+                let time = r.ended_ms.map_or("-".into(), |e| {
+                    format_ms(e.saturating_sub(r.started_ms) as f64)
+                });
+                let cached = r
+                    .steps
+                    .iter()
+                    .filter(|s| s.status == Status::Cached)
+                    .count();
+                out!(
+                    o,
+                    "{:<32}  {:<20}  {:<9}  {:<20}  {:>9}  {} ({cached} cached){}",
+                    r.id,
+                    r.workflow,
+                    r.status.name(),
+                    started,
+                    time,
+                    r.steps.len(),
+                    r.replay_of
+                        .as_ref()
+                        .map(|o| format!(", replay of {}", short(o)))
+                        .unwrap_or_default()
+                );
+            }
+            emit(&o)?;
+        }
+        RunsCommand::Show { id, json } => {
+            let r = store.run(&id)?;
+            if json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&r)?))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut o = String::new();
+            out!(
+                o,
+                "run {} of workflow `{}` ({})",
+                r.id,
+                r.workflow,
+                r.plan.file
+            );
+            out!(o, "  status  {}", r.status.name());
+            if let Some(seed) = r.plan.seed {
+                out!(o, "  deterministic, seed {seed}");
+            }
+            if let Some(of) = &r.replay_of {
+                out!(o, "  replay of {of}");
+            }
+            for s in &r.steps {
+                out!(o, "\nstep {} — {}", s.id, s.status.name());
+                out!(
+                    o,
+                    "  plugin   {} sha256:{}",
+                    s.plugin.label(),
+                    s.plugin.digest
+                );
+                if !s.config.is_empty() {
+                    let cfg: Vec<String> =
+                        s.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    out!(o, "  config   {}", cfg.join(" "));
+                }
+                for i in &s.inputs {
+                    out!(o, "  input    {} ← {} sha256:{}", i.port, i.from, i.digest);
+                }
+                for x in &s.outputs {
+                    out!(o, "  output   {} ({}) sha256:{}", x.name, x.kind, x.digest);
+                }
+                for m in &s.metrics {
+                    out!(o, "  metric   {} = {}", m.key, m.value);
+                }
+                for c in &s.checks {
+                    out!(
+                        o,
+                        "  check    {} {} ({}) {}",
+                        if c.passed { "pass" } else { "FAIL" },
+                        c.name,
+                        c.severity,
+                        c.detail
+                    );
+                }
+                if let Some(e) = &s.error {
+                    out!(o, "  error    {}", e.replace('\n', "\n           "));
+                }
+            }
+            if let Some(note) = &r.register_note {
+                out!(o, "\n{note}");
+            }
+            emit(&o)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kiln model`.
+pub fn model(ctx: &Ctx, cmd: ModelCommand) -> Result<ExitCode> {
+    let store = ctx.store()?;
+    match cmd {
+        ModelCommand::List { json } => {
+            let models = store.models()?;
+            if json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&models)?))?;
+            } else {
+                let mut o = String::new();
+                for m in &models {
+                    let aliases: Vec<String> = m
+                        .aliases
+                        .iter()
+                        .map(|(a, v)| format!("@{a}→v{v}"))
+                        .collect();
+                    out!(o, "{}  latest v{}  {}", m.name, m.latest, aliases.join(" "));
+                }
+                emit(&o)?;
+            }
+        }
+        ModelCommand::Show { name, json } => {
+            let (m, versions) = store.model(&name)?;
+            if json {
+                let doc = serde_json::json!({"model": m, "versions": versions});
+                emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+            } else {
+                let mut o = String::new();
+                out!(o, "model {}", m.name);
+                for v in &versions {
+                    let aliases: Vec<&str> = m
+                        .aliases
+                        .iter()
+                        .filter(|(_, n)| **n == v.version)
+                        .map(|(a, _)| a.as_str())
+                        .collect();
+                    out!(
+                        o,
+                        "  v{}{}  run {}  artifact sha256:{}  runner {}",
+                        v.version,
+                        if aliases.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (@{})", aliases.join(", @"))
+                        },
+                        v.run,
+                        short(&v.artifact),
+                        v.runner.label()
+                    );
+                    for (k, x) in &v.metrics {
+                        out!(o, "      {k} = {x:.6}");
+                    }
+                }
+                emit(&o)?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The quickstart, compiled into the binary so `kiln demo` works from anywhere.
+const DEMO_WORKFLOW: &str = include_str!("../../../examples/quickstart.yaml");
+const DEMO_DATA: &str = include_str!("../../../examples/data/diabetes.csv");
+const DEMO_NOTE: &str = include_str!("../../../examples/data/README.md");
+
+/// `kiln demo`: writes the quickstart into the data directory and runs it.
+pub fn demo(ctx: &Ctx, jobs: Option<usize>) -> Result<ExitCode> {
+    let dir = ctx.data_dir.join("demo");
+    std::fs::create_dir_all(dir.join("data"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    for (name, text) in [
+        ("quickstart.yaml", DEMO_WORKFLOW),
+        ("data/diabetes.csv", DEMO_DATA),
+        ("data/README.md", DEMO_NOTE),
+    ] {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    let workflow = dir.join("quickstart.yaml");
+    eprintln!(
+        "kiln demo: the quickstart workflow is {}",
+        workflow.display()
+    );
+    let code = run(
+        ctx,
+        RunArgs {
+            workflow: workflow.clone(),
+            jobs,
+            no_cache: false,
+            deterministic: false,
+            locked: false,
+            update: false,
+            json: false,
+        },
+    )?;
+    let store = ctx.store()?;
+    let last = store.runs()?.into_iter().next_back();
+    if let Some(r) = last {
+        let mut o = String::new();
+        out!(o, "\nwhere to look next:");
+        out!(
+            o,
+            "  kiln runs show {}        the run's lineage: digests in and out of every step",
+            short(&r.id)
+        );
+        if let Some(reg) = &r.registered {
+            out!(
+                o,
+                "  kiln model show {}   the registered model (version {})",
+                reg.model,
+                reg.version
+            );
+        }
+        out!(
+            o,
+            "  kiln replay {}           re-execute the run and check every output digest",
+            short(&r.id)
+        );
+        out!(
+            o,
+            "  kiln run {}  again: every step comes from the cache",
+            workflow.display()
+        );
+        out!(o, "  {}  the workflow, annotated", workflow.display());
+        emit(&o)?;
+    }
+    Ok(code)
+}

@@ -1,0 +1,429 @@
+//! The tracking store: a redb file in the data directory (`tracking.redb`) holding what
+//! runs produced and recorded, with values kept by content.
+//!
+//! - **Objects**: every value a step produced, encoded (postcard) and keyed by the sha256
+//!   of that encoding. Small ones live in the database; large ones are files under
+//!   `objects/` beside it, named by digest and checked against it when read.
+//! - **Step cache**: a step's cache key (plugin digest, config, input digests, grants) →
+//!   the digests of the outputs it produced, its checks and metrics.
+//! - **Runs**: each workflow run's lineage: per step, the plugin digest, config, input and
+//!   output digests, status and timing.
+//! - **Models**: registered models, their versions (source run, artifact, runner) and aliases.
+//!
+//! Writes from a running workflow go through one writer thread ([`Writer`]) that commits
+//! whatever has queued up in one transaction, so a run of many small steps pays for few
+//! commits while every finished step is durable soon after it finishes.
+
+mod records;
+mod tables;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, mpsc},
+    thread::JoinHandle,
+};
+
+use anyhow::{Context, Result, bail, ensure};
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+pub use records::*;
+use tables::*;
+
+use crate::{bindings::Value, digest::sha256_hex};
+
+/// Objects up to this size are stored inside the database.
+const INLINE_MAX: usize = 256 * 1024;
+
+/// An open tracking store.
+pub struct Store {
+    db: Database,
+    objects: PathBuf,
+    path: PathBuf,
+}
+
+/// An encoded value and its digest.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub digest: String,
+    pub bytes: Arc<Vec<u8>>,
+}
+
+impl Object {
+    /// Encodes a value.
+    pub fn encode(value: &Value) -> Result<Object> {
+        let bytes = postcard::to_stdvec(value).context("encoding a value")?;
+        Ok(Object {
+            digest: sha256_hex(&bytes),
+            bytes: Arc::new(bytes),
+        })
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `data_dir`. A file that is not a Kiln tracking
+    /// store, or was written by a newer Kiln, is refused untouched.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        let path = data_dir.join("tracking.redb");
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let existed = path.exists();
+        let mut builder = Database::builder();
+        builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
+        let db = if existed {
+            builder.open(&path)
+        } else {
+            builder.create(&path)
+        }
+        .with_context(|| {
+            format!(
+                "opening {} (is it a Kiln tracking store, and intact?)",
+                path.display()
+            )
+        })?;
+        let store = Store {
+            db,
+            objects: data_dir.join("objects"),
+            path,
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        let found = {
+            let txn = self.db.begin_read()?;
+            match txn.open_table(META) {
+                Ok(meta) => meta.get("schema_version")?.map(|v| v.value().to_string()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        match found {
+            Some(v) if v == SCHEMA_VERSION.to_string() => Ok(()),
+            Some(v) => bail!(
+                "{} has tracking schema {v}; this Kiln reads schema {SCHEMA_VERSION}",
+                self.path.display()
+            ),
+            None => {
+                let empty = self.db.begin_read()?.list_tables()?.next().is_none();
+                ensure!(
+                    empty,
+                    "{} is not a Kiln tracking store (it has no schema version)",
+                    self.path.display()
+                );
+                let txn = self.db.begin_write()?;
+                {
+                    let mut meta = txn.open_table(META)?;
+                    meta.insert("schema_version", SCHEMA_VERSION.to_string().as_str())?;
+                    txn.open_table(OBJECTS)?;
+                    txn.open_table(CACHE)?;
+                    txn.open_table(RUNS)?;
+                    txn.open_table(MODELS)?;
+                    txn.open_table(MODEL_VERSIONS)?;
+                }
+                txn.commit()?;
+                Ok(())
+            }
+        }
+    }
+
+    fn object_file(&self, digest: &str) -> PathBuf {
+        let (head, tail) = digest.split_at(2.min(digest.len()));
+        self.objects.join(head).join(tail)
+    }
+
+    /// Whether an object is stored.
+    pub fn has_object(&self, digest: &str) -> Result<bool> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(OBJECTS)?.get(digest)?.is_some() || self.object_file(digest).is_file())
+    }
+
+    /// An object's bytes, checked against its digest.
+    pub fn object(&self, digest: &str) -> Result<Vec<u8>> {
+        let inline = {
+            let txn = self.db.begin_read()?;
+            txn.open_table(OBJECTS)?
+                .get(digest)?
+                .map(|v| v.value().to_vec())
+        };
+        let bytes = match inline {
+            Some(b) => b,
+            None => {
+                let file = self.object_file(digest);
+                std::fs::read(&file)
+                    .with_context(|| format!("object sha256:{digest} is missing from the store"))?
+            }
+        };
+        let actual = sha256_hex(&bytes);
+        ensure!(
+            actual == digest,
+            "object sha256:{digest} is damaged (its content hashes to {actual})"
+        );
+        Ok(bytes)
+    }
+
+    /// A stored value.
+    pub fn value(&self, digest: &str) -> Result<Value> {
+        let bytes = self.object(digest)?;
+        postcard::from_bytes(&bytes).with_context(|| format!("decoding object sha256:{digest}"))
+    }
+
+    /// A step's cached result.
+    pub fn cached(&self, key: &str) -> Result<Option<CacheEntry>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CACHE)?;
+        let Some(v) = table.get(key)? else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice(v.value()).ok())
+    }
+
+    /// Applies a batch of writes in one transaction. Large objects are written to their
+    /// files first (atomically, by rename), so a record never points at a missing file.
+    pub fn apply(&self, batch: &[Write]) -> Result<()> {
+        for w in batch {
+            if let Write::Object(o) = w
+                && o.bytes.len() > INLINE_MAX
+            {
+                self.write_object_file(o)?;
+            }
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut objects = txn.open_table(OBJECTS)?;
+            let mut cache = txn.open_table(CACHE)?;
+            let mut runs = txn.open_table(RUNS)?;
+            for w in batch {
+                match w {
+                    Write::Object(o) if o.bytes.len() <= INLINE_MAX => {
+                        if objects.get(o.digest.as_str())?.is_none() {
+                            objects.insert(o.digest.as_str(), o.bytes.as_slice())?;
+                        }
+                    }
+                    Write::Object(_) => {}
+                    Write::Cache(key, entry) => {
+                        cache.insert(key.as_str(), serde_json::to_vec(entry)?.as_slice())?;
+                    }
+                    Write::Run(run) => {
+                        runs.insert(run.id.as_str(), serde_json::to_vec(run)?.as_slice())?;
+                    }
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn write_object_file(&self, o: &Object) -> Result<()> {
+        let file = self.object_file(&o.digest);
+        if file.is_file() {
+            return Ok(());
+        }
+        let dir = file.parent().unwrap_or(&self.objects);
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tmp = dir.join(format!(".{}.tmp-{}", o.digest, std::process::id()));
+        std::fs::write(&tmp, o.bytes.as_slice())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))
+    }
+
+    /// A run by id, or by a unique prefix of its id.
+    pub fn run(&self, id: &str) -> Result<RunRecord> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RUNS)?;
+        if let Some(v) = table.get(id)? {
+            return Ok(serde_json::from_slice(v.value())?);
+        }
+        let mut found = Vec::new();
+        for row in table.range(id..)? {
+            let (k, v) = row?;
+            if !k.value().starts_with(id) {
+                break;
+            }
+            found.push(v.value().to_vec());
+        }
+        match found.len() {
+            1 => Ok(serde_json::from_slice(&found[0])?),
+            0 => bail!("no run `{id}`"),
+            n => bail!("`{id}` is the start of {n} run ids; give more of it"),
+        }
+    }
+
+    /// Every run, oldest first.
+    pub fn runs(&self) -> Result<Vec<RunRecord>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RUNS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (_, v) = row?;
+            if let Ok(r) = serde_json::from_slice(v.value()) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds a version of model `name` (created on first use), pointing `alias` at it if
+    /// given. Returns the version number, and whether it is new: registering the same
+    /// artifact with the same runner again returns the version that has it.
+    pub fn register_model(
+        &self,
+        mut version: ModelVersion,
+        alias: Option<&str>,
+    ) -> Result<(u64, bool)> {
+        let txn = self.db.begin_write()?;
+        let number = {
+            let mut models = txn.open_table(MODELS)?;
+            let mut versions = txn.open_table(MODEL_VERSIONS)?;
+            let mut model: ModelRecord = match models.get(version.model.as_str())? {
+                Some(v) => serde_json::from_slice(v.value())?,
+                None => ModelRecord {
+                    name: version.model.clone(),
+                    created_ms: version.created_ms,
+                    latest: 0,
+                    aliases: Default::default(),
+                },
+            };
+            for row in
+                versions.range((version.model.as_str(), 0)..=(version.model.as_str(), u64::MAX))?
+            {
+                let (k, v) = row?;
+                let existing: ModelVersion = serde_json::from_slice(v.value())?;
+                if existing.artifact == version.artifact
+                    && existing.runner.digest == version.runner.digest
+                {
+                    return Ok((k.value().1, false));
+                }
+            }
+            model.latest += 1;
+            version.version = model.latest;
+            if let Some(a) = alias {
+                model.aliases.insert(a.to_string(), model.latest);
+            }
+            versions.insert(
+                (version.model.as_str(), model.latest),
+                serde_json::to_vec(&version)?.as_slice(),
+            )?;
+            models.insert(model.name.as_str(), serde_json::to_vec(&model)?.as_slice())?;
+            model.latest
+        };
+        txn.commit()?;
+        Ok((number, true))
+    }
+
+    /// Every registered model.
+    pub fn models(&self) -> Result<Vec<ModelRecord>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(MODELS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (_, v) = row?;
+            out.push(serde_json::from_slice(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// A model and its versions, oldest first.
+    pub fn model(&self, name: &str) -> Result<(ModelRecord, Vec<ModelVersion>)> {
+        let txn = self.db.begin_read()?;
+        let model: ModelRecord = match txn.open_table(MODELS)?.get(name)? {
+            Some(v) => serde_json::from_slice(v.value())?,
+            None => bail!("no registered model `{name}`"),
+        };
+        let table = txn.open_table(MODEL_VERSIONS)?;
+        let mut versions = Vec::new();
+        for row in table.range((name, 0)..=(name, u64::MAX))? {
+            let (_, v) = row?;
+            versions.push(serde_json::from_slice(v.value())?);
+        }
+        Ok((model, versions))
+    }
+}
+
+/// One write for the [`Writer`].
+#[derive(Debug, Clone)]
+pub enum Write {
+    Object(Object),
+    Cache(String, CacheEntry),
+    Run(Box<RunRecord>),
+}
+
+enum Message {
+    Write(Write),
+    Flush(mpsc::Sender<Result<(), String>>),
+}
+
+/// A thread that applies writes in batches: each commit takes everything queued.
+pub struct Writer {
+    tx: Option<mpsc::Sender<Message>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    pub fn start(store: Arc<Store>) -> Writer {
+        let (tx, rx) = mpsc::channel::<Message>();
+        let thread = std::thread::Builder::new()
+            .name("kiln-store-writer".into())
+            .spawn(move || {
+                let mut failed: Option<String> = None;
+                while let Ok(first) = rx.recv() {
+                    let mut batch = Vec::new();
+                    let mut flushes = Vec::new();
+                    let mut take = |m: Message| match m {
+                        Message::Write(w) => batch.push(w),
+                        Message::Flush(reply) => flushes.push(reply),
+                    };
+                    take(first);
+                    while let Ok(m) = rx.try_recv() {
+                        take(m);
+                    }
+                    if !batch.is_empty()
+                        && failed.is_none()
+                        && let Err(e) = store.apply(&batch)
+                    {
+                        failed = Some(format!("{e:#}"));
+                    }
+                    for reply in flushes {
+                        let _ = reply.send(failed.clone().map_or(Ok(()), Err));
+                    }
+                }
+            })
+            .expect("spawning the store writer thread");
+        Writer {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Queues a write.
+    pub fn send(&self, w: Write) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Message::Write(w));
+        }
+    }
+
+    /// Waits until everything queued so far is committed; reports the first failed commit.
+    pub fn flush(&self) -> Result<()> {
+        let (reply, done) = mpsc::channel();
+        if let Some(tx) = &self.tx {
+            tx.send(Message::Flush(reply))
+                .map_err(|_| anyhow::anyhow!("the store writer stopped"))?;
+        }
+        done.recv()
+            .map_err(|_| anyhow::anyhow!("the store writer stopped"))?
+            .map_err(|e| anyhow::anyhow!("writing to the tracking store: {e}"))
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! What the tracking store keeps, as serde records.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::workflow::plan::{Plan, PluginRef};
+
+/// An output a step produced: its name, kind and the digest of its stored value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRef {
+    pub name: String,
+    pub kind: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+/// A metric a step tracked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricRecord {
+    pub key: String,
+    pub value: f64,
+    pub step: u64,
+    pub timestamp_ms: u64,
+}
+
+/// One check of a validator step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    pub name: String,
+    pub passed: bool,
+    pub severity: String,
+    pub observed: Option<f64>,
+    pub detail: String,
+}
+
+/// What a cached step produced, enough to skip running it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheEntry {
+    pub outputs: Vec<OutputRef>,
+    #[serde(default)]
+    pub checks: Vec<CheckRecord>,
+    #[serde(default)]
+    pub metrics: Vec<MetricRecord>,
+    #[serde(default)]
+    pub params: Vec<(String, String)>,
+    /// The run that computed it, and how long it took.
+    pub run: String,
+    pub elapsed_ms: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Running,
+    Succeeded,
+    Cached,
+    Failed,
+    /// Not run because a step it needs failed.
+    Skipped,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Succeeded => "ok",
+            Status::Cached => "cached",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        }
+    }
+
+    /// Whether the step finished with outputs.
+    pub fn done(self) -> bool {
+        matches!(self, Status::Succeeded | Status::Cached)
+    }
+}
+
+/// An input as a step received it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputRef {
+    pub port: String,
+    /// `step.output`.
+    pub from: String,
+    pub digest: String,
+}
+
+/// The lineage of one step in one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub id: String,
+    pub plugin: PluginRef,
+    pub config: Vec<(String, String)>,
+    pub status: Status,
+    pub cache_key: Option<String>,
+    pub inputs: Vec<InputRef>,
+    pub outputs: Vec<OutputRef>,
+    #[serde(default)]
+    pub checks: Vec<CheckRecord>,
+    #[serde(default)]
+    pub metrics: Vec<MetricRecord>,
+    #[serde(default)]
+    pub params: Vec<(String, String)>,
+    pub attempts: u32,
+    pub elapsed_ms: f64,
+    pub error: Option<String>,
+}
+
+/// A model version a run registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    pub model: String,
+    pub version: u64,
+    pub alias: Option<String>,
+}
+
+/// One run of a workflow: what ran, on what, producing what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// 32 hex digits, time-ordered (UUID v7).
+    pub id: String,
+    pub workflow: String,
+    pub status: Status,
+    pub started_ms: u64,
+    pub ended_ms: Option<u64>,
+    /// The checked plan that ran: enough to run it again (`kiln replay`).
+    pub plan: Plan,
+    pub steps: Vec<StepRecord>,
+    /// Why registration did or did not happen.
+    pub register_note: Option<String>,
+    pub registered: Option<Registered>,
+    /// Set for a replay: the run it re-executed.
+    pub replay_of: Option<String>,
+}
+
+/// A registered model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    pub name: String,
+    pub created_ms: u64,
+    /// The newest version number.
+    pub latest: u64,
+    pub aliases: BTreeMap<String, u64>,
+}
+
+/// One version of a registered model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelVersion {
+    pub model: String,
+    pub version: u64,
+    pub created_ms: u64,
+    /// The run and step that produced it.
+    pub run: String,
+    pub step: String,
+    /// The digest of the stored artifact value (bytes).
+    pub artifact: String,
+    /// The model-runner plugin that serves it.
+    pub runner: PluginRef,
+    /// The run's metrics when it was registered, `step.metric` → value.
+    pub metrics: BTreeMap<String, f64>,
+}

@@ -1,0 +1,798 @@
+//! Running a checked plan on tokio: independent steps in parallel (at most `jobs` at a
+//! time, each on a blocking thread since a plugin call is synchronous), every step under
+//! its own deadline, memory cap and retries, outputs cached by content.
+//!
+//! A failed step fails the steps that depend on it, and the run; independent branches
+//! still finish, and everything finished is kept (stored and cached).
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+use super::{
+    cond::Condition,
+    plan::{MODEL_PORT, Plan, PlanStep, REPORT_OUTPUT},
+};
+use crate::{
+    bindings::{Check, NamedValue, Severity, Value},
+    engine::Limits,
+    host_impl::{LogSink, TrackingEvent},
+    plugin::{CallOptions, NamedValueRef, Plugin, Role},
+    tracking::{
+        CacheEntry, CheckRecord, InputRef, MetricRecord, ModelVersion, Object, OutputRef,
+        Registered, RunRecord, Status, StepRecord, Store, Write, Writer,
+    },
+    value,
+};
+
+/// How a plan is executed.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// The most steps running at once.
+    pub jobs: usize,
+    /// Take step outputs from the cache when their key matches.
+    pub use_cache: bool,
+    /// Set to stop starting steps; those running finish.
+    pub cancel: Arc<AtomicBool>,
+    /// For a replay: the run being re-executed.
+    pub replay_of: Option<String>,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            use_cache: true,
+            cancel: Arc::new(AtomicBool::new(false)),
+            replay_of: None,
+        }
+    }
+}
+
+/// Progress, as the executor reports it.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The run began; its id.
+    Begun {
+        run: String,
+    },
+    Started {
+        step: String,
+    },
+    Retrying {
+        step: String,
+        attempt: u32,
+        error: String,
+        wait: Duration,
+    },
+    Finished {
+        step: String,
+        status: Status,
+        elapsed_ms: f64,
+        error: Option<String>,
+    },
+}
+
+/// A finished step's outputs: name → (digest, the value while some step still needs it).
+type Produced = HashMap<String, (String, Option<Arc<Value>>)>;
+
+/// What a step's task returns.
+enum Done {
+    Cached(CacheEntry),
+    Ran(Ran),
+    Failed {
+        error: String,
+        attempts: u32,
+        checks: Vec<CheckRecord>,
+    },
+}
+
+struct Ran {
+    outputs: Vec<(String, Arc<Value>, Option<Object>)>,
+    checks: Vec<CheckRecord>,
+    metrics: Vec<MetricRecord>,
+    params: Vec<(String, String)>,
+    attempts: u32,
+    elapsed_ms: f64,
+}
+
+/// The inputs a step's task is given: the value when it is in memory, else its digest.
+struct Input {
+    port: String,
+    digest: String,
+    value: Option<Arc<Value>>,
+}
+
+/// Runs a plan to the end; returns its run record (also stored).
+pub async fn execute(
+    plan: Arc<Plan>,
+    plugins: Vec<Arc<Plugin>>,
+    store: Arc<Store>,
+    opts: ExecOptions,
+    on_event: Arc<dyn Fn(&Event) + Send + Sync>,
+) -> Result<RunRecord> {
+    let n = plan.steps.len();
+    let index: HashMap<&str, usize> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let mut deps: Vec<Vec<usize>> = plan
+        .steps
+        .iter()
+        .map(|s| s.upstream().filter_map(|u| index.get(u).copied()).collect())
+        .collect();
+    for d in &mut deps {
+        d.sort_unstable();
+        d.dedup();
+    }
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, d) in deps.iter().enumerate() {
+        for &u in d {
+            dependents[u].push(i);
+        }
+    }
+    let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let mut ready: VecDeque<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+
+    let writer = Writer::start(store.clone());
+    let started_ms = crate::now_ms();
+    let mut run = RunRecord {
+        id: uuid::Uuid::now_v7().simple().to_string(),
+        workflow: plan.name.clone(),
+        status: Status::Running,
+        started_ms,
+        ended_ms: None,
+        plan: (*plan).clone(),
+        steps: plan
+            .steps
+            .iter()
+            .map(|s| StepRecord {
+                id: s.id.clone(),
+                plugin: s.plugin.clone(),
+                config: s.config.clone(),
+                status: Status::Pending,
+                cache_key: None,
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                checks: Vec::new(),
+                metrics: Vec::new(),
+                params: Vec::new(),
+                attempts: 0,
+                elapsed_ms: 0.0,
+                error: None,
+            })
+            .collect(),
+        register_note: None,
+        registered: None,
+        replay_of: opts.replay_of.clone(),
+    };
+    writer.send(Write::Run(Box::new(run.clone())));
+    on_event(&Event::Begun {
+        run: run.id.clone(),
+    });
+
+    // Each finished step's outputs: name → (digest, value when in memory).
+    let mut produced: Vec<Produced> = vec![HashMap::new(); n];
+    let mut tasks = tokio::task::JoinSet::new();
+    let jobs = opts.jobs.max(1);
+    let mut running = 0usize;
+    loop {
+        while running < jobs
+            && let Some(i) = ready.pop_front()
+        {
+            let step = &plan.steps[i];
+            if opts.cancel.load(Ordering::Relaxed) {
+                finish_skipped(&mut run.steps[i], "the run was cancelled", &on_event);
+                skip_dependents(i, &dependents, &mut run.steps, &plan, &on_event);
+                continue;
+            }
+            let inputs: Vec<Input> = step
+                .inputs
+                .iter()
+                .map(|w| {
+                    let (digest, value) = &produced[index[w.step.as_str()]][&w.output];
+                    Input {
+                        port: w.port.clone(),
+                        digest: digest.clone(),
+                        value: value.clone(),
+                    }
+                })
+                .collect();
+            run.steps[i].inputs = step
+                .inputs
+                .iter()
+                .zip(&inputs)
+                .map(|(w, inp)| InputRef {
+                    port: w.port.clone(),
+                    from: format!("{}.{}", w.step, w.output),
+                    digest: inp.digest.clone(),
+                })
+                .collect();
+            let key = cache_key(step, &inputs, plan.seed);
+            run.steps[i].cache_key = key.as_ref().ok().cloned();
+            run.steps[i].status = Status::Running;
+            on_event(&Event::Started {
+                step: step.id.clone(),
+            });
+            let task = StepTask {
+                step: step.clone(),
+                plugin: plugins[i].clone(),
+                inputs,
+                key,
+                store: store.clone(),
+                use_cache: opts.use_cache && step.cache,
+                seed: plan.seed.map(|s| step_seed(s, &step.id)),
+                on_event: on_event.clone(),
+            };
+            running += 1;
+            tasks.spawn_blocking(move || (i, task.run()));
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        running -= 1;
+        let (i, done) = joined.context("a step's task panicked")?;
+        let step = &plan.steps[i];
+        let rec = &mut run.steps[i];
+        match done {
+            Done::Cached(entry) => {
+                rec.status = Status::Cached;
+                rec.outputs = entry.outputs.clone();
+                rec.checks = entry.checks;
+                rec.metrics = entry.metrics;
+                rec.params = entry.params;
+                rec.elapsed_ms = 0.0;
+                for o in &entry.outputs {
+                    produced[i].insert(o.name.clone(), (o.digest.clone(), None));
+                }
+            }
+            Done::Ran(ran) => {
+                rec.status = Status::Succeeded;
+                rec.attempts = ran.attempts;
+                rec.elapsed_ms = ran.elapsed_ms;
+                rec.checks = ran.checks;
+                rec.metrics = ran.metrics;
+                rec.params = ran.params;
+                rec.outputs.clear();
+                for (name, v, object) in ran.outputs {
+                    let (digest, size) = match &object {
+                        Some(o) => (o.digest.clone(), o.bytes.len() as u64),
+                        None => produced_digest(&produced, &index, step, &name),
+                    };
+                    rec.outputs.push(OutputRef {
+                        name: name.clone(),
+                        kind: value::kind_name(&v).to_string(),
+                        digest: digest.clone(),
+                        size,
+                    });
+                    if let Some(o) = object {
+                        writer.send(Write::Object(o));
+                    }
+                    produced[i].insert(name, (digest, Some(v)));
+                }
+                if let (Some(key), true) = (&rec.cache_key, step.cache && !writes(step)) {
+                    writer.send(Write::Cache(
+                        key.clone(),
+                        CacheEntry {
+                            outputs: rec.outputs.clone(),
+                            checks: rec.checks.clone(),
+                            metrics: rec.metrics.clone(),
+                            params: rec.params.clone(),
+                            run: run.id.clone(),
+                            elapsed_ms: rec.elapsed_ms,
+                        },
+                    ));
+                }
+            }
+            Done::Failed {
+                error,
+                attempts,
+                checks,
+            } => {
+                rec.status = Status::Failed;
+                rec.error = Some(error);
+                rec.attempts = attempts;
+                rec.checks = checks;
+            }
+        }
+        let rec = &run.steps[i];
+        on_event(&Event::Finished {
+            step: rec.id.clone(),
+            status: rec.status,
+            elapsed_ms: rec.elapsed_ms,
+            error: rec.error.clone(),
+        });
+        if rec.status.done() {
+            for &j in &dependents[i] {
+                waiting[j] -= 1;
+                if waiting[j] == 0 && run.steps[j].status == Status::Pending {
+                    ready.push_back(j);
+                }
+            }
+        } else {
+            skip_dependents(i, &dependents, &mut run.steps, &plan, &on_event);
+        }
+        // Keep values in memory only while a step still needs them.
+        for &u in &deps[i] {
+            if dependents[u].iter().all(|&j| {
+                run.steps[j].status != Status::Pending && run.steps[j].status != Status::Running
+            }) {
+                for (_, v) in produced[u].values_mut() {
+                    *v = None;
+                }
+            }
+        }
+    }
+
+    let failed = run
+        .steps
+        .iter()
+        .any(|s| s.status != Status::Succeeded && s.status != Status::Cached);
+    run.status = if failed {
+        Status::Failed
+    } else {
+        Status::Succeeded
+    };
+    writer.send(Write::Run(Box::new(run.clone())));
+    writer.flush()?;
+    if !failed && let Some(reg) = &plan.register {
+        register(&mut run, reg, &store)?;
+    }
+    run.ended_ms = Some(crate::now_ms());
+    writer.send(Write::Run(Box::new(run.clone())));
+    writer.flush()?;
+    Ok(run)
+}
+
+/// The digest of a validator's pass-through output: the digest of the input it passes on.
+fn produced_digest(
+    produced: &[Produced],
+    index: &HashMap<&str, usize>,
+    step: &PlanStep,
+    name: &str,
+) -> (String, u64) {
+    step.inputs
+        .iter()
+        .find(|w| w.port == name)
+        .and_then(|w| produced[index[w.step.as_str()]].get(&w.output))
+        .map_or((String::new(), 0), |(d, _)| (d.clone(), 0))
+}
+
+fn writes(step: &PlanStep) -> bool {
+    step.grants.dirs.iter().any(|d| d.writable)
+}
+
+fn finish_skipped(rec: &mut StepRecord, why: &str, on_event: &Arc<dyn Fn(&Event) + Send + Sync>) {
+    rec.status = Status::Skipped;
+    rec.error = Some(why.to_string());
+    on_event(&Event::Finished {
+        step: rec.id.clone(),
+        status: Status::Skipped,
+        elapsed_ms: 0.0,
+        error: rec.error.clone(),
+    });
+}
+
+/// Marks every step downstream of `i` skipped.
+fn skip_dependents(
+    i: usize,
+    dependents: &[Vec<usize>],
+    steps: &mut [StepRecord],
+    plan: &Plan,
+    on_event: &Arc<dyn Fn(&Event) + Send + Sync>,
+) {
+    let mut stack = vec![i];
+    while let Some(u) = stack.pop() {
+        for &j in &dependents[u] {
+            if steps[j].status == Status::Pending {
+                let why = format!("step `{}` did not finish", plan.steps[u].id);
+                finish_skipped(&mut steps[j], &why, on_event);
+                stack.push(j);
+            }
+        }
+    }
+}
+
+/// Registers the model if the run's metrics meet the condition.
+fn register(run: &mut RunRecord, reg: &super::plan::RegisterPlan, store: &Store) -> Result<()> {
+    let metrics: BTreeMap<String, f64> = run
+        .steps
+        .iter()
+        .flat_map(|s| {
+            s.metrics
+                .iter()
+                .map(move |m| (format!("{}.{}", s.id, m.key), m.value))
+        })
+        .collect();
+    if let Some(when) = &reg.when {
+        let cond = Condition::parse(when).map_err(anyhow::Error::msg)?;
+        let holds = cond.eval(|step, key| metrics.get(&format!("{step}.{key}")).copied());
+        match holds {
+            Ok(true) => {}
+            Ok(false) => {
+                run.register_note = Some(format!("not registered: `{when}` does not hold"));
+                return Ok(());
+            }
+            Err(e) => {
+                run.register_note = Some(format!("not registered: {e}"));
+                return Ok(());
+            }
+        }
+    }
+    let artifact = run
+        .steps
+        .iter()
+        .find(|s| s.id == reg.step)
+        .and_then(|s| s.outputs.iter().find(|o| o.name == reg.output))
+        .with_context(|| {
+            format!(
+                "the run has no output `{}.{}` to register",
+                reg.step, reg.output
+            )
+        })?;
+    anyhow::ensure!(
+        artifact.kind == "bytes",
+        "`{}.{}` is a {}; a model artifact is bytes",
+        reg.step,
+        reg.output,
+        artifact.kind
+    );
+    let (version, new) = store.register_model(
+        ModelVersion {
+            model: reg.model.clone(),
+            version: 0,
+            created_ms: crate::now_ms(),
+            run: run.id.clone(),
+            step: reg.step.clone(),
+            artifact: artifact.digest.clone(),
+            runner: reg.runner.clone(),
+            metrics,
+        },
+        reg.alias.as_deref(),
+    )?;
+    run.registered = Some(Registered {
+        model: reg.model.clone(),
+        version,
+        alias: reg.alias.clone(),
+    });
+    run.register_note = Some(if new {
+        format!("registered {} version {version}", reg.model)
+    } else {
+        format!(
+            "{} version {version} already holds this artifact; nothing new registered",
+            reg.model
+        )
+    });
+    Ok(())
+}
+
+/// The cache key of a step given its inputs: plugin digest, role, config, input digests,
+/// grants (with the content of granted directories) and deterministic seed.
+fn cache_key(step: &PlanStep, inputs: &[Input], seed: Option<u64>) -> Result<String, String> {
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(b"kiln-step-cache/1");
+    field(step.plugin.digest.as_bytes());
+    field(step.role.interface().as_bytes());
+    for (k, v) in &step.config {
+        field(k.as_bytes());
+        field(v.as_bytes());
+    }
+    field(b"inputs");
+    let mut sorted: Vec<&Input> = inputs.iter().collect();
+    sorted.sort_by(|a, b| a.port.cmp(&b.port));
+    for i in sorted {
+        field(i.port.as_bytes());
+        field(i.digest.as_bytes());
+    }
+    field(b"grants");
+    for d in &step.grants.dirs {
+        field(d.guest.as_bytes());
+        field(&[u8::from(d.writable)]);
+        field(
+            dir_digest(&d.host)
+                .map_err(|e| format!("{e:#}"))?
+                .as_bytes(),
+        );
+    }
+    for (k, v) in &step.grants.env {
+        field(k.as_bytes());
+        field(v.as_bytes());
+    }
+    if let Some(s) = seed {
+        field(&step_seed(s, &step.id).to_le_bytes());
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// A digest of everything in a directory: relative paths and file contents, in order.
+fn dir_digest(dir: &Path) -> Result<String> {
+    let mut h = Sha256::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&d)
+            .with_context(|| format!("reading granted directory {}", d.display()))?
+            .collect::<std::io::Result<_>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries.into_iter().rev() {
+            let path = e.path();
+            let rel = path.strip_prefix(dir).unwrap_or(&path);
+            if e.file_type()?.is_dir() {
+                h.update(b"d");
+                h.update(rel.to_string_lossy().as_bytes());
+                stack.push(path);
+            } else {
+                let mut f = std::fs::File::open(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                h.update(b"f");
+                h.update(rel.to_string_lossy().as_bytes());
+                h.update(b"\0");
+                std::io::copy(&mut f, &mut h)?;
+            }
+        }
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// A step's own seed in deterministic mode, from the run's seed and the step's id.
+fn step_seed(seed: u64, id: &str) -> u64 {
+    let d = Sha256::new()
+        .chain_update(seed.to_le_bytes())
+        .chain_update(id.as_bytes())
+        .finalize();
+    u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
+}
+
+/// Everything one step's blocking task needs.
+struct StepTask {
+    step: PlanStep,
+    plugin: Arc<Plugin>,
+    inputs: Vec<Input>,
+    key: Result<String, String>,
+    store: Arc<Store>,
+    use_cache: bool,
+    seed: Option<u64>,
+    on_event: Arc<dyn Fn(&Event) + Send + Sync>,
+}
+
+impl StepTask {
+    fn run(self) -> Done {
+        let key = match &self.key {
+            Ok(k) => k,
+            Err(e) => {
+                return Done::Failed {
+                    error: e.clone(),
+                    attempts: 0,
+                    checks: Vec::new(),
+                };
+            }
+        };
+        if self.use_cache
+            && !writes(&self.step)
+            && let Ok(Some(entry)) = self.store.cached(key)
+        {
+            return Done::Cached(entry);
+        }
+        // Values not in memory come from the store.
+        let mut values = Vec::with_capacity(self.inputs.len());
+        for i in &self.inputs {
+            match &i.value {
+                Some(v) => values.push(v.clone()),
+                None => match self.store.value(&i.digest) {
+                    Ok(v) => values.push(Arc::new(v)),
+                    Err(e) => {
+                        return Done::Failed {
+                            error: format!("reading input `{}`: {e:#}", i.port),
+                            attempts: 0,
+                            checks: Vec::new(),
+                        };
+                    }
+                },
+            }
+        }
+        let opts = CallOptions {
+            limits: Limits {
+                memory: self.step.memory,
+                timeout: Duration::from_millis(self.step.timeout_ms),
+                ..Limits::default()
+            },
+            grants: self.step.grants.clone(),
+            log: LogSink::Collect,
+            deterministic: self.seed,
+        };
+        let mut attempt = 0;
+        let mut wait = Duration::from_millis(self.step.backoff_ms);
+        loop {
+            attempt += 1;
+            let t0 = Instant::now();
+            match self.attempt(&values, &opts) {
+                Ok(mut ran) => {
+                    ran.attempts = attempt;
+                    ran.elapsed_ms = t0.elapsed().as_secs_f64() * 1e3;
+                    return Done::Ran(ran);
+                }
+                Err((error, checks)) if attempt > self.step.retries || !checks.is_empty() => {
+                    return Done::Failed {
+                        error,
+                        attempts: attempt,
+                        checks,
+                    };
+                }
+                Err((error, _)) => {
+                    (self.on_event)(&Event::Retrying {
+                        step: self.step.id.clone(),
+                        attempt,
+                        error,
+                        wait,
+                    });
+                    std::thread::sleep(wait);
+                    wait *= 2;
+                }
+            }
+        }
+    }
+
+    /// One attempt. A failure carries the validator checks that caused it, if any
+    /// (a failed check is not retried: the data will not change).
+    fn attempt(
+        &self,
+        values: &[Arc<Value>],
+        opts: &CallOptions,
+    ) -> Result<Ran, (String, Vec<CheckRecord>)> {
+        let plain = |e: String| (e, Vec::new());
+        let refs: Vec<NamedValueRef<'_>> = self
+            .inputs
+            .iter()
+            .zip(values)
+            .filter(|(i, _)| !(self.step.role == Role::ModelRunner && i.port == MODEL_PORT))
+            .map(|(i, v)| NamedValueRef {
+                name: &i.port,
+                value: v,
+            })
+            .collect();
+        let (outputs, checks, tracking) = match self.step.role {
+            Role::Step => {
+                let out = self
+                    .plugin
+                    .run_step(&refs, &self.step.config, opts)
+                    .map_err(|e| plain(e.to_string()))?;
+                let outputs = out
+                    .value
+                    .into_iter()
+                    .map(|nv| (nv.name, Arc::new(nv.value)))
+                    .collect();
+                (outputs, Vec::new(), out.tracking)
+            }
+            Role::Validator => {
+                let out = self
+                    .plugin
+                    .validate(&refs, &self.step.config, opts)
+                    .map_err(|e| plain(e.to_string()))?;
+                let checks: Vec<CheckRecord> = out.value.iter().map(check_record).collect();
+                let blocking: Vec<&Check> = out
+                    .value
+                    .iter()
+                    .filter(|c| !c.passed && c.severity == Severity::Error)
+                    .collect();
+                if !blocking.is_empty() {
+                    let list: Vec<String> = blocking
+                        .iter()
+                        .map(|c| format!("{} ({})", c.name, c.detail))
+                        .collect();
+                    return Err((
+                        format!("{} check(s) failed: {}", blocking.len(), list.join("; ")),
+                        checks,
+                    ));
+                }
+                let mut outputs: Vec<(String, Arc<Value>)> = self
+                    .inputs
+                    .iter()
+                    .zip(values)
+                    .map(|(i, v)| (i.port.clone(), v.clone()))
+                    .collect();
+                let report = serde_json::to_string(&checks).unwrap_or_default();
+                outputs.push((REPORT_OUTPUT.to_string(), Arc::new(Value::Json(report))));
+                (outputs, checks, out.tracking)
+            }
+            Role::ModelRunner => {
+                let artifact = self
+                    .inputs
+                    .iter()
+                    .zip(values)
+                    .find(|(i, _)| i.port == MODEL_PORT)
+                    .map(|(_, v)| v);
+                let Some(Value::Bytes(artifact)) = artifact.map(|v| &**v) else {
+                    return Err(plain(format!(
+                        "input `{MODEL_PORT}` must be bytes (a model artifact)"
+                    )));
+                };
+                let mut model = self
+                    .plugin
+                    .load_model(artifact, &self.step.config, opts)
+                    .map_err(|e| plain(e.to_string()))?;
+                let owned: Vec<NamedValue> = refs
+                    .iter()
+                    .map(|r| NamedValue {
+                        name: r.name.to_string(),
+                        value: r.value.clone(),
+                    })
+                    .collect();
+                let out = model.predict(&owned).map_err(|e| plain(e.to_string()))?;
+                let outputs = out
+                    .value
+                    .into_iter()
+                    .map(|nv| (nv.name, Arc::new(nv.value)))
+                    .collect();
+                (outputs, Vec::new(), out.tracking)
+            }
+            Role::Tracker => return Err(plain("a tracker cannot run as a step".into())),
+        };
+        let mut metrics = Vec::new();
+        let mut params = Vec::new();
+        for t in tracking {
+            match t {
+                TrackingEvent::Metric {
+                    key,
+                    value,
+                    step,
+                    timestamp_ms,
+                } => metrics.push(MetricRecord {
+                    key,
+                    value,
+                    step,
+                    timestamp_ms,
+                }),
+                TrackingEvent::Param { key, value } | TrackingEvent::Tag { key, value } => {
+                    params.push((key, value))
+                }
+            }
+        }
+        let passthrough = self.step.role == Role::Validator;
+        let mut encoded = Vec::with_capacity(outputs.len());
+        for (name, v) in outputs {
+            let object = if passthrough && name != REPORT_OUTPUT {
+                None
+            } else {
+                Some(Object::encode(&v).map_err(|e| plain(format!("{e:#}")))?)
+            };
+            encoded.push((name, v, object));
+        }
+        Ok(Ran {
+            outputs: encoded,
+            checks,
+            metrics,
+            params,
+            attempts: 0,
+            elapsed_ms: 0.0,
+        })
+    }
+}
+
+fn check_record(c: &Check) -> CheckRecord {
+    CheckRecord {
+        name: c.name.clone(),
+        passed: c.passed,
+        severity: match c.severity {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+        .to_string(),
+        observed: c.observed,
+        detail: c.detail.clone(),
+    }
+}

@@ -1,0 +1,953 @@
+//! From a workflow file to a checked plan: every plugin resolved to an exact digest
+//! (through the lockfile), described, and every wire, config key, grant and limit
+//! checked before anything runs. All problems are reported at once, each at its line.
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use super::{
+    cond::Condition,
+    diag::{Collector, Diagnostics, Loc},
+    lock::{LockEntry, Lockfile},
+    spec::{self, StepSpec, WorkflowSpec, loc},
+};
+use crate::{
+    bindings::{Descriptor, ValueKind},
+    digest::sha256_hex,
+    plugin::{CallOptions, DirGrant, Grants, Plugin, PluginHost, Role},
+    registry::{Manifest, Registry, resolve::parse_spec},
+};
+
+/// The plugin a `uses` resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRef {
+    /// The `uses` text as written.
+    pub uses: String,
+    pub name: String,
+    /// The registry version; `None` for a component file.
+    pub version: Option<String>,
+    /// sha256 of the component, hex.
+    pub digest: String,
+    /// The component file, for a plugin not from the registry.
+    pub file: Option<PathBuf>,
+}
+
+impl PluginRef {
+    /// `name@version`, or the file's name.
+    pub fn label(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{}@{v}", self.name),
+            None => self.uses.clone(),
+        }
+    }
+}
+
+/// An input port fed by another step's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wire {
+    pub port: String,
+    pub step: String,
+    pub output: String,
+}
+
+/// One step, resolved and checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanStep {
+    pub id: String,
+    pub plugin: PluginRef,
+    pub role: Role,
+    pub config: Vec<(String, String)>,
+    pub inputs: Vec<Wire>,
+    pub after: Vec<String>,
+    pub grants: Grants,
+    pub memory: u64,
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub backoff_ms: u64,
+    pub cache: bool,
+}
+
+impl PlanStep {
+    /// The steps this one waits for: its inputs' steps and its `after` list.
+    pub fn upstream(&self) -> impl Iterator<Item = &str> {
+        self.inputs
+            .iter()
+            .map(|w| w.step.as_str())
+            .chain(self.after.iter().map(String::as_str))
+    }
+}
+
+/// What to register when the run succeeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterPlan {
+    pub model: String,
+    pub step: String,
+    pub output: String,
+    pub runner: PluginRef,
+    pub when: Option<String>,
+    pub alias: Option<String>,
+}
+
+/// A checked workflow: steps in an order where each comes after what it needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub name: String,
+    pub file: String,
+    /// The seed of deterministic mode, when it is on.
+    pub seed: Option<u64>,
+    pub steps: Vec<PlanStep>,
+    pub register: Option<RegisterPlan>,
+}
+
+/// A plan with its plugins loaded, ready to execute.
+pub struct Prepared {
+    pub plan: Plan,
+    /// One per step, in plan order.
+    pub plugins: Vec<Arc<Plugin>>,
+    /// The lockfile after resolution, and whether it changed.
+    pub lock: Lockfile,
+    pub lock_changed: bool,
+}
+
+/// How plugins are found.
+pub struct Resolver<'a> {
+    pub host: &'a PluginHost,
+    /// The registry, opened on first need.
+    pub registry: &'a dyn Fn() -> anyhow::Result<Arc<Registry>>,
+    /// Ignore the lockfile's choices and resolve afresh.
+    pub update: bool,
+}
+
+struct Resolved {
+    plugin_ref: PluginRef,
+    plugin: Arc<Plugin>,
+    manifest: Option<Manifest>,
+    descriptor: Descriptor,
+}
+
+impl Resolver<'_> {
+    /// Loads the plugin a lock entry or a run record names, checking its digest.
+    pub fn load_ref(&self, r: &PluginRef) -> anyhow::Result<Arc<Plugin>> {
+        let bytes = match (&r.file, &r.version) {
+            (Some(path), _) => std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read plugin {}: {e}", path.display()))?,
+            (None, Some(version)) => {
+                let registry = (self.registry)()?;
+                let req = semver::VersionReq::parse(&format!("={version}"))?;
+                let record = registry.resolve(&r.name, &req)?;
+                registry.fetch(&record)?
+            }
+            (None, None) => anyhow::bail!("plugin `{}` has neither a file nor a version", r.uses),
+        };
+        let digest = sha256_hex(&bytes);
+        anyhow::ensure!(
+            digest == r.digest,
+            "plugin `{}` has digest sha256:{digest}, but sha256:{} was recorded",
+            r.label(),
+            r.digest
+        );
+        Ok(self.host.load_bytes(&r.name, &bytes, None)?)
+    }
+
+    fn resolve(
+        &self,
+        uses: &str,
+        base: &Path,
+        lock: &mut Lockfile,
+    ) -> Result<(PluginRef, Arc<Plugin>, Option<Manifest>), String> {
+        let is_file = uses.contains('/') || uses.ends_with(".wasm");
+        if is_file {
+            let path = base.join(uses);
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("cannot read plugin file {}: {e}", path.display()))?;
+            let digest = sha256_hex(&bytes);
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("plugin")
+                .replace('_', "-");
+            let plugin = self
+                .host
+                .load_bytes(&name, &bytes, None)
+                .map_err(|e| e.to_string())?;
+            let r = PluginRef {
+                uses: uses.to_string(),
+                name,
+                version: None,
+                digest,
+                file: Some(std::path::absolute(&path).unwrap_or(path)),
+            };
+            record(lock, &r);
+            return Ok((r, plugin, None));
+        }
+        let (name, req) = parse_spec(uses)?;
+        let registry = (self.registry)().map_err(|e| format!("{e:#}"))?;
+        let locked = lock
+            .get(uses)
+            .filter(|_| !self.update)
+            .and_then(|e| Some((e.version.clone()?, e.digest.clone())))
+            .filter(|(v, _)| semver::Version::parse(v).is_ok_and(|v| req.matches(&v)));
+        let record = match &locked {
+            Some((version, _)) => {
+                let exact =
+                    semver::VersionReq::parse(&format!("={version}")).map_err(|e| e.to_string())?;
+                registry.resolve(name, &exact).map_err(|e| {
+                    format!("the lockfile pins {name}@{version}, which this registry lacks ({e}); run with --update to re-resolve")
+                })?
+            }
+            None => registry.resolve(name, &req).map_err(|e| e.to_string())?,
+        };
+        if let Some((version, digest)) = &locked
+            && strip(digest) != record.digest
+        {
+            return Err(format!(
+                "the lockfile pins {name}@{version} at {digest}, but this registry's {name}@{version} is sha256:{}",
+                record.digest
+            ));
+        }
+        let bytes = registry.fetch(&record).map_err(|e| e.to_string())?;
+        let plugin = self
+            .host
+            .load_bytes(&record.spec(), &bytes, None)
+            .map_err(|e| e.to_string())?;
+        let r = PluginRef {
+            uses: uses.to_string(),
+            name: record.name.clone(),
+            version: Some(record.version.clone()),
+            digest: record.digest.clone(),
+            file: None,
+        };
+        record_entry(lock, &r);
+        Ok((r, plugin, Some(record.manifest)))
+    }
+}
+
+fn strip(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").unwrap_or(digest)
+}
+
+fn record(lock: &mut Lockfile, r: &PluginRef) {
+    record_entry(lock, r);
+}
+
+fn record_entry(lock: &mut Lockfile, r: &PluginRef) {
+    let entry = LockEntry {
+        uses: r.uses.clone(),
+        name: r.name.clone(),
+        version: r.version.clone(),
+        digest: format!("sha256:{}", r.digest),
+    };
+    match lock.plugins.iter_mut().find(|e| e.uses == r.uses) {
+        Some(e) => *e = entry,
+        None => lock.plugins.push(entry),
+    }
+}
+
+/// A port's kind as far as validation knows it; `None` is unknown (anything goes).
+type Kind = Option<ValueKind>;
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        None | Some(ValueKind::Any) => "any",
+        Some(ValueKind::Tensor) => "tensor",
+        Some(ValueKind::Table) => "table",
+        Some(ValueKind::Scalar) => "scalar",
+        Some(ValueKind::Text) => "text",
+        Some(ValueKind::Bytes) => "bytes",
+        Some(ValueKind::Json) => "json",
+    }
+}
+
+fn compatible(from: Kind, to: Kind) -> bool {
+    match (from, to) {
+        (None | Some(ValueKind::Any), _) | (_, None | Some(ValueKind::Any)) => true,
+        (Some(a), Some(b)) => a == b,
+    }
+}
+
+/// The outputs a step offers: known names and kinds, or `None` when the plugin does not
+/// declare them (a model runner whose outputs depend on the model).
+type Offered = Option<Vec<(String, Kind)>>;
+
+/// The port a model runner's artifact arrives on.
+pub const MODEL_PORT: &str = "model";
+/// The extra output of a validator step: its checks, as JSON.
+pub const REPORT_OUTPUT: &str = "report";
+
+/// Reads, resolves and checks a workflow file.
+pub fn prepare(
+    path: &Path,
+    resolver: &Resolver<'_>,
+    deterministic: bool,
+) -> Result<Prepared, PrepareError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| PrepareError::Other(anyhow::anyhow!("reading {}: {e}", path.display())))?;
+    prepare_text(&text, path, resolver, deterministic)
+}
+
+/// Why a workflow could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("{0}")]
+    Invalid(Diagnostics),
+    #[error(transparent)]
+    Other(anyhow::Error),
+}
+
+/// As [`prepare`], for text already read (`path` names the file and anchors relative paths).
+pub fn prepare_text(
+    text: &str,
+    path: &Path,
+    resolver: &Resolver<'_>,
+    deterministic: bool,
+) -> Result<Prepared, PrepareError> {
+    let spec = WorkflowSpec::parse(text, path).map_err(PrepareError::Invalid)?;
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let lock_path = Lockfile::path_for(path);
+    let mut lock = Lockfile::read(&lock_path).map_err(PrepareError::Other)?;
+    let before = lock.clone();
+    let mut c = Collector::new(path.display().to_string(), text);
+
+    // Resolve and describe every plugin once per `uses`.
+    let mut by_uses: HashMap<String, Option<Resolved>> = HashMap::new();
+    let mut resolve = |uses: &Spanned<String>, step: Option<&str>, c: &mut Collector<'_>| {
+        if !by_uses.contains_key(&uses.value) {
+            let got = resolver.resolve(&uses.value, &base, &mut lock).and_then(
+                |(plugin_ref, plugin, manifest)| {
+                    let descriptor = plugin
+                        .describe(&CallOptions::default())
+                        .map_err(|e| format!("describe() failed: {e}"))?;
+                    Ok(Resolved {
+                        plugin_ref,
+                        plugin,
+                        manifest,
+                        descriptor,
+                    })
+                },
+            );
+            let got = match got {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    c.error(loc(uses), step, format!("`{}`: {e}", uses.value));
+                    None
+                }
+            };
+            by_uses.insert(uses.value.clone(), got);
+        }
+        by_uses.get(&uses.value).and_then(Option::as_ref).map(|r| {
+            (
+                r.plugin_ref.clone(),
+                r.plugin.clone(),
+                r.manifest.clone(),
+                r.descriptor.clone(),
+            )
+        })
+    };
+
+    let ids: HashSet<&str> = spec.steps.keys().map(|k| k.value.as_str()).collect();
+    struct Draft {
+        step: PlanStep,
+        plugin: Option<Arc<Plugin>>,
+        descriptor: Option<Descriptor>,
+        loc: Option<Loc>,
+    }
+    let mut drafts: Vec<Draft> = Vec::new();
+    for (key, s) in &spec.steps {
+        let id = key.value.as_str();
+        let step_loc = loc(key);
+        if !valid_id(id) {
+            c.error(
+                step_loc,
+                Some(id),
+                "step ids are letters, digits, `-` and `_`",
+            );
+        }
+        let resolved = resolve(&s.uses, Some(id), &mut c);
+        let role = resolved.as_ref().map(|r| r.1.role());
+        if role == Some(Role::Tracker) {
+            c.error(
+                loc(&s.uses),
+                Some(id),
+                format!(
+                    "`{}` is a tracker plugin; a step uses a step, validator or model-runner plugin",
+                    s.uses.value
+                ),
+            );
+        }
+        let config = check_config(&mut c, id, s, resolved.as_ref().map(|r| &r.3));
+        let grants = check_grants(&mut c, id, s, &base, resolved.as_ref().map(|r| &r.2));
+        let (memory, timeout) = check_limits(&mut c, id, s);
+        let backoff = match &s.backoff {
+            Some(b) => spec::duration(&b.value).unwrap_or_else(|e| {
+                c.error(loc(b), Some(id), e);
+                Duration::ZERO
+            }),
+            None => Duration::from_millis(200),
+        };
+        let mut inputs = Vec::new();
+        for (port, from) in &s.inputs {
+            match from.value.split_once('.') {
+                Some((step, output)) if !step.is_empty() && !output.is_empty() => {
+                    if !ids.contains(step) {
+                        c.error(
+                            loc(from),
+                            Some(id),
+                            format!(
+                                "input `{}` reads `{}`, but there is no step `{step}`",
+                                port.value, from.value
+                            ),
+                        );
+                    } else if step == id {
+                        c.error(
+                            loc(from),
+                            Some(id),
+                            format!("input `{}` reads the step's own output", port.value),
+                        );
+                    }
+                    inputs.push(Wire {
+                        port: port.value.clone(),
+                        step: step.to_string(),
+                        output: output.to_string(),
+                    });
+                }
+                _ => c.error(
+                    loc(from),
+                    Some(id),
+                    format!(
+                        "input `{}` must name a step's output as `step.output`, not `{}`",
+                        port.value, from.value
+                    ),
+                ),
+            }
+        }
+        let mut after = Vec::new();
+        for a in &s.after {
+            if !ids.contains(a.value.as_str()) {
+                c.error(
+                    loc(a),
+                    Some(id),
+                    format!("`after` names `{}`, which is not a step", a.value),
+                );
+            }
+            after.push(a.value.clone());
+        }
+        let plugin_ref = resolved.as_ref().map(|r| r.0.clone());
+        drafts.push(Draft {
+            step: PlanStep {
+                id: id.to_string(),
+                plugin: plugin_ref.unwrap_or_else(|| PluginRef {
+                    uses: s.uses.value.clone(),
+                    name: String::new(),
+                    version: None,
+                    digest: String::new(),
+                    file: None,
+                }),
+                role: role.unwrap_or(Role::Step),
+                config,
+                inputs,
+                after,
+                grants,
+                memory,
+                timeout_ms: timeout.as_millis() as u64,
+                retries: s.retries,
+                backoff_ms: backoff.as_millis() as u64,
+                cache: s.cache.unwrap_or(true),
+            },
+            plugin: resolved.as_ref().map(|r| r.1.clone()),
+            descriptor: resolved.map(|r| r.3),
+            loc: step_loc,
+        });
+    }
+
+    // Order the steps; a cycle is reported once, at its first step.
+    let order = topo_order(&drafts.iter().map(|d| &d.step).collect::<Vec<_>>());
+    let order = match order {
+        Ok(o) => o,
+        Err(cycle) => {
+            let first = &drafts[cycle[0]];
+            let names: Vec<&str> = cycle.iter().map(|&i| drafts[i].step.id.as_str()).collect();
+            c.error(
+                first.loc,
+                Some(&first.step.id),
+                format!(
+                    "the steps form a cycle: {} → {}",
+                    names.join(" → "),
+                    names[0]
+                ),
+            );
+            (0..drafts.len()).collect()
+        }
+    };
+
+    // Check the wiring against what each plugin declares, in dependency order so that a
+    // validator's pass-through outputs are known before its readers are checked.
+    let mut offered: HashMap<String, Offered> = HashMap::new();
+    for &i in &order {
+        let d = &drafts[i];
+        let s = &spec.steps[i];
+        let id = d.step.id.as_str();
+        let declared_inputs: Option<Vec<(String, Kind, bool)>> =
+            d.descriptor.as_ref().map(|desc| {
+                let mut ports: Vec<(String, Kind, bool)> = desc
+                    .inputs
+                    .iter()
+                    .map(|p| (p.name.clone(), Some(p.kind), p.optional))
+                    .collect();
+                if d.step.role == Role::ModelRunner {
+                    ports.push((MODEL_PORT.into(), Some(ValueKind::Bytes), false));
+                }
+                ports
+            });
+        let mut wired_kinds: Vec<(String, Kind)> = Vec::new();
+        for (w, (port, from)) in d.step.inputs.iter().zip(&s.inputs) {
+            let src_kind: Kind = match offered.get(&w.step) {
+                Some(Some(outs)) => match outs.iter().find(|(n, _)| *n == w.output) {
+                    Some((_, k)) => *k,
+                    None => {
+                        let names: Vec<&str> = outs.iter().map(|(n, _)| n.as_str()).collect();
+                        c.error(
+                            loc(from),
+                            Some(id),
+                            format!(
+                                "input `{}` reads `{}`, but step `{}` has no output `{}` (it has: {})",
+                                w.port,
+                                from.value,
+                                w.step,
+                                w.output,
+                                names.join(", ")
+                            ),
+                        );
+                        None
+                    }
+                },
+                _ => None,
+            };
+            // A runner with no declared inputs takes any port besides its model.
+            let open_runner = d.step.role == Role::ModelRunner
+                && d.descriptor.as_ref().is_some_and(|x| x.inputs.is_empty());
+            if let Some(ports) = &declared_inputs {
+                match ports.iter().find(|(n, _, _)| *n == w.port) {
+                    Some((_, want, _)) if !compatible(src_kind, *want) => c.error(
+                        loc(from),
+                        Some(id),
+                        format!(
+                            "input `{}` takes a {}, but `{}` is a {}",
+                            w.port,
+                            kind_name(*want),
+                            from.value,
+                            kind_name(src_kind)
+                        ),
+                    ),
+                    Some(_) => {}
+                    None if open_runner => {}
+                    None => c.error(
+                        loc(port),
+                        Some(id),
+                        format!(
+                            "`{}` has no input `{}` (its inputs: {})",
+                            d.step.plugin.label(),
+                            w.port,
+                            ports
+                                .iter()
+                                .map(|(n, _, _)| n.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ),
+                }
+            }
+            wired_kinds.push((w.port.clone(), src_kind));
+        }
+        if let Some(ports) = &declared_inputs {
+            for (name, kind, optional) in ports {
+                if !optional && !d.step.inputs.iter().any(|w| w.port == *name) {
+                    c.error(
+                        d.loc,
+                        Some(id),
+                        format!(
+                            "missing input `{name}` ({}) that `{}` requires",
+                            kind_name(*kind),
+                            d.step.plugin.label()
+                        ),
+                    );
+                }
+            }
+        }
+        let outs: Offered = match (&d.descriptor, d.step.role) {
+            (None, _) => None,
+            (Some(_), Role::Validator) => {
+                let mut outs = wired_kinds.clone();
+                outs.push((REPORT_OUTPUT.into(), Some(ValueKind::Json)));
+                Some(outs)
+            }
+            (Some(desc), Role::ModelRunner) if desc.outputs.is_empty() => None,
+            (Some(desc), _) => Some(
+                desc.outputs
+                    .iter()
+                    .map(|p| (p.name.clone(), Some(p.kind)))
+                    .collect(),
+            ),
+        };
+        offered.insert(id.to_string(), outs);
+    }
+
+    let register = spec
+        .register
+        .as_ref()
+        .and_then(|r| check_register(&mut c, r, &ids, &offered, &mut resolve));
+    if spec.steps.is_empty() {
+        c.error(loc(&spec.name), None, "the workflow has no steps");
+    }
+    c.finish().map_err(PrepareError::Invalid)?;
+
+    let mut steps = Vec::with_capacity(drafts.len());
+    let mut plugins = Vec::with_capacity(drafts.len());
+    let mut drafts: Vec<Option<Draft>> = drafts.into_iter().map(Some).collect();
+    for i in order {
+        let d = drafts[i].take().expect("each step is ordered once");
+        plugins.push(d.plugin.expect("a resolved plugin, as no error was found"));
+        steps.push(d.step);
+    }
+    let lock_changed = lock != before;
+    Ok(Prepared {
+        plan: Plan {
+            name: spec.name.value.clone(),
+            file: path.display().to_string(),
+            seed: deterministic
+                .then_some(spec.seed)
+                .or(spec.deterministic.then_some(spec.seed)),
+            steps,
+            register,
+        },
+        plugins,
+        lock,
+        lock_changed,
+    })
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+}
+
+fn check_config(
+    c: &mut Collector<'_>,
+    id: &str,
+    s: &StepSpec,
+    descriptor: Option<&Descriptor>,
+) -> Vec<(String, String)> {
+    let mut config = Vec::new();
+    for (k, v) in &s.with {
+        match spec::config_text(&v.value) {
+            Ok(text) => config.push((k.value.clone(), text)),
+            Err(e) => c.error(loc(v), Some(id), format!("config `{}`: {e}", k.value)),
+        }
+        if let Some(d) = descriptor
+            && !d.config.is_empty()
+            && !d.config.iter().any(|ck| ck.name == k.value)
+        {
+            let known: Vec<&str> = d.config.iter().map(|ck| ck.name.as_str()).collect();
+            c.error(
+                loc(k),
+                Some(id),
+                format!(
+                    "`{}` has no config key `{}` (its keys: {})",
+                    d.name,
+                    k.value,
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(d) = descriptor {
+        for ck in d.config.iter().filter(|ck| ck.required) {
+            if !s.with.keys().any(|k| k.value == ck.name) {
+                c.error(
+                    loc(&s.uses),
+                    Some(id),
+                    format!(
+                        "missing config `{}` that `{}` requires: {}",
+                        ck.name, d.name, ck.description
+                    ),
+                );
+            }
+        }
+    }
+    config
+}
+
+fn check_grants(
+    c: &mut Collector<'_>,
+    id: &str,
+    s: &StepSpec,
+    base: &Path,
+    manifest: Option<&Option<Manifest>>,
+) -> Grants {
+    let mut grants = Grants::default();
+    let mut grant_loc = loc(&s.uses);
+    if let Some(g) = &s.grants {
+        grant_loc = loc(g).or(grant_loc);
+        for d in &g.value.dirs {
+            match DirGrant::parse(&d.value) {
+                Ok(mut grant) => {
+                    grant.host = base.join(&grant.host);
+                    if !grant.host.is_dir() {
+                        c.error(
+                            loc(d),
+                            Some(id),
+                            format!(
+                                "granted directory `{}` does not exist ({})",
+                                grant.guest,
+                                grant.host.display()
+                            ),
+                        );
+                    }
+                    grants.dirs.push(grant);
+                }
+                Err(e) => c.error(loc(d), Some(id), format!("{e:#}")),
+            }
+        }
+        grants.env = g
+            .value
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+    }
+    // A registry plugin's manifest says what it needs; the step must grant that, and no more.
+    if let Some(Some(m)) = manifest {
+        let wants = m.capabilities.filesystem.as_deref().unwrap_or("none");
+        let any = !grants.dirs.is_empty();
+        let writes = grants.dirs.iter().any(|d| d.writable);
+        let name = &m.plugin.name;
+        match wants {
+            "read" | "read-write" if !any => c.error(
+                grant_loc,
+                Some(id),
+                format!(
+                    "`{name}` asks for filesystem access ({wants}), which this step does not grant: add `grants: {{dirs: [PATH]}}`"
+                ),
+            ),
+            "read" if writes => c.error(
+                grant_loc,
+                Some(id),
+                format!("`{name}` asks to read files only, but the step grants a directory read-write"),
+            ),
+            "none" if any => c.error(
+                grant_loc,
+                Some(id),
+                format!("`{name}` asks for no filesystem access, but the step grants directories"),
+            ),
+            _ => {}
+        }
+    }
+    grants
+}
+
+fn check_limits(c: &mut Collector<'_>, id: &str, s: &StepSpec) -> (u64, Duration) {
+    let defaults = crate::engine::Limits::default();
+    let (mut memory, mut timeout) = (defaults.memory, defaults.timeout);
+    if let Some(l) = &s.limits {
+        if let Some(m) = &l.value.memory {
+            match spec::size(&m.value) {
+                Ok(v) if v > 0 && v <= 4 << 30 => memory = v,
+                Ok(_) => c.error(loc(m), Some(id), "memory must be above 0 and at most 4GiB"),
+                Err(e) => c.error(loc(m), Some(id), e),
+            }
+        }
+        if let Some(t) = &l.value.timeout {
+            match spec::duration(&t.value) {
+                Ok(v) if !v.is_zero() => timeout = v,
+                Ok(_) => c.error(loc(t), Some(id), "timeout must be above 0"),
+                Err(e) => c.error(loc(t), Some(id), e),
+            }
+        }
+    }
+    (memory, timeout)
+}
+
+type ResolveFn<'r> = dyn FnMut(
+        &Spanned<String>,
+        Option<&str>,
+        &mut Collector<'_>,
+    ) -> Option<(PluginRef, Arc<Plugin>, Option<Manifest>, Descriptor)>
+    + 'r;
+
+fn check_register(
+    c: &mut Collector<'_>,
+    r: &Spanned<super::spec::RegisterSpec>,
+    ids: &HashSet<&str>,
+    offered: &HashMap<String, Offered>,
+    resolve: &mut ResolveFn<'_>,
+) -> Option<RegisterPlan> {
+    let spec = &r.value;
+    let mut ok = true;
+    if spec.model.value.is_empty() || spec.model.value.contains(['/', '@', ' ']) {
+        c.error(
+            loc(&spec.model),
+            None,
+            "register.model must be a name without `/`, `@` or spaces",
+        );
+        ok = false;
+    }
+    let (step, output) = match spec.from.value.split_once('.') {
+        Some((s, o)) if ids.contains(s) => {
+            if let Some(Some(outs)) = offered.get(s) {
+                match outs.iter().find(|(n, _)| n == o) {
+                    Some((_, k)) if !compatible(*k, Some(ValueKind::Bytes)) => {
+                        c.error(
+                            loc(&spec.from),
+                            None,
+                            format!(
+                                "register.from `{}` is a {}; a model artifact is bytes",
+                                spec.from.value,
+                                kind_name(*k)
+                            ),
+                        );
+                        ok = false;
+                    }
+                    Some(_) => {}
+                    None => {
+                        c.error(
+                            loc(&spec.from),
+                            None,
+                            format!("register.from: step `{s}` has no output `{o}`"),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            (s.to_string(), o.to_string())
+        }
+        _ => {
+            c.error(
+                loc(&spec.from),
+                None,
+                format!(
+                    "register.from must name a step's output as `step.output`, not `{}`",
+                    spec.from.value
+                ),
+            );
+            return None;
+        }
+    };
+    let runner = resolve(&spec.runner, None, c);
+    if let Some((_, plugin, _, _)) = &runner
+        && plugin.role() != Role::ModelRunner
+    {
+        c.error(
+            loc(&spec.runner),
+            None,
+            format!(
+                "register.runner `{}` is a {} plugin, not a model-runner",
+                spec.runner.value,
+                plugin.role()
+            ),
+        );
+        ok = false;
+    }
+    if let Some(w) = &spec.when {
+        match Condition::parse(&w.value) {
+            Ok(cond) => {
+                for cmp in &cond.0 {
+                    if !ids.contains(cmp.step.as_str()) {
+                        c.error(
+                            loc(w),
+                            None,
+                            format!(
+                                "register.when reads metrics of `{}`, which is not a step",
+                                cmp.step
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            Err(e) => {
+                c.error(loc(w), None, format!("register.when: {e}"));
+                ok = false;
+            }
+        }
+    }
+    let runner = runner?;
+    ok.then(|| RegisterPlan {
+        model: spec.model.value.clone(),
+        step,
+        output,
+        runner: runner.0,
+        when: spec.when.as_ref().map(|w| w.value.clone()),
+        alias: spec.alias.as_ref().map(|a| a.value.clone()),
+    })
+}
+
+/// Orders steps so each comes after those it reads (ties in file order), or returns the
+/// indices of a cycle.
+pub fn topo_order(steps: &[&PlanStep]) -> Result<Vec<usize>, Vec<usize>> {
+    let index: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let deps: Vec<Vec<usize>> = steps
+        .iter()
+        .map(|s| {
+            let mut d: Vec<usize> = s.upstream().filter_map(|u| index.get(u).copied()).collect();
+            d.sort_unstable();
+            d.dedup();
+            d
+        })
+        .collect();
+    let mut indegree: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    for (i, d) in deps.iter().enumerate() {
+        for &u in d {
+            dependents[u].push(i);
+        }
+    }
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..steps.len()).filter(|&i| indegree[i] == 0).collect();
+    let mut order = Vec::with_capacity(steps.len());
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &j in &dependents[i] {
+            indegree[j] -= 1;
+            if indegree[j] == 0 {
+                ready.insert(j);
+            }
+        }
+    }
+    if order.len() == steps.len() {
+        return Ok(order);
+    }
+    // Walk back through unfinished dependencies from an unfinished step until one repeats.
+    let start = (0..steps.len()).find(|&i| indegree[i] > 0).unwrap_or(0);
+    let mut path = vec![start];
+    let mut at = start;
+    loop {
+        let Some(&next) = deps[at].iter().find(|&&u| indegree[u] > 0) else {
+            return Err(path);
+        };
+        if let Some(pos) = path.iter().position(|&p| p == next) {
+            let mut cycle: Vec<usize> = path[pos..].to_vec();
+            cycle.reverse();
+            let first = cycle
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, i)| **i)
+                .map_or(0, |(k, _)| k);
+            cycle.rotate_left(first);
+            return Err(cycle);
+        }
+        path.push(next);
+        at = next;
+    }
+}
