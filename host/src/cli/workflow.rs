@@ -66,6 +66,12 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print one output of a run as a value document (JSON): `kiln runs get ID step.output`.
+    Get {
+        id: String,
+        /// `step.output`.
+        output: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,7 +208,6 @@ fn run_prepared(
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .max_blocking_threads(opts.jobs.max(1))
         .build()
         .context("starting the workflow runtime")?;
     let cancel = opts.cancel.clone();
@@ -595,6 +600,30 @@ pub fn runs(ctx: &Ctx, cmd: RunsCommand) -> Result<ExitCode> {
                 );
             }
             emit(&o)?;
+        }
+        RunsCommand::Get { id, output } => {
+            let r = store.run(&id)?;
+            let (step, name) = output
+                .split_once('.')
+                .with_context(|| format!("`{output}` must be step.output"))?;
+            let s = r
+                .steps
+                .iter()
+                .find(|s| s.id == step)
+                .with_context(|| format!("run {} has no step `{step}`", r.id))?;
+            let o = s.outputs.iter().find(|o| o.name == name).with_context(|| {
+                let names: Vec<&str> = s.outputs.iter().map(|o| o.name.as_str()).collect();
+                format!(
+                    "step `{step}` of run {} has no output `{name}` (it has: {})",
+                    r.id,
+                    names.join(", ")
+                )
+            })?;
+            let value = store.value(&o.digest)?;
+            emit(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&crate::value::to_json(&value))?
+            ))?;
         }
         RunsCommand::Show { id, json } => {
             let r = store.run(&id)?;

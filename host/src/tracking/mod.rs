@@ -344,6 +344,10 @@ impl Store {
     }
 }
 
+/// How long the writer gathers writes into one commit: the longest a finished step's
+/// outputs wait to become durable, beyond the commit itself.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// One write for the [`Writer`].
 #[derive(Debug, Clone)]
 pub enum Write {
@@ -354,7 +358,16 @@ pub enum Write {
 
 enum Message {
     Write(Write),
-    Flush(mpsc::Sender<Result<(), String>>),
+    Flush(Reply),
+}
+
+type Reply = mpsc::Sender<Result<(), String>>;
+
+fn take(m: Message, batch: &mut Vec<Write>, flushes: &mut Vec<Reply>) {
+    match m {
+        Message::Write(w) => batch.push(w),
+        Message::Flush(reply) => flushes.push(reply),
+    }
 }
 
 /// A thread that applies writes in batches: each commit takes everything queued.
@@ -373,13 +386,19 @@ impl Writer {
                 while let Ok(first) = rx.recv() {
                     let mut batch = Vec::new();
                     let mut flushes = Vec::new();
-                    let mut take = |m: Message| match m {
-                        Message::Write(w) => batch.push(w),
-                        Message::Flush(reply) => flushes.push(reply),
-                    };
-                    take(first);
+                    take(first, &mut batch, &mut flushes);
+                    // Group commit: gather what arrives in the next few milliseconds into
+                    // the same transaction, unless someone is waiting for it.
+                    let until = std::time::Instant::now() + GATHER;
+                    while flushes.is_empty() {
+                        let left = until.saturating_duration_since(std::time::Instant::now());
+                        match rx.recv_timeout(left) {
+                            Ok(m) => take(m, &mut batch, &mut flushes),
+                            Err(_) => break,
+                        }
+                    }
                     while let Ok(m) = rx.try_recv() {
-                        take(m);
+                        take(m, &mut batch, &mut flushes);
                     }
                     if !batch.is_empty()
                         && failed.is_none()

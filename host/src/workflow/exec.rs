@@ -2,6 +2,9 @@
 //! time, each on a blocking thread since a plugin call is synchronous), every step under
 //! its own deadline, memory cap and retries, outputs cached by content.
 //!
+//! The runtime's blocking pool must not be capped at `jobs`: WASI's synchronous file
+//! calls inside a plugin hand their work to that same pool and wait for it.
+//!
 //! A failed step fails the steps that depend on it, and the run; independent branches
 //! still finish, and everything finished is kept (stored and cached).
 
@@ -197,18 +200,40 @@ pub async fn execute(
                 skip_dependents(i, &dependents, &mut run.steps, &plan, &on_event);
                 continue;
             }
+            let mut missing = None;
             let inputs: Vec<Input> = step
                 .inputs
                 .iter()
-                .map(|w| {
-                    let (digest, value) = &produced[index[w.step.as_str()]][&w.output];
-                    Input {
+                .filter_map(|w| match produced[index[w.step.as_str()]].get(&w.output) {
+                    Some((digest, value)) => Some(Input {
                         port: w.port.clone(),
                         digest: digest.clone(),
                         value: value.clone(),
+                    }),
+                    None => {
+                        missing.get_or_insert_with(|| {
+                            format!(
+                                "input `{}`: step `{}` finished without an output `{}`",
+                                w.port, w.step, w.output
+                            )
+                        });
+                        None
                     }
                 })
                 .collect();
+            if let Some(why) = missing {
+                let rec = &mut run.steps[i];
+                rec.status = Status::Failed;
+                rec.error = Some(why);
+                on_event(&Event::Finished {
+                    step: rec.id.clone(),
+                    status: Status::Failed,
+                    elapsed_ms: 0.0,
+                    error: rec.error.clone(),
+                });
+                skip_dependents(i, &dependents, &mut run.steps, &plan, &on_event);
+                continue;
+            }
             run.steps[i].inputs = step
                 .inputs
                 .iter()
@@ -344,7 +369,7 @@ pub async fn execute(
     } else {
         Status::Succeeded
     };
-    writer.send(Write::Run(Box::new(run.clone())));
+    // Objects must be stored before a model version may point at one.
     writer.flush()?;
     if !failed && let Some(reg) = &plan.register {
         register(&mut run, reg, &store)?;
