@@ -10,6 +10,7 @@ mod registry;
 mod sandbox;
 mod seed;
 mod serve;
+mod workflows;
 
 use std::{
     path::{Path, PathBuf},

@@ -1,5 +1,6 @@
-//! The trivial step: returns its inputs unchanged. It touches nothing but its arguments,
-//! so instantiate+call benchmarks measure the runtime, not the plugin.
+//! The trivial step: returns its inputs unchanged (`in` comes back as `out`, as its
+//! descriptor says). It touches nothing but its arguments, so instantiate+call benchmarks
+//! measure the runtime, not the plugin.
 
 use kiln_sdk::{Config, Descriptor, Error, Inputs, Outputs, Step, ValueKind};
 
@@ -15,7 +16,8 @@ impl Step for Echo {
     fn run(inputs: Inputs, _config: Config) -> Result<Outputs, Error> {
         let mut out = Outputs::new();
         for v in inputs.into_inner() {
-            out.push(&v.name, v.value);
+            let name = if v.name == "in" { "out" } else { &v.name };
+            out.push(name, v.value);
         }
         Ok(out)
     }

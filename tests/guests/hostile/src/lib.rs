@@ -1,7 +1,8 @@
 //! A step that misbehaves on request, to prove the sandbox holds. `mode` selects:
 //! `echo` (returns its inputs: the trivial step of the benchmarks), `loop` (never
 //! returns), `bomb` (allocates until stopped), `trap` (panics), `fail` (returns an
-//! error), `read` / `write` (touch the file at `path`), `spam` (logs and tracks a flood).
+//! error), `read` / `write` (touch the file at `path`), `spam` (logs and tracks a flood),
+//! `entropy` (returns a random number and the time: what deterministic mode fixes).
 
 use kiln_sdk::{Config, Descriptor, Error, Inputs, Outputs, Step, ValueKind};
 
@@ -15,7 +16,7 @@ impl Step for Hostile {
             .config(
                 "mode",
                 Some("echo"),
-                "echo, loop, bomb, trap, fail, read, write or spam",
+                "echo, loop, bomb, trap, fail, read, write, spam or entropy",
             )
             .config("path", None, "the file for read and write")
     }
@@ -41,6 +42,14 @@ impl Step for Hostile {
                     hoard.push(vec![0xAB; 1 << 20]);
                     std::hint::black_box(&hoard);
                 }
+            }
+            "entropy" => {
+                use std::hash::BuildHasher as _;
+                let random = std::collections::hash_map::RandomState::new().hash_one(0u64);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos());
+                Ok(Outputs::new().with("out", format!("{random} {now}")))
             }
             "trap" => panic!("deliberate panic in the hostile plugin"),
             "fail" => Err(Error::internal("deliberate failure")),
