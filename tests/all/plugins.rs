@@ -214,6 +214,33 @@ fn impute_fills_with_mean_median_and_most_frequent() {
 }
 
 #[test]
+fn standardize_applies_a_fitted_scaler_instead_of_fitting() {
+    let k = Kiln::new();
+    let dir = tempfile::tempdir().unwrap();
+    let table = read_dataset(&k, dir.path(), "diabetes.csv");
+    let scaler = crate::write_json(
+        dir.path(),
+        "scaler.json",
+        &json!({"$kiln": "value/1", "kind": "json", "value": {"bmi": {"mean": 20.0, "scale": 2.0}}}),
+    );
+    let doc = k.json(&[
+        "plugin",
+        "run",
+        g::STANDARDIZE,
+        "-i",
+        &format!("table={table}"),
+        "-i",
+        &format!("scaler={scaler}"),
+    ]);
+    let t = output(&doc, "table");
+    // diabetes' first row has bmi 32.1 and age 59: bmi is scaled with the given figures,
+    // age (absent from the scaler) is left alone.
+    close(column(t, "bmi")["values"][0].as_f64().unwrap(), 6.05, 1e-12);
+    assert_eq!(column(t, "age")["values"][0], 59.0);
+    assert_eq!(output(&doc, "scaler")["value"]["bmi"]["scale"], 2.0);
+}
+
+#[test]
 fn standardize_gives_mean_zero_and_unit_population_std() {
     let k = Kiln::new();
     let dir = tempfile::tempdir().unwrap();

@@ -431,3 +431,40 @@ fn deterministic_mode_fixes_random_sources_and_clocks() {
     assert_ne!(c, d, "without deterministic mode the entropy differs");
     assert_ne!(a, c);
 }
+
+#[test]
+fn kiln_demo_runs_the_quickstart_end_to_end_and_registers_the_model() {
+    let k = Kiln::new();
+    let demo = || {
+        k.cmd()
+            .env("KILN_SEED", repo().join("registry-data"))
+            .arg("demo")
+            .output()
+            .expect("kiln demo")
+    };
+    let out = demo();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("evaluate.test.r2 = 0.550964"), "{text}");
+    assert!(
+        text.contains("registered diabetes-progression version 1"),
+        "{text}"
+    );
+    assert!(text.contains("8 ran, 0 cached"), "{text}");
+    assert!(text.contains("where to look next"), "{text}");
+    // The quickstart and its data were written where the user can see them.
+    assert!(k.home().join("demo/quickstart.yaml").is_file());
+    assert!(k.home().join("demo/quickstart.lock").is_file());
+    let again = demo();
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(text.contains("0 ran, 8 cached"), "{text}");
+    assert!(text.contains("nothing new registered"), "{text}");
+    let models: J = serde_json::from_slice(&k.run(&["model", "list", "--json"]).stdout).unwrap();
+    assert_eq!(models[0]["name"], "diabetes-progression");
+    assert_eq!(models[0]["latest"], 1);
+    assert_eq!(models[0]["aliases"]["candidate"], 1);
+}
