@@ -184,7 +184,7 @@ impl Resolver<'_> {
                 digest,
                 file: Some(std::path::absolute(&path).unwrap_or(path)),
             };
-            record(lock, &r);
+            record_entry(lock, &r);
             return Ok((r, plugin, None));
         }
         let (name, req) = parse_spec(uses)?;
@@ -231,10 +231,6 @@ impl Resolver<'_> {
 
 fn strip(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
-}
-
-fn record(lock: &mut Lockfile, r: &PluginRef) {
-    record_entry(lock, r);
 }
 
 fn record_entry(lock: &mut Lockfile, r: &PluginRef) {
