@@ -463,6 +463,24 @@ fn kiln_demo_runs_the_quickstart_end_to_end_and_registers_the_model() {
     let text = String::from_utf8_lossy(&again.stdout);
     assert!(text.contains("0 ran, 8 cached"), "{text}");
     assert!(text.contains("nothing new registered"), "{text}");
+    // Each workflow run is also a tracked run, in the experiment named after the workflow.
+    let store = kiln::tracking::Store::open(k.home()).unwrap();
+    let experiment = store.experiment_by_name("diabetes-progression").unwrap();
+    let tracked = store.tracked_runs(&[experiment.experiment_id]).unwrap();
+    assert_eq!(tracked.len(), 2);
+    let first = &tracked[1];
+    assert_eq!(first.info.status, "FINISHED");
+    assert_eq!(first.params["split.test_fraction"], "0.2");
+    assert!((first.metrics["evaluate.test.r2"].value - 0.550964).abs() < 1e-6);
+    assert_eq!(first.tags["kiln.registered"], "diabetes-progression/1");
+    assert_eq!(
+        store
+            .metric_history(&first.info.run_id, "train.train.rmse")
+            .unwrap()
+            .len(),
+        1
+    );
+    drop(store);
     let models: J = serde_json::from_slice(&k.run(&["model", "list", "--json"]).stdout).unwrap();
     assert_eq!(models[0]["name"], "diabetes-progression");
     assert_eq!(models[0]["latest"], 1);

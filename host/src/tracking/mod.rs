@@ -14,6 +14,7 @@
 //! whatever has queued up in one transaction, so a run of many small steps pays for few
 //! commits while every finished step is durable soon after it finishes.
 
+pub mod experiments;
 mod records;
 mod tables;
 
@@ -26,6 +27,7 @@ use std::{
 use anyhow::{Context, Result, bail, ensure};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
+pub use experiments::{Experiment, Metric, RunInfo, TrackedRun, TrackingError};
 pub use records::*;
 use tables::*;
 
@@ -39,6 +41,19 @@ pub struct Store {
     db: Database,
     objects: PathBuf,
     path: PathBuf,
+}
+
+fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
+    txn.open_table(OBJECTS)?;
+    txn.open_table(CACHE)?;
+    txn.open_table(RUNS)?;
+    txn.open_table(MODELS)?;
+    txn.open_table(MODEL_VERSIONS)?;
+    txn.open_table(EXPERIMENTS)?;
+    txn.open_table(EXPERIMENT_NAMES)?;
+    txn.open_table(TRACKED_RUNS)?;
+    txn.open_table(METRIC_CHUNKS)?;
+    Ok(())
 }
 
 /// An encoded value and its digest.
@@ -103,7 +118,19 @@ impl Store {
             }
         };
         match found {
-            Some(v) if v == SCHEMA_VERSION.to_string() => Ok(()),
+            Some(v) if v == SCHEMA_VERSION.to_string() => {
+                // Tables added within this schema version are created on first open.
+                let missing = matches!(
+                    self.db.begin_read()?.open_table(METRIC_CHUNKS),
+                    Err(redb::TableError::TableDoesNotExist(_))
+                );
+                if missing {
+                    let txn = self.db.begin_write()?;
+                    create_tables(&txn)?;
+                    txn.commit()?;
+                }
+                Ok(())
+            }
             Some(v) => bail!(
                 "{} has tracking schema {v}; this Kiln reads schema {SCHEMA_VERSION}",
                 self.path.display()
@@ -119,12 +146,8 @@ impl Store {
                 {
                     let mut meta = txn.open_table(META)?;
                     meta.insert("schema_version", SCHEMA_VERSION.to_string().as_str())?;
-                    txn.open_table(OBJECTS)?;
-                    txn.open_table(CACHE)?;
-                    txn.open_table(RUNS)?;
-                    txn.open_table(MODELS)?;
-                    txn.open_table(MODEL_VERSIONS)?;
                 }
+                create_tables(&txn)?;
                 txn.commit()?;
                 Ok(())
             }

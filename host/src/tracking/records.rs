@@ -19,6 +19,7 @@ pub struct OutputRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricRecord {
     pub key: String,
+    #[serde(with = "super::experiments::json_f64")]
     pub value: f64,
     pub step: u64,
     pub timestamp_ms: u64,
@@ -30,6 +31,7 @@ pub struct CheckRecord {
     pub name: String,
     pub passed: bool,
     pub severity: String,
+    #[serde(default, with = "super::experiments::json_f64::option")]
     pub observed: Option<f64>,
     pub detail: String,
 }

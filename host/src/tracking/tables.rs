@@ -17,5 +17,18 @@ pub const MODELS: TableDefinition<&str, &[u8]> = TableDefinition::new("models");
 pub const MODEL_VERSIONS: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("model_versions");
 
+/// Experiment id → [`Experiment`](super::Experiment).
+pub const EXPERIMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("experiments");
+/// Experiment name → id.
+pub const EXPERIMENT_NAMES: TableDefinition<&str, u64> = TableDefinition::new("experiment_names");
+/// Tracking run id → [`TrackedRun`](super::TrackedRun): its info, params, tags, inputs and
+/// the latest value of each metric.
+pub const TRACKED_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("tracked_runs");
+/// (run id, metric key, chunk number) → points, packed: each point is value (f64),
+/// timestamp (i64, ms) and step (i64), little-endian, 24 bytes. One chunk per logged batch,
+/// so logging never rewrites what is stored and the history reads in order.
+pub const METRIC_CHUNKS: TableDefinition<(&str, &str, u64), &[u8]> =
+    TableDefinition::new("metric_chunks");
+
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;

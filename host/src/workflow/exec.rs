@@ -181,6 +181,7 @@ pub async fn execute(
         replay_of: opts.replay_of.clone(),
     };
     writer.send(Write::Run(Box::new(run.clone())));
+    track_start(&store, &run)?;
     on_event(&Event::Begun {
         run: run.id.clone(),
     });
@@ -377,7 +378,76 @@ pub async fn execute(
     run.ended_ms = Some(crate::now_ms());
     writer.send(Write::Run(Box::new(run.clone())));
     writer.flush()?;
+    track_end(&store, &run)?;
     Ok(run)
+}
+
+/// Opens the tracked run of a workflow run: in the experiment named after the workflow,
+/// with the same id.
+fn track_start(store: &Store, run: &RunRecord) -> Result<()> {
+    let experiment = store.ensure_experiment(&run.workflow)?;
+    let mut tags = BTreeMap::new();
+    tags.insert("kiln.workflow".to_string(), run.plan.file.clone());
+    if let Some(of) = &run.replay_of {
+        tags.insert("kiln.replay_of".to_string(), of.clone());
+    }
+    store.create_run_as(
+        &run.id,
+        &experiment.experiment_id,
+        None,
+        Some(run.started_ms as i64),
+        &tags,
+    )?;
+    Ok(())
+}
+
+/// Closes the tracked run: every step's config as params and metrics as metrics, named
+/// `step.key`, and the run's status.
+fn track_end(store: &Store, run: &RunRecord) -> Result<()> {
+    use crate::tracking::Metric;
+    let mut params = Vec::new();
+    let mut metrics = Vec::new();
+    let mut tags = Vec::new();
+    use crate::tracking::experiments::{MAX_KEY_LEN, MAX_PARAM_VALUE_LEN, MAX_TAG_VALUE_LEN};
+    // Tracking keeps MLflow's limits: overlong keys are left out and values cut, rather
+    // than failing a run that has already finished.
+    let clip = |v: &str, max: usize| v.chars().take(max).collect::<String>();
+    for s in &run.steps {
+        for (k, v) in &s.config {
+            params.push((format!("{}.{k}", s.id), clip(v, MAX_PARAM_VALUE_LEN)));
+        }
+        for m in &s.metrics {
+            metrics.push((
+                format!("{}.{}", s.id, m.key),
+                Metric {
+                    value: m.value,
+                    timestamp: m.timestamp_ms as i64,
+                    step: m.step as i64,
+                },
+            ));
+        }
+        for (k, v) in &s.params {
+            tags.push((format!("{}.{k}", s.id), clip(v, MAX_TAG_VALUE_LEN)));
+        }
+        tags.push((format!("kiln.step.{}", s.id), s.status.name().to_string()));
+    }
+    if let Some(reg) = &run.registered {
+        tags.push((
+            "kiln.registered".to_string(),
+            format!("{}/{}", reg.model, reg.version),
+        ));
+    }
+    params.retain(|(k, _)| k.len() <= MAX_KEY_LEN);
+    metrics.retain(|(k, _)| k.len() <= MAX_KEY_LEN);
+    tags.retain(|(k, _)| k.len() <= MAX_KEY_LEN);
+    store.log_batch_limited(&run.id, &metrics, &params, &tags, false)?;
+    let status = if run.status == Status::Succeeded {
+        "FINISHED"
+    } else {
+        "FAILED"
+    };
+    store.update_run(&run.id, Some(status), run.ended_ms.map(|e| e as i64), None)?;
+    Ok(())
 }
 
 /// The digest of a validator's pass-through output: the digest of the input it passes on.
