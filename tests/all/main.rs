@@ -5,6 +5,7 @@ mod cache;
 mod cli;
 mod guests;
 mod library;
+mod mlflow;
 mod plugins;
 mod registry;
 mod sandbox;

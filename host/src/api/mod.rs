@@ -1,5 +1,6 @@
-//! The HTTP API (axum): `fn router(state) -> Router`. For now it carries the marketplace
-//! (`/v1/plugins`, `/v1/blobs`, `/v1/keys`) and health; serving and tracking join it later.
+//! The HTTP API (axum): `fn router(state) -> Router`. It carries the marketplace
+//! (`/v1/plugins`, `/v1/blobs`, `/v1/keys`), MLflow's tracking API (`/api/2.0/mlflow/`)
+//! and health; serving joins it later.
 //!
 //! Reads are anonymous; writes need a bearer token whose scopes the server config grants.
 //! Bodies are size-limited, requests time out, and errors are JSON with stable codes.
@@ -7,6 +8,7 @@
 
 mod error;
 mod marketplace;
+pub mod mlflow;
 
 use std::{sync::Arc, time::Duration};
 
@@ -69,6 +71,7 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub host: Arc<PluginHost>,
     pub config: Arc<ServerConfig>,
+    pub tracking: Arc<crate::tracking::Store>,
 }
 
 impl AppState {
@@ -117,6 +120,19 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(marketplace::routes())
+        .merge(mlflow::routes())
+        .route(
+            "/api/2.0/mlflow/{*rest}",
+            axum::routing::any(|| async {
+                (
+                    axum::http::StatusCode::NOT_FOUND,
+                    axum::Json(serde_json::json!({
+                        "error_code": "ENDPOINT_NOT_FOUND",
+                        "message": "this MLflow endpoint is not served",
+                    })),
+                )
+            }),
+        )
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(

@@ -31,6 +31,7 @@ pub fn serve(ctx: &Ctx, args: ServeArgs) -> Result<ExitCode> {
         registry: ctx.registry()?,
         host: Arc::new(ctx.plugin_host()?),
         config: Arc::new(config),
+        tracking: ctx.store()?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -417,6 +417,73 @@ impl Store {
         }
     }
 
+    /// Reads, changes and writes back one experiment.
+    pub fn modify_experiment(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Experiment) -> Result<()>,
+    ) -> Result<Experiment> {
+        let n: u64 = id
+            .parse()
+            .map_err(|_| TrackingError::NotFound(format!("no experiment with id `{id}`")))?;
+        let txn = self.db.begin_write()?;
+        let e = {
+            let mut table = txn.open_table(EXPERIMENTS)?;
+            let mut e: Experiment = match table.get(n)? {
+                Some(v) => serde_json::from_slice(v.value())?,
+                None => {
+                    return Err(TrackingError::NotFound(format!(
+                        "no experiment with id `{id}`"
+                    )));
+                }
+            };
+            let old_name = e.name.clone();
+            change(&mut e)?;
+            for (k, v) in &e.tags {
+                check_key("tag", k)?;
+                check_value("tag", k, v, MAX_TAG_VALUE_LEN)?;
+            }
+            e.last_update_time = crate::now_ms() as i64;
+            if e.name != old_name {
+                let mut names = txn.open_table(EXPERIMENT_NAMES)?;
+                if e.name.trim().is_empty() {
+                    return Err(TrackingError::Invalid("an experiment needs a name".into()));
+                }
+                if names.get(e.name.as_str())?.is_some() {
+                    return Err(TrackingError::AlreadyExists(format!(
+                        "an experiment named `{}` already exists",
+                        e.name
+                    )));
+                }
+                names.remove(old_name.as_str())?;
+                names.insert(e.name.as_str(), n)?;
+            }
+            table.insert(n, serde_json::to_vec(&e)?.as_slice())?;
+            e
+        };
+        txn.commit()?;
+        Ok(e)
+    }
+
+    /// Marks a run deleted or active again.
+    pub fn set_run_lifecycle(&self, run_id: &str, stage: &str) -> Result<()> {
+        self.modify_run(run_id, |run, _| {
+            run.info.lifecycle_stage = stage.to_string();
+            Ok(())
+        })
+        .map(drop)
+    }
+
+    /// Removes a tag from a run.
+    pub fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        self.modify_run(run_id, |run, _| {
+            run.tags.remove(key).map(drop).ok_or_else(|| {
+                TrackingError::NotFound(format!("run `{run_id}` has no tag `{key}`"))
+            })
+        })
+        .map(drop)
+    }
+
     /// Every tracked run of the given experiments, newest first.
     pub fn tracked_runs(&self, experiment_ids: &[String]) -> Result<Vec<TrackedRun>> {
         let txn = self.db.begin_read()?;

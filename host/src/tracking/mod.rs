@@ -16,6 +16,7 @@
 
 pub mod experiments;
 mod records;
+pub mod search;
 mod tables;
 
 use std::{

@@ -1,0 +1,715 @@
+//! MLflow's REST API 2.0 over the tracking store, under `/api/2.0/mlflow/`, so the official
+//! `mlflow` client works against `kiln serve` unchanged (`MLFLOW_TRACKING_URI`).
+//!
+//! Proto-JSON conventions: GET takes query parameters, POST a JSON body; int64 fields are
+//! accepted as numbers or strings; errors are `{"error_code": ..., "message": ...}`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use base64::Engine as _;
+use serde::{Deserialize, Deserializer, de::DeserializeOwned};
+use serde_json::{Value as J, json};
+
+use super::AppState;
+use crate::tracking::{
+    Experiment, Metric, RunInfo, TrackedRun, TrackingError,
+    experiments::DEFAULT_EXPERIMENT,
+    search::{Filter, order},
+};
+
+/// An MLflow error answer.
+#[derive(Debug)]
+pub struct MlflowError(TrackingError);
+
+impl From<TrackingError> for MlflowError {
+    fn from(e: TrackingError) -> Self {
+        MlflowError(e)
+    }
+}
+
+impl IntoResponse for MlflowError {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            TrackingError::NotFound(_) => StatusCode::NOT_FOUND,
+            TrackingError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let message = match &self.0 {
+            // Storage failures say no more than that: no paths or internals.
+            TrackingError::Storage(_) => "the tracking store failed".to_string(),
+            e => e.to_string(),
+        };
+        (
+            status,
+            Json(json!({"error_code": self.0.mlflow_code(), "message": message})),
+        )
+            .into_response()
+    }
+}
+
+type Answer = Result<Json<J>, MlflowError>;
+
+fn invalid(msg: impl Into<String>) -> MlflowError {
+    MlflowError(TrackingError::Invalid(msg.into()))
+}
+
+/// Parses a POST body.
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, MlflowError> {
+    let bytes = if bytes.is_empty() { &b"{}"[..] } else { bytes };
+    serde_json::from_slice(bytes).map_err(|e| invalid(format!("malformed request body: {e}")))
+}
+
+/// Runs store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, TrackingError> + Send + 'static,
+) -> Result<T, MlflowError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| MlflowError(TrackingError::Storage("a store task failed".into())))?
+        .map_err(MlflowError)
+}
+
+/// An int64 given as a number or a string.
+fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum I {
+        N(i64),
+        F(f64),
+        S(String),
+    }
+    Ok(match Option::<I>::deserialize(d)? {
+        None => None,
+        Some(I::N(n)) => Some(n),
+        Some(I::F(f)) => Some(f as i64),
+        Some(I::S(s)) => Some(
+            s.parse()
+                .map_err(|_| serde::de::Error::custom(format!("`{s}` is not an integer")))?,
+        ),
+    })
+}
+
+/// A double given as a number or a string (`NaN`, `Infinity`...).
+fn double<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    crate::tracking::experiments::json_f64::deserialize(d)
+}
+
+#[derive(Debug, Deserialize)]
+struct KeyValue {
+    key: String,
+    #[serde(default)]
+    value: String,
+}
+
+fn kv_list(map: &BTreeMap<String, String>) -> Vec<J> {
+    map.iter()
+        .map(|(k, v)| json!({"key": k, "value": v}))
+        .collect()
+}
+
+fn kv_map(list: Vec<KeyValue>) -> BTreeMap<String, String> {
+    list.into_iter().map(|t| (t.key, t.value)).collect()
+}
+
+fn experiment_json(e: &Experiment) -> J {
+    json!({
+        "experiment_id": e.experiment_id,
+        "name": e.name,
+        "artifact_location": e.artifact_location,
+        "lifecycle_stage": e.lifecycle_stage,
+        "creation_time": e.creation_time,
+        "last_update_time": e.last_update_time,
+        "tags": kv_list(&e.tags),
+    })
+}
+
+fn info_json(i: &RunInfo) -> J {
+    let mut j = json!({
+        "run_id": i.run_id,
+        "run_uuid": i.run_id,
+        "run_name": i.run_name,
+        "experiment_id": i.experiment_id,
+        "user_id": i.user_id,
+        "status": i.status,
+        "start_time": i.start_time,
+        "artifact_uri": i.artifact_uri,
+        "lifecycle_stage": i.lifecycle_stage,
+    });
+    if let Some(end) = i.end_time {
+        j["end_time"] = json!(end);
+    }
+    j
+}
+
+fn metric_json(key: &str, m: &Metric) -> J {
+    let value = serde_json::to_value(m).unwrap_or(J::Null)["value"].clone();
+    json!({"key": key, "value": value, "timestamp": m.timestamp, "step": m.step})
+}
+
+fn run_json(r: &TrackedRun) -> J {
+    json!({
+        "info": info_json(&r.info),
+        "data": {
+            "metrics": r.metrics.iter().map(|(k, m)| metric_json(k, m)).collect::<Vec<_>>(),
+            "params": kv_list(&r.params),
+            "tags": kv_list(&r.tags),
+        },
+        "inputs": {"dataset_inputs": []},
+    })
+}
+
+fn required<'a>(q: &'a HashMap<String, String>, key: &str) -> Result<&'a str, MlflowError> {
+    q.get(key)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| invalid(format!("missing value for required parameter `{key}`")))
+}
+
+fn page(token: Option<&str>) -> Result<usize, MlflowError> {
+    match token.filter(|t| !t.is_empty()) {
+        None => Ok(0),
+        Some(t) => base64::engine::general_purpose::STANDARD
+            .decode(t)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid("invalid page_token")),
+    }
+}
+
+fn next_token(offset: usize, shown: usize, total: usize) -> Option<String> {
+    (offset + shown < total)
+        .then(|| base64::engine::general_purpose::STANDARD.encode((offset + shown).to_string()))
+}
+
+/// The routes under `/api/2.0/mlflow/`.
+pub fn routes() -> Router<AppState> {
+    let p = |s: &str| format!("/api/2.0/mlflow/{s}");
+    Router::new()
+        .route(&p("experiments/create"), post(create_experiment))
+        .route(&p("experiments/get"), get(get_experiment))
+        .route(&p("experiments/get-by-name"), get(get_experiment_by_name))
+        .route(
+            &p("experiments/search"),
+            post(search_experiments).get(search_experiments_get),
+        )
+        .route(&p("experiments/delete"), post(delete_experiment))
+        .route(&p("experiments/restore"), post(restore_experiment))
+        .route(&p("experiments/update"), post(update_experiment))
+        .route(
+            &p("experiments/set-experiment-tag"),
+            post(set_experiment_tag),
+        )
+        .route(&p("runs/create"), post(create_run))
+        .route(&p("runs/get"), get(get_run))
+        .route(&p("runs/update"), post(update_run))
+        .route(&p("runs/delete"), post(delete_run))
+        .route(&p("runs/restore"), post(restore_run))
+        .route(&p("runs/log-metric"), post(log_metric))
+        .route(&p("runs/log-parameter"), post(log_param))
+        .route(&p("runs/set-tag"), post(set_tag))
+        .route(&p("runs/delete-tag"), post(delete_tag))
+        .route(&p("runs/log-batch"), post(log_batch))
+        .route(&p("runs/log-inputs"), post(log_inputs))
+        .route(&p("runs/search"), post(search_runs))
+        .route(&p("metrics/get-history"), get(metric_history))
+}
+
+#[derive(Deserialize)]
+struct CreateExperiment {
+    name: String,
+    artifact_location: Option<String>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+async fn create_experiment(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: CreateExperiment = body(&b)?;
+    let id = blocking(move || {
+        let loc = req.artifact_location.filter(|l| !l.is_empty());
+        s.tracking
+            .create_experiment(&req.name, loc.as_deref(), &kv_map(req.tags))
+    })
+    .await?;
+    Ok(Json(json!({ "experiment_id": id })))
+}
+
+async fn get_experiment(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    let id = required(&q, "experiment_id")?.to_string();
+    let e = blocking(move || {
+        if id == "0" {
+            s.tracking.ensure_experiment(DEFAULT_EXPERIMENT)?;
+        }
+        s.tracking.experiment(&id)
+    })
+    .await?;
+    Ok(Json(json!({ "experiment": experiment_json(&e) })))
+}
+
+async fn get_experiment_by_name(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    let name = required(&q, "experiment_name")?.to_string();
+    let e = blocking(move || {
+        if name == DEFAULT_EXPERIMENT {
+            return s.tracking.ensure_experiment(DEFAULT_EXPERIMENT);
+        }
+        s.tracking.experiment_by_name(&name)
+    })
+    .await?;
+    Ok(Json(json!({ "experiment": experiment_json(&e) })))
+}
+
+#[derive(Deserialize, Default)]
+struct SearchExperiments {
+    #[serde(default, deserialize_with = "int64")]
+    max_results: Option<i64>,
+    page_token: Option<String>,
+    filter: Option<String>,
+    #[serde(default)]
+    order_by: Vec<String>,
+    view_type: Option<String>,
+}
+
+async fn search_experiments_get(
+    state: State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    let req = SearchExperiments {
+        max_results: q.get("max_results").and_then(|v| v.parse().ok()),
+        page_token: q.get("page_token").cloned(),
+        filter: q.get("filter").cloned(),
+        order_by: Vec::new(),
+        view_type: q.get("view_type").cloned(),
+    };
+    experiments_answer(state, req).await
+}
+
+async fn search_experiments(state: State<AppState>, b: Bytes) -> Answer {
+    experiments_answer(state, body(&b)?).await
+}
+
+async fn experiments_answer(State(s): State<AppState>, req: SearchExperiments) -> Answer {
+    let offset = page(req.page_token.as_deref())?;
+    let max = req.max_results.unwrap_or(1000).clamp(1, 50_000) as usize;
+    let view = req.view_type.unwrap_or_else(|| "ACTIVE_ONLY".into());
+    let filter = req.filter.unwrap_or_default();
+    let all = blocking(move || {
+        s.tracking.ensure_experiment(DEFAULT_EXPERIMENT)?;
+        s.tracking.experiments()
+    })
+    .await?;
+    // Experiments filter by name (`name = 'x'`, `name LIKE 'x%'`) and tags, as runs do.
+    let filter = Filter::parse(&filter)?;
+    let mut list: Vec<Experiment> = all
+        .into_iter()
+        .filter(|e| match view.as_str() {
+            "DELETED_ONLY" => e.lifecycle_stage == "deleted",
+            "ALL" => true,
+            _ => e.lifecycle_stage == "active",
+        })
+        .filter(|e| filter.matches(&experiment_as_run(e)))
+        .collect();
+    list.sort_by(|a, b| {
+        b.creation_time
+            .cmp(&a.creation_time)
+            .then(b.experiment_id.len().cmp(&a.experiment_id.len()))
+            .then(b.experiment_id.cmp(&a.experiment_id))
+    });
+    if let Some(o) = req.order_by.first() {
+        let desc = o.to_ascii_uppercase().ends_with("DESC");
+        if o.starts_with("name") {
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+            if desc {
+                list.reverse();
+            }
+        }
+    }
+    let total = list.len();
+    let shown: Vec<J> = list
+        .iter()
+        .skip(offset)
+        .take(max)
+        .map(experiment_json)
+        .collect();
+    let mut answer = json!({ "experiments": shown });
+    if let Some(t) = next_token(
+        offset,
+        answer["experiments"].as_array().map_or(0, Vec::len),
+        total,
+    ) {
+        answer["next_page_token"] = json!(t);
+    }
+    Ok(Json(answer))
+}
+
+/// An experiment seen through the run filter: `name` as an attribute, its tags as tags.
+fn experiment_as_run(e: &Experiment) -> TrackedRun {
+    TrackedRun {
+        info: RunInfo {
+            run_id: e.experiment_id.clone(),
+            run_name: e.name.clone(),
+            experiment_id: e.experiment_id.clone(),
+            user_id: String::new(),
+            status: String::new(),
+            start_time: e.creation_time,
+            end_time: None,
+            artifact_uri: e.artifact_location.clone(),
+            lifecycle_stage: e.lifecycle_stage.clone(),
+        },
+        params: BTreeMap::new(),
+        tags: e.tags.clone(),
+        metrics: BTreeMap::new(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ExperimentId {
+    experiment_id: String,
+    new_name: Option<String>,
+    key: Option<String>,
+    value: Option<String>,
+}
+
+async fn modify_experiment(
+    s: AppState,
+    b: Bytes,
+    change: impl FnOnce(&mut Experiment, &ExperimentId) + Send + 'static,
+) -> Answer {
+    let req: ExperimentId = body(&b)?;
+    blocking(move || {
+        s.tracking.modify_experiment(&req.experiment_id, |e| {
+            change(e, &req);
+            Ok(())
+        })
+    })
+    .await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_experiment(State(s): State<AppState>, b: Bytes) -> Answer {
+    modify_experiment(s, b, |e, _| e.lifecycle_stage = "deleted".into()).await
+}
+
+async fn restore_experiment(State(s): State<AppState>, b: Bytes) -> Answer {
+    modify_experiment(s, b, |e, _| e.lifecycle_stage = "active".into()).await
+}
+
+async fn update_experiment(State(s): State<AppState>, b: Bytes) -> Answer {
+    modify_experiment(s, b, |e, r| {
+        if let Some(n) = &r.new_name {
+            e.name = n.clone();
+        }
+    })
+    .await
+}
+
+async fn set_experiment_tag(State(s): State<AppState>, b: Bytes) -> Answer {
+    modify_experiment(s, b, |e, r| {
+        if let Some(k) = &r.key {
+            e.tags
+                .insert(k.clone(), r.value.clone().unwrap_or_default());
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct CreateRun {
+    experiment_id: Option<String>,
+    run_name: Option<String>,
+    #[serde(default, deserialize_with = "int64")]
+    start_time: Option<i64>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+    user_id: Option<String>,
+}
+
+async fn create_run(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: CreateRun = body(&b)?;
+    let run = blocking(move || {
+        let experiment = match req.experiment_id.filter(|e| !e.is_empty()) {
+            Some(id) if id != "0" => id,
+            _ => {
+                s.tracking
+                    .ensure_experiment(DEFAULT_EXPERIMENT)?
+                    .experiment_id
+            }
+        };
+        let mut tags = kv_map(req.tags);
+        if let Some(u) = req.user_id.filter(|u| !u.is_empty()) {
+            tags.entry("mlflow.user".into()).or_insert(u);
+        }
+        s.tracking.create_run(
+            &experiment,
+            req.run_name.as_deref().filter(|n| !n.is_empty()),
+            req.start_time,
+            &tags,
+        )
+    })
+    .await?;
+    Ok(Json(json!({ "run": run_json(&run) })))
+}
+
+fn run_id_of(q: &HashMap<String, String>) -> Result<String, MlflowError> {
+    q.get("run_id")
+        .or_else(|| q.get("run_uuid"))
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .ok_or_else(|| invalid("missing value for required parameter `run_id`"))
+}
+
+async fn get_run(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Answer {
+    let id = run_id_of(&q)?;
+    let run = blocking(move || s.tracking.tracked_run(&id)).await?;
+    Ok(Json(json!({ "run": run_json(&run) })))
+}
+
+#[derive(Deserialize)]
+struct RunRequest {
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+    status: Option<String>,
+    #[serde(default, deserialize_with = "int64")]
+    end_time: Option<i64>,
+    run_name: Option<String>,
+    key: Option<String>,
+    value: Option<J>,
+    #[serde(default, deserialize_with = "int64")]
+    timestamp: Option<i64>,
+    #[serde(default, deserialize_with = "int64")]
+    step: Option<i64>,
+}
+
+impl RunRequest {
+    fn id(&self) -> Result<String, MlflowError> {
+        self.run_id
+            .clone()
+            .or_else(|| self.run_uuid.clone())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| invalid("missing value for required parameter `run_id`"))
+    }
+
+    fn key(&self) -> Result<String, MlflowError> {
+        self.key
+            .clone()
+            .ok_or_else(|| invalid("missing value for required parameter `key`"))
+    }
+
+    fn text(&self) -> String {
+        match &self.value {
+            Some(J::String(v)) => v.clone(),
+            Some(J::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        }
+    }
+}
+
+async fn update_run(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: RunRequest = body(&b)?;
+    let id = req.id()?;
+    let info = blocking(move || {
+        s.tracking.update_run(
+            &id,
+            req.status.as_deref(),
+            req.end_time,
+            req.run_name.as_deref().filter(|n| !n.is_empty()),
+        )
+    })
+    .await?;
+    Ok(Json(json!({ "run_info": info_json(&info) })))
+}
+
+async fn delete_run(State(s): State<AppState>, b: Bytes) -> Answer {
+    let id = body::<RunRequest>(&b)?.id()?;
+    blocking(move || s.tracking.set_run_lifecycle(&id, "deleted")).await?;
+    Ok(Json(json!({})))
+}
+
+async fn restore_run(State(s): State<AppState>, b: Bytes) -> Answer {
+    let id = body::<RunRequest>(&b)?.id()?;
+    blocking(move || s.tracking.set_run_lifecycle(&id, "active")).await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_metric(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: RunRequest = body(&b)?;
+    let (id, key) = (req.id()?, req.key()?);
+    let value = match &req.value {
+        Some(v) => crate::tracking::experiments::json_f64::deserialize(v.clone())
+            .map_err(|e| invalid(format!("metric `{key}`: {e}")))?,
+        None => return Err(invalid("missing value for required parameter `value`")),
+    };
+    let point = Metric {
+        value,
+        timestamp: req.timestamp.unwrap_or(crate::now_ms() as i64),
+        step: req.step.unwrap_or(0),
+    };
+    blocking(move || s.tracking.log_batch(&id, &[(key, point)], &[], &[])).await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_param(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: RunRequest = body(&b)?;
+    let (id, key, value) = (req.id()?, req.key()?, req.text());
+    blocking(move || s.tracking.log_batch(&id, &[], &[(key, value)], &[])).await?;
+    Ok(Json(json!({})))
+}
+
+async fn set_tag(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: RunRequest = body(&b)?;
+    let (id, key, value) = (req.id()?, req.key()?, req.text());
+    blocking(move || s.tracking.log_batch(&id, &[], &[], &[(key, value)])).await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_tag(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: RunRequest = body(&b)?;
+    let (id, key) = (req.id()?, req.key()?);
+    blocking(move || s.tracking.delete_run_tag(&id, &key)).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct BatchMetric {
+    key: String,
+    #[serde(deserialize_with = "double")]
+    value: f64,
+    #[serde(default, deserialize_with = "int64")]
+    timestamp: Option<i64>,
+    #[serde(default, deserialize_with = "int64")]
+    step: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct LogBatch {
+    run_id: String,
+    #[serde(default)]
+    metrics: Vec<BatchMetric>,
+    #[serde(default)]
+    params: Vec<KeyValue>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+async fn log_batch(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: LogBatch = body(&b)?;
+    let now = crate::now_ms() as i64;
+    let metrics: Vec<(String, Metric)> = req
+        .metrics
+        .into_iter()
+        .map(|m| {
+            (
+                m.key,
+                Metric {
+                    value: m.value,
+                    timestamp: m.timestamp.unwrap_or(now),
+                    step: m.step.unwrap_or(0),
+                },
+            )
+        })
+        .collect();
+    let params: Vec<(String, String)> = req.params.into_iter().map(|p| (p.key, p.value)).collect();
+    let tags: Vec<(String, String)> = req.tags.into_iter().map(|t| (t.key, t.value)).collect();
+    let id = req.run_id;
+    blocking(move || s.tracking.log_batch(&id, &metrics, &params, &tags)).await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_inputs(State(s): State<AppState>, b: Bytes) -> Answer {
+    // Dataset inputs are accepted for the run that exists; recording them is to come.
+    let req: RunRequest = body(&b)?;
+    let id = req.id()?;
+    blocking(move || s.tracking.tracked_run(&id).map(drop)).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct SearchRuns {
+    #[serde(default)]
+    experiment_ids: Vec<String>,
+    filter: Option<String>,
+    run_view_type: Option<String>,
+    #[serde(default, deserialize_with = "int64")]
+    max_results: Option<i64>,
+    #[serde(default)]
+    order_by: Vec<String>,
+    page_token: Option<String>,
+}
+
+async fn search_runs(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: SearchRuns = body(&b)?;
+    let filter = Filter::parse(req.filter.as_deref().unwrap_or(""))?;
+    let offset = page(req.page_token.as_deref())?;
+    let max = req.max_results.unwrap_or(1000);
+    if !(1..=50_000).contains(&max) {
+        return Err(invalid(format!(
+            "max_results must be between 1 and 50000, not {max}"
+        )));
+    }
+    let view = req.run_view_type.unwrap_or_else(|| "ACTIVE_ONLY".into());
+    let ids = req.experiment_ids;
+    let mut runs = blocking(move || s.tracking.tracked_runs(&ids)).await?;
+    runs.retain(|r| {
+        (match view.as_str() {
+            "DELETED_ONLY" => r.info.lifecycle_stage == "deleted",
+            "ALL" => true,
+            _ => r.info.lifecycle_stage == "active",
+        }) && filter.matches(r)
+    });
+    order(&mut runs, &req.order_by)?;
+    let total = runs.len();
+    let shown: Vec<J> = runs
+        .iter()
+        .skip(offset)
+        .take(max as usize)
+        .map(run_json)
+        .collect();
+    let n = shown.len();
+    let mut answer = json!({ "runs": shown });
+    if let Some(t) = next_token(offset, n, total) {
+        answer["next_page_token"] = json!(t);
+    }
+    Ok(Json(answer))
+}
+
+async fn metric_history(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    let id = run_id_of(&q)?;
+    let key = required(&q, "metric_key")?.to_string();
+    let offset = page(q.get("page_token").map(String::as_str))?;
+    let max: usize = q
+        .get("max_results")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(25_000);
+    let history = {
+        let key = key.clone();
+        blocking(move || s.tracking.metric_history(&id, &key)).await?
+    };
+    let shown: Vec<J> = history
+        .iter()
+        .skip(offset)
+        .take(max)
+        .map(|m| metric_json(&key, m))
+        .collect();
+    let n = shown.len();
+    let mut answer = json!({ "metrics": shown });
+    if let Some(t) = next_token(offset, n, history.len()) {
+        answer["next_page_token"] = json!(t);
+    }
+    Ok(Json(answer))
+}

@@ -1,0 +1,124 @@
+"""The official MLflow client against `kiln serve`, unchanged: MLFLOW_TRACKING_URI points at
+the server. Run by tests/all/mlflow.rs; exits non-zero on the first failed check."""
+
+import math
+import os
+import sys
+import time
+
+import mlflow
+import requests
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+
+assert os.environ["MLFLOW_TRACKING_URI"].startswith("http://127.0.0.1:")
+client = MlflowClient()
+
+
+def expect_error(code, f, *args, **kwargs):
+    try:
+        f(*args, **kwargs)
+    except MlflowException as e:
+        assert e.error_code == code, f"expected {code}, got {e.error_code}: {e}"
+        return e
+    raise AssertionError(f"expected {code} from {f.__name__}")
+
+
+# Experiments: create, get, get by name, search, set (fluent), tags, duplicates.
+exp_id = client.create_experiment("kiln-client-test", tags={"team": "ml"})
+exp = client.get_experiment(exp_id)
+assert exp.name == "kiln-client-test" and exp.tags["team"] == "ml", exp
+assert client.get_experiment_by_name("kiln-client-test").experiment_id == exp_id
+assert client.get_experiment_by_name("no-such-experiment") is None
+expect_error("RESOURCE_ALREADY_EXISTS", client.create_experiment, "kiln-client-test")
+expect_error("RESOURCE_DOES_NOT_EXIST", client.get_experiment, "987654")
+client.set_experiment_tag(exp_id, "stage", "dev")
+assert client.get_experiment(exp_id).tags["stage"] == "dev"
+names = [e.name for e in client.search_experiments()]
+assert "kiln-client-test" in names and "Default" in names, names
+found = client.search_experiments(filter_string="name = 'kiln-client-test'")
+assert [e.experiment_id for e in found] == [exp_id], found
+fluent = mlflow.set_experiment("kiln-fluent")
+assert mlflow.get_experiment_by_name("kiln-fluent").experiment_id == fluent.experiment_id
+
+# Runs through the fluent API: params, metrics with steps, tags, batches, end.
+with mlflow.start_run(run_name="fluent-run") as run:
+    run_id = run.info.run_id
+    mlflow.log_param("lr", 0.1)
+    mlflow.log_params({"epochs": 3, "model": "ols"})
+    for step in range(5):
+        mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+    mlflow.log_metrics({"r2": 0.55, "rmse": 54.6})
+    mlflow.set_tag("purpose", "test")
+    mlflow.set_tags({"a": "1", "b": "2"})
+got = client.get_run(run_id)
+assert got.info.status == "FINISHED" and got.info.end_time is not None, got.info
+assert got.info.run_name == "fluent-run"
+assert got.data.params == {"lr": "0.1", "epochs": "3", "model": "ols"}, got.data.params
+assert got.data.metrics["loss"] == 0.2 and got.data.metrics["r2"] == 0.55, got.data.metrics
+assert got.data.tags["purpose"] == "test" and got.data.tags["b"] == "2"
+history = client.get_metric_history(run_id, "loss")
+assert [m.step for m in history] == [0, 1, 2, 3, 4], history
+assert [round(m.value, 6) for m in history] == [1.0, 0.5, 0.333333, 0.25, 0.2]
+
+# The client API: create, log a batch, update, a param cannot change, NaN survives.
+run2 = client.create_run(fluent.experiment_id, run_name="batch-run", tags={"kind": "batch"})
+rid = run2.info.run_id
+now = int(time.time() * 1000)
+client.log_batch(
+    rid,
+    metrics=[Metric("acc", 0.5 + i / 100, now + i, i) for i in range(1000)],
+    params=[Param("lr", "0.01")],
+    tags=[RunTag("kind", "batch")],
+)
+client.log_metric(rid, "odd", float("nan"))
+assert len(client.get_metric_history(rid, "acc")) == 1000
+assert math.isnan(client.get_run(rid).data.metrics["odd"])
+expect_error("INVALID_PARAMETER_VALUE", client.log_param, rid, "lr", "0.02")
+# The client splits big batches itself; over HTTP, an oversized batch is refused.
+uri = os.environ["MLFLOW_TRACKING_URI"]
+too_big = {"run_id": rid, "metrics": [{"key": "x", "value": 1.0, "timestamp": now, "step": i} for i in range(1001)]}
+answer = requests.post(f"{uri}/api/2.0/mlflow/runs/log-batch", json=too_big, timeout=10)
+assert answer.status_code == 400 and answer.json()["error_code"] == "INVALID_PARAMETER_VALUE", answer.text
+client.log_batch(rid, metrics=[Metric("split", 1.0, now, i) for i in range(2500)])
+assert len(client.get_metric_history(rid, "split")) == 2500
+# int64 fields as strings, as proto-JSON allows.
+answer = requests.post(
+    f"{uri}/api/2.0/mlflow/runs/log-metric",
+    json={"run_id": rid, "key": "s", "value": "1.5", "timestamp": str(now), "step": "7"},
+    timeout=10,
+)
+assert answer.status_code == 200, answer.text
+assert client.get_metric_history(rid, "s")[0].step == 7
+client.set_terminated(rid, status="FAILED")
+assert client.get_run(rid).info.status == "FAILED"
+client.update_run(rid, name="renamed")
+assert client.get_run(rid).info.run_name == "renamed"
+expect_error("RESOURCE_DOES_NOT_EXIST", client.get_run, "0" * 32)
+
+# Search runs: filters and order_by, as the client writes them.
+ids = [fluent.experiment_id]
+runs = client.search_runs(ids, filter_string="metrics.r2 > 0.5")
+assert [r.info.run_id for r in runs] == [run_id], runs
+runs = client.search_runs(ids, filter_string="params.lr = '0.01' and attributes.status = 'FAILED'")
+assert [r.info.run_id for r in runs] == [rid], runs
+runs = client.search_runs(ids, order_by=["attributes.start_time ASC"])
+assert [r.info.run_id for r in runs] == [run_id, rid], runs
+runs = client.search_runs(ids, filter_string="tags.kind = 'batch'")
+assert [r.info.run_id for r in runs] == [rid]
+frame = mlflow.search_runs(experiment_ids=ids, output_format="list")
+assert len(frame) == 2
+page = client.search_runs(ids, max_results=1)
+assert len(page) == 1 and page.token, page
+rest = client.search_runs(ids, max_results=1, page_token=page.token)
+assert len(rest) == 1 and rest[0].info.run_id != page[0].info.run_id
+expect_error("INVALID_PARAMETER_VALUE", client.search_runs, ids, filter_string="metrics.r2 >")
+
+# Delete and restore.
+client.delete_run(rid)
+assert [r.info.run_id for r in client.search_runs(ids)] == [run_id]
+client.restore_run(rid)
+assert len(client.search_runs(ids)) == 2
+
+print("mlflow", mlflow.__version__, "client checks passed")
