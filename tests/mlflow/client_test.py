@@ -121,4 +121,29 @@ assert [r.info.run_id for r in client.search_runs(ids)] == [run_id]
 client.restore_run(rid)
 assert len(client.search_runs(ids)) == 2
 
+# Artifacts through the server's proxy: files and directories, listed and downloaded.
+import tempfile
+
+with tempfile.TemporaryDirectory() as tmp:
+    os.makedirs(f"{tmp}/out/model")
+    with open(f"{tmp}/out/model/weights.bin", "wb") as f:
+        f.write(bytes(range(256)) * 4096)
+    with open(f"{tmp}/out/notes.txt", "w") as f:
+        f.write("hello from the client")
+    with mlflow.start_run(experiment_id=exp_id) as art_run:
+        mlflow.log_artifact(f"{tmp}/out/notes.txt")
+        mlflow.log_artifacts(f"{tmp}/out/model", artifact_path="model")
+        mlflow.log_text("inline text", "texts/a.txt")
+    aid = art_run.info.run_id
+    top = sorted((a.path, a.is_dir) for a in client.list_artifacts(aid))
+    assert top == [("model", True), ("notes.txt", False), ("texts", True)], top
+    inner = client.list_artifacts(aid, "model")
+    assert [(a.path, a.file_size) for a in inner] == [("model/weights.bin", 256 * 4096)], inner
+    got = mlflow.artifacts.download_artifacts(run_id=aid, artifact_path="model", dst_path=f"{tmp}/back")
+    with open(os.path.join(got, "weights.bin"), "rb") as f:
+        assert f.read() == bytes(range(256)) * 4096
+    assert mlflow.artifacts.load_text(f"runs:/{aid}/texts/a.txt") == "inline text"
+    answer = requests.put(f"{uri}/api/2.0/mlflow-artifacts/artifacts/{exp_id}/{aid}/artifacts/../../x", data=b"x", timeout=10)
+    assert answer.status_code in (400, 404), answer.status_code
+
 print("mlflow", mlflow.__version__, "client checks passed")

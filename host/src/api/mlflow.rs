@@ -221,6 +221,107 @@ pub fn routes() -> Router<AppState> {
         .route(&p("runs/log-inputs"), post(log_inputs))
         .route(&p("runs/search"), post(search_runs))
         .route(&p("metrics/get-history"), get(metric_history))
+        .route(&p("logged-models/search"), post(search_logged_models))
+        .route(ARTIFACTS, get(list_artifacts))
+        .route(
+            &format!("{ARTIFACTS}/{{*path}}"),
+            get(download_artifact).put(upload_artifact),
+        )
+}
+
+/// MLflow 3's logged models: Kiln records models in its own registry (`register:`), none
+/// as MLflow logged models, so a search finds none; the experiments must exist.
+async fn search_logged_models(State(s): State<AppState>, b: Bytes) -> Answer {
+    #[derive(Deserialize)]
+    struct Req {
+        #[serde(default)]
+        experiment_ids: Vec<String>,
+    }
+    let req: Req = body(&b)?;
+    blocking(move || {
+        for id in &req.experiment_ids {
+            s.tracking.experiment(id)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(Json(json!({ "models": [] })))
+}
+
+/// The artifact proxy's root.
+const ARTIFACTS: &str = "/api/2.0/mlflow-artifacts/artifacts";
+
+/// The largest artifact accepted.
+pub const MAX_ARTIFACT: u64 = 2 << 30;
+
+/// Checks an artifact path names a run that exists: `<experiment>/<run>/artifacts/...`.
+fn run_of_path(s: &AppState, path: &str) -> Result<(), TrackingError> {
+    crate::tracking::artifacts::check_path(path)?;
+    let mut parts = path.splitn(4, '/');
+    let (_, run, root) = (parts.next(), parts.next(), parts.next());
+    match (run, root) {
+        (Some(run), Some("artifacts")) => s.tracking.tracked_run(run).map(drop),
+        _ => Err(TrackingError::Invalid(format!(
+            "`{path}` is not under <experiment>/<run>/artifacts"
+        ))),
+    }
+}
+
+async fn upload_artifact(
+    State(s): State<AppState>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+    request_body: axum::body::Body,
+) -> Answer {
+    use futures_util::StreamExt as _;
+    {
+        let (s, path) = (s.clone(), path.clone());
+        blocking(move || run_of_path(&s, &path)).await?;
+    }
+    let mut upload = s.tracking.begin_upload(MAX_ARTIFACT)?;
+    let mut stream = request_body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| invalid(format!("reading the upload: {e}")))?;
+        upload.write(&chunk)?;
+    }
+    blocking(move || s.tracking.commit_upload(&path, upload)).await?;
+    Ok(Json(json!({})))
+}
+
+async fn download_artifact(
+    State(s): State<AppState>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+) -> Result<Response, MlflowError> {
+    let bytes = blocking(move || {
+        run_of_path(&s, &path)?;
+        let (file, _) = s.tracking.artifact(&path)?;
+        std::fs::read(&file).map_err(|e| TrackingError::Storage(e.to_string()))
+    })
+    .await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn list_artifacts(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    let path = required(&q, "path")?.trim_end_matches('/').to_string();
+    let entries = blocking(move || {
+        run_of_path(&s, &path)?;
+        s.tracking.list_artifacts(&path)
+    })
+    .await?;
+    let files: Vec<J> = entries
+        .iter()
+        .map(|e| match e.size {
+            Some(size) => json!({"path": e.name, "is_dir": e.is_dir, "file_size": size}),
+            None => json!({"path": e.name, "is_dir": e.is_dir}),
+        })
+        .collect();
+    Ok(Json(json!({ "files": files })))
 }
 
 #[derive(Deserialize)]

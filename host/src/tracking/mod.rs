@@ -14,6 +14,7 @@
 //! whatever has queued up in one transaction, so a run of many small steps pays for few
 //! commits while every finished step is durable soon after it finishes.
 
+pub mod artifacts;
 pub mod experiments;
 mod records;
 pub mod search;
@@ -54,6 +55,7 @@ fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(EXPERIMENT_NAMES)?;
     txn.open_table(TRACKED_RUNS)?;
     txn.open_table(METRIC_CHUNKS)?;
+    txn.open_table(ARTIFACTS)?;
     Ok(())
 }
 
@@ -122,7 +124,7 @@ impl Store {
             Some(v) if v == SCHEMA_VERSION.to_string() => {
                 // Tables added within this schema version are created on first open.
                 let missing = matches!(
-                    self.db.begin_read()?.open_table(METRIC_CHUNKS),
+                    self.db.begin_read()?.open_table(ARTIFACTS),
                     Err(redb::TableError::TableDoesNotExist(_))
                 );
                 if missing {

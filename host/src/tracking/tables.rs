@@ -30,5 +30,9 @@ pub const TRACKED_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("tra
 pub const METRIC_CHUNKS: TableDefinition<(&str, &str, u64), &[u8]> =
     TableDefinition::new("metric_chunks");
 
+/// Artifact path (`<experiment>/<run>/artifacts/<file>`) → (sha256 of its bytes, size);
+/// the bytes are an object file.
+pub const ARTIFACTS: TableDefinition<&str, (&str, u64)> = TableDefinition::new("artifacts");
+
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
