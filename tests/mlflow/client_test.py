@@ -146,4 +146,31 @@ with tempfile.TemporaryDirectory() as tmp:
     answer = requests.put(f"{uri}/api/2.0/mlflow-artifacts/artifacts/{exp_id}/{aid}/artifacts/../../x", data=b"x", timeout=10)
     assert answer.status_code in (400, 404), answer.status_code
 
+# The model registry: register, versions, aliases, search.
+# (MLflow 3 resolves `runs:/` URIs through logged models, which Kiln does not keep; the
+# run's artifact URI registers the same files.)
+registered = mlflow.register_model(f"{art_run.info.artifact_uri}/model", "kiln-test-model")
+assert registered.version == "1" and registered.source.endswith("/artifacts/model"), registered
+client.create_registered_model("kiln-other", tags={"owner": "ml"}, description="another")
+expect_error("RESOURCE_ALREADY_EXISTS", client.create_registered_model, "kiln-other")
+v2 = client.create_model_version("kiln-test-model", f"runs:/{run_id}/model", run_id=run_id)
+assert v2.version == "2" and v2.status == "READY", v2
+client.set_registered_model_alias("kiln-test-model", "champion", "1")
+assert client.get_model_version_by_alias("kiln-test-model", "champion").version == "1"
+client.set_registered_model_alias("kiln-test-model", "champion", 2)
+assert client.get_model_version_by_alias("kiln-test-model", "champion").version == "2"
+model = client.get_registered_model("kiln-test-model")
+assert model.aliases == {"champion": "2"}, model.aliases
+assert client.get_model_version("kiln-test-model", "2").aliases == ["champion"]
+client.delete_registered_model_alias("kiln-test-model", "champion")
+expect_error("RESOURCE_DOES_NOT_EXIST", client.get_model_version_by_alias, "kiln-test-model", "champion")
+expect_error("RESOURCE_DOES_NOT_EXIST", client.get_model_version, "kiln-test-model", "9")
+names = sorted(m.name for m in client.search_registered_models())
+assert names == ["kiln-other", "kiln-test-model"], names
+assert [m.name for m in client.search_registered_models(filter_string="name LIKE 'kiln-t%'")] == ["kiln-test-model"]
+versions = client.search_model_versions("name = 'kiln-test-model'")
+assert sorted(v.version for v in versions) == ["1", "2"], versions
+assert [v.version for v in client.search_model_versions(f"run_id = '{run_id}'")] == ["2"]
+assert client.get_model_version_download_uri("kiln-test-model", "2") == f"runs:/{run_id}/model"
+
 print("mlflow", mlflow.__version__, "client checks passed")

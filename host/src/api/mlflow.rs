@@ -20,7 +20,7 @@ use serde_json::{Value as J, json};
 
 use super::AppState;
 use crate::tracking::{
-    Experiment, Metric, RunInfo, TrackedRun, TrackingError,
+    Experiment, Metric, ModelRecord, ModelVersion, RunInfo, TrackedRun, TrackingError,
     experiments::DEFAULT_EXPERIMENT,
     search::{Filter, order},
 };
@@ -222,6 +222,38 @@ pub fn routes() -> Router<AppState> {
         .route(&p("runs/search"), post(search_runs))
         .route(&p("metrics/get-history"), get(metric_history))
         .route(&p("logged-models/search"), post(search_logged_models))
+        .route(
+            &p("registered-models/create"),
+            post(create_registered_model),
+        )
+        .route(&p("registered-models/get"), get(get_registered_model))
+        .route(
+            &p("registered-models/search"),
+            get(search_registered_models_get).post(search_registered_models),
+        )
+        .route(
+            &p("registered-models/update"),
+            axum::routing::patch(update_registered_model),
+        )
+        .route(
+            &p("registered-models/set-tag"),
+            post(set_registered_model_tag),
+        )
+        .route(
+            &p("registered-models/get-latest-versions"),
+            post(latest_versions).get(latest_versions_get),
+        )
+        .route(
+            &p("registered-models/alias"),
+            post(set_alias).delete(delete_alias).get(get_by_alias),
+        )
+        .route(&p("model-versions/create"), post(create_model_version))
+        .route(&p("model-versions/get"), get(get_model_version))
+        .route(&p("model-versions/search"), get(search_model_versions))
+        .route(
+            &p("model-versions/get-download-uri"),
+            get(model_version_uri),
+        )
         .route(ARTIFACTS, get(list_artifacts))
         .route(
             &format!("{ARTIFACTS}/{{*path}}"),
@@ -810,6 +842,371 @@ async fn metric_history(
     let n = shown.len();
     let mut answer = json!({ "metrics": shown });
     if let Some(t) = next_token(offset, n, history.len()) {
+        answer["next_page_token"] = json!(t);
+    }
+    Ok(Json(answer))
+}
+
+fn version_json(v: &ModelVersion, aliases: &BTreeMap<String, u64>) -> J {
+    let names: Vec<&String> = aliases
+        .iter()
+        .filter(|(_, n)| **n == v.version)
+        .map(|(a, _)| a)
+        .collect();
+    json!({
+        "name": v.model,
+        "version": v.version.to_string(),
+        "creation_timestamp": v.created_ms,
+        "last_updated_timestamp": v.created_ms,
+        "current_stage": "None",
+        "description": v.description,
+        "source": v.source,
+        "run_id": v.run,
+        "status": "READY",
+        "tags": kv_list(&v.tags),
+        "aliases": names,
+    })
+}
+
+fn model_json(m: &ModelRecord, versions: &[ModelVersion]) -> J {
+    json!({
+        "name": m.name,
+        "creation_timestamp": m.created_ms,
+        "last_updated_timestamp": m.updated_ms.max(m.created_ms),
+        "description": m.description,
+        "latest_versions": versions.last().map(|v| vec![version_json(v, &m.aliases)]).unwrap_or_default(),
+        "tags": kv_list(&m.tags),
+        "aliases": m.aliases.iter().map(|(a, v)| json!({"alias": a, "version": v.to_string()})).collect::<Vec<_>>(),
+    })
+}
+
+/// A version number given as text or a number.
+fn version_number(v: Option<&J>) -> Result<u64, MlflowError> {
+    let text = match v {
+        Some(J::String(s)) => s.clone(),
+        Some(J::Number(n)) => n.to_string(),
+        _ => return Err(invalid("missing value for required parameter `version`")),
+    };
+    text.parse()
+        .map_err(|_| invalid(format!("`{text}` is not a model version number")))
+}
+
+/// Parameters from the query and, for POST/PATCH/DELETE, the JSON body, as one object.
+fn params(q: &HashMap<String, String>, b: &Bytes) -> Result<J, MlflowError> {
+    let mut all: J = if b.is_empty() { json!({}) } else { body(b)? };
+    if let J::Object(map) = &mut all {
+        for (k, v) in q {
+            map.entry(k.clone()).or_insert(J::String(v.clone()));
+        }
+    }
+    Ok(all)
+}
+
+fn text_param(p: &J, key: &str) -> Result<String, MlflowError> {
+    p[key]
+        .as_str()
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| invalid(format!("missing value for required parameter `{key}`")))
+}
+
+fn tags_param(p: &J) -> BTreeMap<String, String> {
+    p["tags"]
+        .as_array()
+        .map(|tags| {
+            tags.iter()
+                .filter_map(|t| {
+                    Some((
+                        t["key"].as_str()?.to_string(),
+                        t["value"].as_str().unwrap_or("").to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn create_registered_model(State(s): State<AppState>, b: Bytes) -> Answer {
+    let p = params(&HashMap::new(), &b)?;
+    let name = text_param(&p, "name")?;
+    let description = p["description"].as_str().unwrap_or("").to_string();
+    let tags = tags_param(&p);
+    let m = blocking(move || s.tracking.create_model(&name, &description, &tags)).await?;
+    Ok(Json(json!({ "registered_model": model_json(&m, &[]) })))
+}
+
+async fn get_registered_model(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    let name = required(&q, "name")?.to_string();
+    let (m, versions) = blocking(move || s.tracking.model(&name)).await?;
+    Ok(Json(
+        json!({ "registered_model": model_json(&m, &versions) }),
+    ))
+}
+
+async fn search_registered_models_get(
+    state: State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    registered_models_answer(state, params(&q, &Bytes::new())?).await
+}
+
+async fn search_registered_models(state: State<AppState>, b: Bytes) -> Answer {
+    registered_models_answer(state, params(&HashMap::new(), &b)?).await
+}
+
+async fn registered_models_answer(State(s): State<AppState>, p: J) -> Answer {
+    let filter = Filter::parse(p["filter"].as_str().unwrap_or(""))?.missing_tags_differ();
+    let offset = page(p["page_token"].as_str())?;
+    let max = p["max_results"]
+        .as_u64()
+        .or_else(|| p["max_results"].as_str().and_then(|m| m.parse().ok()))
+        .unwrap_or(100) as usize;
+    let all = blocking(move || {
+        let mut out = Vec::new();
+        for m in s.tracking.models()? {
+            let versions = s.tracking.model(&m.name)?.1;
+            out.push((m, versions));
+        }
+        Ok(out)
+    })
+    .await?;
+    let matching: Vec<J> = all
+        .iter()
+        .filter(|(m, _)| filter.matches(&named(&m.name, "", &m.tags)))
+        .map(|(m, v)| model_json(m, v))
+        .collect();
+    let total = matching.len();
+    let shown: Vec<J> = matching.into_iter().skip(offset).take(max.max(1)).collect();
+    let n = shown.len();
+    let mut answer = json!({ "registered_models": shown });
+    if let Some(t) = next_token(offset, n, total) {
+        answer["next_page_token"] = json!(t);
+    }
+    Ok(Json(answer))
+}
+
+/// A model or version seen through the run filter: `name`, `run_id` and tags.
+fn named(name: &str, run: &str, tags: &BTreeMap<String, String>) -> TrackedRun {
+    TrackedRun {
+        info: RunInfo {
+            run_id: run.to_string(),
+            run_name: name.to_string(),
+            experiment_id: String::new(),
+            user_id: String::new(),
+            status: String::new(),
+            start_time: 0,
+            end_time: None,
+            artifact_uri: String::new(),
+            lifecycle_stage: "active".into(),
+        },
+        params: BTreeMap::new(),
+        tags: tags.clone(),
+        metrics: BTreeMap::new(),
+    }
+}
+
+async fn update_registered_model(State(s): State<AppState>, b: Bytes) -> Answer {
+    let p = params(&HashMap::new(), &b)?;
+    let name = text_param(&p, "name")?;
+    let description = p["description"].as_str().map(str::to_string);
+    let (m, versions) = blocking(move || {
+        s.tracking.update_model(&name, |m| {
+            if let Some(d) = description {
+                m.description = d;
+            }
+        })?;
+        s.tracking.model(&name)
+    })
+    .await?;
+    Ok(Json(
+        json!({ "registered_model": model_json(&m, &versions) }),
+    ))
+}
+
+async fn set_registered_model_tag(State(s): State<AppState>, b: Bytes) -> Answer {
+    let p = params(&HashMap::new(), &b)?;
+    let (name, key) = (text_param(&p, "name")?, text_param(&p, "key")?);
+    let value = p["value"].as_str().unwrap_or("").to_string();
+    blocking(move || {
+        s.tracking.update_model(&name, |m| {
+            m.tags.insert(key, value);
+        })
+    })
+    .await?;
+    Ok(Json(json!({})))
+}
+
+async fn latest_versions_get(
+    state: State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    latest_answer(state, params(&q, &Bytes::new())?).await
+}
+
+async fn latest_versions(state: State<AppState>, b: Bytes) -> Answer {
+    latest_answer(state, params(&HashMap::new(), &b)?).await
+}
+
+/// Stages are a view only: every version is in stage `None`, so the latest of `None` (or
+/// of no stage named) is the newest version.
+async fn latest_answer(State(s): State<AppState>, p: J) -> Answer {
+    let name = text_param(&p, "name")?;
+    let stages: Vec<String> = p["stages"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (m, versions) = blocking(move || s.tracking.model(&name)).await?;
+    let wants_none = stages.is_empty() || stages.iter().any(|st| st.eq_ignore_ascii_case("none"));
+    let latest: Vec<J> = versions
+        .last()
+        .filter(|_| wants_none)
+        .map(|v| vec![version_json(v, &m.aliases)])
+        .unwrap_or_default();
+    Ok(Json(json!({ "model_versions": latest })))
+}
+
+async fn set_alias(State(s): State<AppState>, b: Bytes) -> Answer {
+    let p = params(&HashMap::new(), &b)?;
+    let (name, alias) = (text_param(&p, "name")?, text_param(&p, "alias")?);
+    let version = version_number(p.get("version"))?;
+    blocking(move || s.tracking.set_alias(&name, &alias, version)).await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_alias(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    b: Bytes,
+) -> Answer {
+    let p = params(&q, &b)?;
+    let (name, alias) = (text_param(&p, "name")?, text_param(&p, "alias")?);
+    blocking(move || s.tracking.delete_alias(&name, &alias)).await?;
+    Ok(Json(json!({})))
+}
+
+async fn get_by_alias(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    let (name, alias) = (
+        required(&q, "name")?.to_string(),
+        required(&q, "alias")?.to_string(),
+    );
+    let (v, m) = blocking(move || {
+        let v = s.tracking.version_by_alias(&name, &alias)?;
+        Ok((v, s.tracking.model(&name)?.0))
+    })
+    .await?;
+    Ok(Json(
+        json!({ "model_version": version_json(&v, &m.aliases) }),
+    ))
+}
+
+async fn create_model_version(State(s): State<AppState>, b: Bytes) -> Answer {
+    let p = params(&HashMap::new(), &b)?;
+    let name = text_param(&p, "name")?;
+    let source = p["source"].as_str().unwrap_or("").to_string();
+    let run = p["run_id"].as_str().unwrap_or("").to_string();
+    let description = p["description"].as_str().unwrap_or("").to_string();
+    let tags = tags_param(&p);
+    let (v, m) = blocking(move || {
+        // MLflow creates versions of models that exist only.
+        s.tracking.model(&name)?;
+        if !run.is_empty() {
+            s.tracking.tracked_run(&run)?;
+        }
+        let (number, _) = s.tracking.register_model(
+            ModelVersion {
+                model: name.clone(),
+                version: 0,
+                created_ms: 0,
+                run,
+                step: String::new(),
+                artifact: String::new(),
+                source,
+                runner: None,
+                metrics: BTreeMap::new(),
+                tags,
+                description,
+            },
+            None,
+        )?;
+        Ok((
+            s.tracking.model_version(&name, number)?,
+            s.tracking.model(&name)?.0,
+        ))
+    })
+    .await?;
+    Ok(Json(
+        json!({ "model_version": version_json(&v, &m.aliases) }),
+    ))
+}
+
+async fn get_model_version(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    let name = required(&q, "name")?.to_string();
+    let version = version_number(q.get("version").map(|v| J::String(v.clone())).as_ref())?;
+    let (v, m) = blocking(move || {
+        Ok((
+            s.tracking.model_version(&name, version)?,
+            s.tracking.model(&name)?.0,
+        ))
+    })
+    .await?;
+    Ok(Json(
+        json!({ "model_version": version_json(&v, &m.aliases) }),
+    ))
+}
+
+async fn model_version_uri(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    let name = required(&q, "name")?.to_string();
+    let version = version_number(q.get("version").map(|v| J::String(v.clone())).as_ref())?;
+    let v = blocking(move || s.tracking.model_version(&name, version)).await?;
+    Ok(Json(json!({ "artifact_uri": v.source })))
+}
+
+async fn search_model_versions(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    let filter = Filter::parse(q.get("filter").map_or("", String::as_str))?.missing_tags_differ();
+    let offset = page(q.get("page_token").map(String::as_str))?;
+    let max: usize = q
+        .get("max_results")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(10_000);
+    let all = blocking(move || {
+        let mut out = Vec::new();
+        for m in s.tracking.models()? {
+            let (m, versions) = s.tracking.model(&m.name)?;
+            out.extend(versions.into_iter().map(|v| (v, m.aliases.clone())));
+        }
+        Ok(out)
+    })
+    .await?;
+    let matching: Vec<J> = all
+        .iter()
+        .rev()
+        .filter(|(v, _)| filter.matches(&named(&v.model, &v.run, &v.tags)))
+        .map(|(v, aliases)| version_json(v, aliases))
+        .collect();
+    let total = matching.len();
+    let shown: Vec<J> = matching.into_iter().skip(offset).take(max.max(1)).collect();
+    let n = shown.len();
+    let mut answer = json!({ "model_versions": shown });
+    if let Some(t) = next_token(offset, n, total) {
         answer["next_page_token"] = json!(t);
     }
     Ok(Json(answer))

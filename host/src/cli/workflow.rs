@@ -738,7 +738,9 @@ pub fn model(ctx: &Ctx, cmd: ModelCommand) -> Result<ExitCode> {
                         },
                         v.run,
                         short(&v.artifact),
-                        v.runner.label()
+                        v.runner
+                            .as_ref()
+                            .map_or_else(|| "-".to_string(), |r| r.label())
                     );
                     for (k, x) in &v.metrics {
                         out!(o, "      {k} = {x:.6}");

@@ -16,6 +16,7 @@
 
 pub mod artifacts;
 pub mod experiments;
+pub mod models;
 mod records;
 pub mod search;
 mod tables;
@@ -56,6 +57,7 @@ fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(TRACKED_RUNS)?;
     txn.open_table(METRIC_CHUNKS)?;
     txn.open_table(ARTIFACTS)?;
+    txn.open_table(ALIAS_EVENTS)?;
     Ok(())
 }
 
@@ -124,7 +126,7 @@ impl Store {
             Some(v) if v == SCHEMA_VERSION.to_string() => {
                 // Tables added within this schema version are created on first open.
                 let missing = matches!(
-                    self.db.begin_read()?.open_table(ARTIFACTS),
+                    self.db.begin_read()?.open_table(ALIAS_EVENTS),
                     Err(redb::TableError::TableDoesNotExist(_))
                 );
                 if missing {
@@ -291,82 +293,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Adds a version of model `name` (created on first use), pointing `alias` at it if
-    /// given. Returns the version number, and whether it is new: registering the same
-    /// artifact with the same runner again returns the version that has it.
-    pub fn register_model(
-        &self,
-        mut version: ModelVersion,
-        alias: Option<&str>,
-    ) -> Result<(u64, bool)> {
-        let txn = self.db.begin_write()?;
-        let number = {
-            let mut models = txn.open_table(MODELS)?;
-            let mut versions = txn.open_table(MODEL_VERSIONS)?;
-            let mut model: ModelRecord = match models.get(version.model.as_str())? {
-                Some(v) => serde_json::from_slice(v.value())?,
-                None => ModelRecord {
-                    name: version.model.clone(),
-                    created_ms: version.created_ms,
-                    latest: 0,
-                    aliases: Default::default(),
-                },
-            };
-            for row in
-                versions.range((version.model.as_str(), 0)..=(version.model.as_str(), u64::MAX))?
-            {
-                let (k, v) = row?;
-                let existing: ModelVersion = serde_json::from_slice(v.value())?;
-                if existing.artifact == version.artifact
-                    && existing.runner.digest == version.runner.digest
-                {
-                    return Ok((k.value().1, false));
-                }
-            }
-            model.latest += 1;
-            version.version = model.latest;
-            if let Some(a) = alias {
-                model.aliases.insert(a.to_string(), model.latest);
-            }
-            versions.insert(
-                (version.model.as_str(), model.latest),
-                serde_json::to_vec(&version)?.as_slice(),
-            )?;
-            models.insert(model.name.as_str(), serde_json::to_vec(&model)?.as_slice())?;
-            model.latest
-        };
-        txn.commit()?;
-        Ok((number, true))
-    }
-
-    /// Every registered model.
-    pub fn models(&self) -> Result<Vec<ModelRecord>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(MODELS)?;
-        let mut out = Vec::new();
-        for row in table.iter()? {
-            let (_, v) = row?;
-            out.push(serde_json::from_slice(v.value())?);
-        }
-        Ok(out)
-    }
-
-    /// A model and its versions, oldest first.
-    pub fn model(&self, name: &str) -> Result<(ModelRecord, Vec<ModelVersion>)> {
-        let txn = self.db.begin_read()?;
-        let model: ModelRecord = match txn.open_table(MODELS)?.get(name)? {
-            Some(v) => serde_json::from_slice(v.value())?,
-            None => bail!("no registered model `{name}`"),
-        };
-        let table = txn.open_table(MODEL_VERSIONS)?;
-        let mut versions = Vec::new();
-        for row in table.range((name, 0)..=(name, u64::MAX))? {
-            let (_, v) = row?;
-            versions.push(serde_json::from_slice(v.value())?);
-        }
-        Ok((model, versions))
     }
 }
 

@@ -143,9 +143,15 @@ pub struct RunRecord {
 pub struct ModelRecord {
     pub name: String,
     pub created_ms: u64,
+    #[serde(default)]
+    pub updated_ms: u64,
     /// The newest version number.
     pub latest: u64,
     pub aliases: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub description: String,
 }
 
 /// One version of a registered model.
@@ -154,13 +160,25 @@ pub struct ModelVersion {
     pub model: String,
     pub version: u64,
     pub created_ms: u64,
-    /// The run and step that produced it.
+    /// The run that produced it (empty when unknown).
     pub run: String,
+    /// The workflow step that produced it, for a version a workflow registered.
+    #[serde(default)]
     pub step: String,
-    /// The digest of the stored artifact value (bytes).
+    /// The digest of the stored artifact value (bytes), for a version a workflow registered.
+    #[serde(default)]
     pub artifact: String,
+    /// Where the model's files are, as MLflow names them (`runs:/...`, `mlflow-artifacts:/...`).
+    #[serde(default)]
+    pub source: String,
     /// The model-runner plugin that serves it.
-    pub runner: PluginRef,
+    #[serde(default)]
+    pub runner: Option<PluginRef>,
     /// The run's metrics when it was registered, `step.metric` → value.
+    #[serde(default)]
     pub metrics: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub description: String,
 }

@@ -31,7 +31,7 @@ struct Clause {
 
 /// A parsed filter: clauses that must all hold.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Filter(Vec<Clause>);
+pub struct Filter(Vec<Clause>, bool);
 
 fn invalid(msg: impl Into<String>) -> TrackingError {
     TrackingError::Invalid(msg.into())
@@ -242,12 +242,19 @@ impl Filter {
                 i += 1;
             }
         }
-        Ok(Filter(clauses))
+        Ok(Filter(clauses, false))
     }
 
     /// Whether a run matches.
     pub fn matches(&self, run: &TrackedRun) -> bool {
-        self.0.iter().all(|c| clause_holds(c, run))
+        self.0.iter().all(|c| clause_holds(c, run, self.1))
+    }
+
+    /// The model registry's reading, where `tags.x != 'v'` also holds for an entry that
+    /// has no tag `x` (the MLflow client filters prompts out this way).
+    pub fn missing_tags_differ(mut self) -> Filter {
+        self.1 = true;
+        self
     }
 }
 
@@ -299,11 +306,11 @@ fn like(pattern: &str, text: &str, fold: bool) -> bool {
     go(&p, &t)
 }
 
-fn clause_holds(c: &Clause, run: &TrackedRun) -> bool {
+fn clause_holds(c: &Clause, run: &TrackedRun, missing_tags_differ: bool) -> bool {
     let f = field(&c.kind, &c.key, run);
     match (&c.value, f) {
         (Lit::Null, f) => (c.op == "IS") == f.is_none(),
-        (_, None) => false,
+        (_, None) => missing_tags_differ && c.kind == Kind::Tag && c.op == "!=",
         (Lit::Num(want), Some(Field::Num(got))) => compare(c.op.as_str(), got.partial_cmp(want)),
         (Lit::Num(want), Some(Field::Str(got))) => match got.parse::<f64>() {
             Ok(got) => compare(c.op.as_str(), got.partial_cmp(want)),

@@ -34,5 +34,9 @@ pub const METRIC_CHUNKS: TableDefinition<(&str, &str, u64), &[u8]> =
 /// the bytes are an object file.
 pub const ARTIFACTS: TableDefinition<&str, (&str, u64)> = TableDefinition::new("artifacts");
 
+/// (model name, sequence number) → [`AliasEvent`](super::models::AliasEvent): every
+/// alias change, appended, never rewritten.
+pub const ALIAS_EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("alias_events");
+
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;

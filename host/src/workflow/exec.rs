@@ -551,8 +551,11 @@ fn register(run: &mut RunRecord, reg: &super::plan::RegisterPlan, store: &Store)
             run: run.id.clone(),
             step: reg.step.clone(),
             artifact: artifact.digest.clone(),
-            runner: reg.runner.clone(),
+            source: format!("runs:/{}/{}.{}", run.id, reg.step, reg.output),
+            runner: Some(reg.runner.clone()),
             metrics,
+            tags: Default::default(),
+            description: String::new(),
         },
         reg.alias.as_deref(),
     )?;
