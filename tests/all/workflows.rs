@@ -485,4 +485,23 @@ fn kiln_demo_runs_the_quickstart_end_to_end_and_registers_the_model() {
     assert_eq!(models[0]["name"], "diabetes-progression");
     assert_eq!(models[0]["latest"], 1);
     assert_eq!(models[0]["aliases"]["candidate"], 1);
+
+    // Aliases from the CLI: set, trace, roll back; a missing version is refused.
+    let m = "diabetes-progression";
+    let out = k.ok(&["model", "alias", "set", m, "production", "1"]);
+    assert!(out.contains("production → version 1"), "{out}");
+    let err = k.fails(&["model", "alias", "set", m, "production", "7"]);
+    assert!(err.contains("has no version 7"), "{err}");
+    k.ok(&["model", "alias", "delete", m, "production"]);
+    let history: J = serde_json::from_slice(
+        &k.run(&["model", "alias", "history", m, "production", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 2, "{history}");
+    assert_eq!(history[1]["version"], J::Null);
+    let out = k.ok(&["model", "alias", "rollback", m, "production"]);
+    assert!(out.contains("rolled back to version 1"), "{out}");
+    let text = k.ok(&["model", "alias", "history", m]);
+    assert_eq!(text.lines().count(), 4, "{text}");
 }

@@ -87,6 +87,30 @@ pub enum ModelCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move, remove, trace and roll back a model's aliases.
+    #[command(subcommand)]
+    Alias(AliasCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Point ALIAS of MODEL at VERSION.
+    Set {
+        model: String,
+        alias: String,
+        version: u64,
+    },
+    /// Remove an alias.
+    Delete { model: String, alias: String },
+    /// Every change of the model's aliases (or of one), oldest first.
+    History {
+        model: String,
+        alias: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point ALIAS back at the version it pointed at before its last change.
+    Rollback { model: String, alias: String },
 }
 
 impl Ctx {
@@ -712,6 +736,7 @@ pub fn model(ctx: &Ctx, cmd: ModelCommand) -> Result<ExitCode> {
                 emit(&o)?;
             }
         }
+        ModelCommand::Alias(cmd) => return alias(&store, cmd),
         ModelCommand::Show { name, json } => {
             let (m, versions) = store.model(&name)?;
             if json {
@@ -748,6 +773,55 @@ pub fn model(ctx: &Ctx, cmd: ModelCommand) -> Result<ExitCode> {
                 }
                 emit(&o)?;
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn alias(store: &Store, cmd: AliasCommand) -> Result<ExitCode> {
+    match cmd {
+        AliasCommand::Set {
+            model,
+            alias,
+            version,
+        } => {
+            let previous = store.set_alias(&model, &alias, version)?;
+            emit(&format!(
+                "{model}@{alias} → version {version}{}\n",
+                previous.map(|p| format!(" (was {p})")).unwrap_or_default()
+            ))?;
+        }
+        AliasCommand::Delete { model, alias } => {
+            store.delete_alias(&model, &alias)?;
+            emit(&format!("{model}@{alias} removed\n"))?;
+        }
+        AliasCommand::History { model, alias, json } => {
+            let events = store.alias_history(&model, alias.as_deref())?;
+            if json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&events)?))?;
+            } else {
+                let mut o = String::new();
+                for e in &events {
+                    let at = humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.at_ms),
+                    );
+                    let show = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("v{v}"));
+                    out!(
+                        o,
+                        "{at}  @{:<12} {} → {}",
+                        e.alias,
+                        show(e.previous),
+                        show(e.version)
+                    );
+                }
+                emit(&o)?;
+            }
+        }
+        AliasCommand::Rollback { model, alias } => {
+            let version = store.rollback_alias(&model, &alias)?;
+            emit(&format!(
+                "{model}@{alias} rolled back to version {version}\n"
+            ))?;
         }
     }
     Ok(ExitCode::SUCCESS)
