@@ -563,11 +563,12 @@ impl Store {
         params: &[(String, String)],
         tags: &[(String, String)],
     ) -> Result<()> {
-        self.log_batch_limited(run_id, metrics, params, tags, true)
+        self.log_batch_limited(run_id, metrics, params, tags, true, None)
     }
 
     /// As [`log_batch`](Self::log_batch); `limits` off lifts the batch-size limits (for
-    /// plugins logging in-process, whose events arrive in one batch per step).
+    /// plugins logging in-process, whose events arrive in one batch per step), and
+    /// `finish` sets the run's final status and end time in the same transaction.
     pub fn log_batch_limited(
         &self,
         run_id: &str,
@@ -575,6 +576,7 @@ impl Store {
         params: &[(String, String)],
         tags: &[(String, String)],
         limits: bool,
+        finish: Option<(&str, Option<i64>)>,
     ) -> Result<()> {
         if limits {
             let too_many = |what: &str, n: usize, max: usize| {
@@ -607,6 +609,10 @@ impl Store {
         self.modify_run(run_id, |run, txn| {
             if run.info.lifecycle_stage != "active" {
                 return Err(TrackingError::Invalid(format!("run `{run_id}` is deleted")));
+            }
+            if let Some((status, end)) = finish {
+                run.info.status = status.to_string();
+                run.info.end_time = end;
             }
             let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
             for (k, v) in params {

@@ -429,7 +429,6 @@ fn track_end(store: &Store, run: &RunRecord) -> Result<()> {
         for (k, v) in &s.params {
             tags.push((format!("{}.{k}", s.id), clip(v, MAX_TAG_VALUE_LEN)));
         }
-        tags.push((format!("kiln.step.{}", s.id), s.status.name().to_string()));
     }
     if let Some(reg) = &run.registered {
         tags.push((
@@ -440,13 +439,20 @@ fn track_end(store: &Store, run: &RunRecord) -> Result<()> {
     params.retain(|(k, _)| k.len() <= MAX_KEY_LEN);
     metrics.retain(|(k, _)| k.len() <= MAX_KEY_LEN);
     tags.retain(|(k, _)| k.len() <= MAX_KEY_LEN);
-    store.log_batch_limited(&run.id, &metrics, &params, &tags, false)?;
     let status = if run.status == Status::Succeeded {
         "FINISHED"
     } else {
         "FAILED"
     };
-    store.update_run(&run.id, Some(status), run.ended_ms.map(|e| e as i64), None)?;
+    let end = run.ended_ms.map(|e| e as i64);
+    store.log_batch_limited(
+        &run.id,
+        &metrics,
+        &params,
+        &tags,
+        false,
+        Some((status, end)),
+    )?;
     Ok(())
 }
 
