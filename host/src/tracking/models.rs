@@ -74,6 +74,33 @@ fn append_alias_event(txn: &WriteTransaction, model: &str, event: &AliasEvent) -
     Ok(())
 }
 
+/// Points `alias` of `m` at `version` (or removes it, for `None`), stamps the model and
+/// appends the change to the alias history. Returns the version it pointed at before.
+fn move_alias(
+    txn: &WriteTransaction,
+    m: &mut ModelRecord,
+    alias: &str,
+    version: Option<u64>,
+) -> Result<Option<u64>> {
+    let previous = match version {
+        Some(v) => m.aliases.insert(alias.to_string(), v),
+        None => m.aliases.remove(alias),
+    };
+    let now = crate::now_ms();
+    m.updated_ms = now;
+    append_alias_event(
+        txn,
+        &m.name,
+        &AliasEvent {
+            alias: alias.to_string(),
+            version,
+            previous,
+            at_ms: now,
+        },
+    )?;
+    Ok(previous)
+}
+
 impl Store {
     /// Registers a new model name.
     pub fn create_model(
@@ -152,17 +179,8 @@ impl Store {
             serde_json::to_vec(&version)?.as_slice(),
         )?;
         if let Some(a) = alias {
-            let previous = model.aliases.insert(a.to_string(), model.latest);
-            append_alias_event(
-                &txn,
-                &model.name,
-                &AliasEvent {
-                    alias: a.to_string(),
-                    version: Some(model.latest),
-                    previous,
-                    at_ms: now,
-                },
-            )?;
+            let latest = model.latest;
+            move_alias(&txn, &mut model, a, Some(latest))?;
         }
         write_model(&txn, &model)?;
         txn.commit()?;
@@ -237,19 +255,7 @@ impl Store {
                 "registered model `{name}` has no version {version}"
             )));
         }
-        let now = crate::now_ms();
-        let previous = m.aliases.insert(alias.to_string(), version);
-        m.updated_ms = now;
-        append_alias_event(
-            &txn,
-            name,
-            &AliasEvent {
-                alias: alias.to_string(),
-                version: Some(version),
-                previous,
-                at_ms: now,
-            },
-        )?;
+        let previous = move_alias(&txn, &mut m, alias, Some(version))?;
         write_model(&txn, &m)?;
         txn.commit()?;
         Ok(previous)
@@ -259,23 +265,12 @@ impl Store {
     pub fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
         let txn = self.db.begin_write()?;
         let mut m = read_model(&txn, name)?.ok_or_else(|| no_model(name))?;
-        let Some(previous) = m.aliases.remove(alias) else {
+        if !m.aliases.contains_key(alias) {
             return Err(TrackingError::NotFound(format!(
                 "registered model `{name}` has no alias `{alias}`"
             )));
-        };
-        let now = crate::now_ms();
-        m.updated_ms = now;
-        append_alias_event(
-            &txn,
-            name,
-            &AliasEvent {
-                alias: alias.to_string(),
-                version: None,
-                previous: Some(previous),
-                at_ms: now,
-            },
-        )?;
+        }
+        move_alias(&txn, &mut m, alias, None)?;
         write_model(&txn, &m)?;
         txn.commit()?;
         Ok(())

@@ -160,11 +160,12 @@ impl Filter {
                     i += 1;
                     o.clone()
                 }
-                t if word(t, "like") || word(t, "ilike") || word(t, "in") || word(t, "is") => {
+                Some(Tok::Ident(w))
+                    if ["like", "ilike", "in", "is"]
+                        .iter()
+                        .any(|k| w.eq_ignore_ascii_case(k)) =>
+                {
                     i += 1;
-                    let Some(Tok::Ident(w)) = toks.get(i - 1) else {
-                        unreachable!()
-                    };
                     let w = w.to_ascii_uppercase();
                     if w == "IS" && word(toks.get(i), "not") {
                         i += 1;

@@ -774,12 +774,7 @@ impl StepTask {
                     .plugin
                     .run_step(&refs, &self.step.config, opts)
                     .map_err(|e| plain(e.to_string()))?;
-                let outputs = out
-                    .value
-                    .into_iter()
-                    .map(|nv| (nv.name, Arc::new(nv.value)))
-                    .collect();
-                (outputs, Vec::new(), out.tracking)
+                (shared(out.value), Vec::new(), out.tracking)
             }
             Role::Validator => {
                 let out = self
@@ -836,12 +831,7 @@ impl StepTask {
                     })
                     .collect();
                 let out = model.predict(&owned).map_err(|e| plain(e.to_string()))?;
-                let outputs = out
-                    .value
-                    .into_iter()
-                    .map(|nv| (nv.name, Arc::new(nv.value)))
-                    .collect();
-                (outputs, Vec::new(), out.tracking)
+                (shared(out.value), Vec::new(), out.tracking)
             }
             Role::Tracker => return Err(plain("a tracker cannot run as a step".into())),
         };
@@ -884,6 +874,14 @@ impl StepTask {
             elapsed_ms: 0.0,
         })
     }
+}
+
+/// A plugin's outputs as the executor keeps them: by name, each value shared.
+fn shared(outputs: Vec<NamedValue>) -> Vec<(String, Arc<Value>)> {
+    outputs
+        .into_iter()
+        .map(|nv| (nv.name, Arc::new(nv.value)))
+        .collect()
 }
 
 fn check_record(c: &Check) -> CheckRecord {
