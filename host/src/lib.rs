@@ -7,6 +7,7 @@
 pub mod api;
 pub mod bindings;
 pub mod cli;
+pub mod db;
 pub mod digest;
 pub mod engine;
 pub mod host_impl;

@@ -20,7 +20,7 @@ pub mod tables;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
-use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
 pub use error::RegistryError;
@@ -129,81 +129,36 @@ impl Registry {
     /// Opens the registry at `path`, creating it when absent. A file that is not a Kiln
     /// registry, is damaged, or was written by a newer Kiln is refused, untouched.
     pub fn open(path: &Path) -> Result<Registry, RegistryError> {
+        use crate::db::OpenError as E;
         let unusable = |reason: String| RegistryError::Unusable {
             path: path.display().to_string(),
             reason,
         };
-        let mut builder = Database::builder();
-        builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
-        let existed = path.exists();
-        if !existed && let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| unusable(e.to_string()))?;
-        }
-        let db = if existed {
-            builder.open(path)
-        } else {
-            builder.create(path)
-        }
-        .map_err(|e| unusable(format!("{e} (is it a Kiln registry file, and intact?)")))?;
+        let (db, created) = crate::db::open(path, SCHEMA_VERSION, |txn| {
+            txn.open_table(META)?
+                .insert("created_ms", now_ms().to_string().as_str())?;
+            Ok(for_each_table(txn)?)
+        })
+        .map_err(|e| match e {
+            E::Unusable(e) => unusable(format!("{e} (is it a Kiln registry file, and intact?)")),
+            E::Foreign => unusable("it has no Kiln schema version: not a Kiln registry".into()),
+            E::Newer(found) => RegistryError::NewerSchema {
+                path: path.display().to_string(),
+                found,
+                supported: SCHEMA_VERSION,
+            },
+            E::Older(found) => unusable(format!("schema {found} is older than this Kiln can read")),
+            E::BadVersion(v) => unusable(format!("schema version `{v}` is not a number")),
+            E::Storage(e) => e.into(),
+        })?;
         let registry = Registry {
             db,
             path: path.to_path_buf(),
         };
-        registry.check_schema(existed)?;
-        Ok(registry)
-    }
-
-    /// Checks the schema through a read transaction, so a refused file is not written
-    /// to; only a new file is initialised.
-    fn check_schema(&self, existed: bool) -> Result<(), RegistryError> {
-        let path = self.path.display().to_string();
-        let found = {
-            let txn = self.db.begin_read()?;
-            match txn.open_table(META) {
-                Ok(meta) => meta.get("schema_version")?.map(|v| v.value().to_string()),
-                Err(redb::TableError::TableDoesNotExist(_)) => None,
-                Err(e) => return Err(e.into()),
-            }
-        };
-        match found {
-            Some(v) => {
-                let found: u32 = v.parse().map_err(|_| RegistryError::Unusable {
-                    path: path.clone(),
-                    reason: format!("schema version `{v}` is not a number"),
-                })?;
-                if found > SCHEMA_VERSION {
-                    return Err(RegistryError::NewerSchema {
-                        path,
-                        found,
-                        supported: SCHEMA_VERSION,
-                    });
-                }
-                if found < SCHEMA_VERSION {
-                    return Err(RegistryError::Unusable {
-                        path,
-                        reason: format!("schema {found} is older than this Kiln can read"),
-                    });
-                }
-                self.ensure_index()
-            }
-            None if existed && !self.looks_empty()? => Err(RegistryError::Unusable {
-                path,
-                reason: "it has no Kiln schema version: not a Kiln registry".into(),
-            }),
-            None => {
-                let txn = self.db.begin_write()?;
-                {
-                    let mut meta = txn.open_table(META)?;
-                    if meta.get("schema_version")?.is_none() {
-                        meta.insert("schema_version", SCHEMA_VERSION.to_string().as_str())?;
-                        meta.insert("created_ms", now_ms().to_string().as_str())?;
-                    }
-                    for_each_table(&txn)?;
-                }
-                txn.commit()?;
-                Ok(())
-            }
+        if !created {
+            registry.ensure_index()?;
         }
+        Ok(registry)
     }
 
     /// Builds the resolution index if this (valid) file predates it.
@@ -222,15 +177,6 @@ impl Registry {
             txn.commit()?;
         }
         Ok(())
-    }
-
-    fn looks_empty(&self) -> Result<bool, RegistryError> {
-        let txn = self.db.begin_read()?;
-        Ok(txn
-            .list_tables()
-            .map_err(|e| RegistryError::Storage(e.to_string()))?
-            .next()
-            .is_none())
     }
 
     /// A fact stored in the meta table.
@@ -702,7 +648,7 @@ impl crate::engine::CompiledStore for Registry {
 }
 
 /// Opens every table so a read transaction never meets a missing one.
-fn for_each_table(txn: &redb::WriteTransaction) -> Result<(), RegistryError> {
+fn for_each_table(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(PLUGINS)?;
     txn.open_table(VERSIONS)?;
     txn.open_table(RESOLVE)?;

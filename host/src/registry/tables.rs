@@ -4,7 +4,7 @@
 use redb::TableDefinition;
 
 /// `schema_version` and other facts about the file.
-pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+pub use crate::db::META;
 /// Plugin name → [`PluginRecord`](super::PluginRecord).
 pub const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
 /// `name@version` → [`VersionRecord`](super::VersionRecord). Never overwritten.

@@ -83,29 +83,33 @@ impl Store {
     /// Opens (or creates) the store in `data_dir`. A file that is not a Kiln tracking
     /// store, or was written by a newer Kiln, is refused untouched.
     pub fn open(data_dir: &Path) -> Result<Store> {
+        use crate::db::OpenError as E;
         let path = data_dir.join("tracking.redb");
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating {}", data_dir.display()))?;
-        let existed = path.exists();
-        let mut builder = Database::builder();
-        builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
-        let db = if existed {
-            builder.open(&path)
-        } else {
-            builder.create(&path)
-        }
-        .with_context(|| {
-            format!(
-                "opening {} (is it a Kiln tracking store, and intact?)",
-                path.display()
-            )
+        let shown = path.display().to_string();
+        let opened = crate::db::open(&path, SCHEMA_VERSION, |txn| Ok(create_tables(txn)?));
+        let (db, created) = opened.map_err(|e| match e {
+            E::Unusable(e) => {
+                anyhow::anyhow!("opening {shown} (is it a Kiln tracking store, and intact?): {e}")
+            }
+            E::Foreign => {
+                anyhow::anyhow!("{shown} is not a Kiln tracking store (it has no schema version)")
+            }
+            E::Newer(v) | E::Older(v) => anyhow::anyhow!(
+                "{shown} has tracking schema {v}; this Kiln reads schema {SCHEMA_VERSION}"
+            ),
+            E::BadVersion(v) => {
+                anyhow::anyhow!("{shown} has tracking schema `{v}`, which is not a number")
+            }
+            E::Storage(e) => anyhow::Error::from(e).context(format!("opening {shown}")),
         })?;
         let store = Store {
             db,
             objects: data_dir.join("objects"),
             path,
         };
-        store.check_schema()?;
+        if !created {
+            store.create_missing_tables()?;
+        }
         Ok(store)
     }
 
@@ -113,50 +117,18 @@ impl Store {
         &self.path
     }
 
-    fn check_schema(&self) -> Result<()> {
-        let found = {
-            let txn = self.db.begin_read()?;
-            match txn.open_table(META) {
-                Ok(meta) => meta.get("schema_version")?.map(|v| v.value().to_string()),
-                Err(redb::TableError::TableDoesNotExist(_)) => None,
-                Err(e) => return Err(e.into()),
-            }
-        };
-        match found {
-            Some(v) if v == SCHEMA_VERSION.to_string() => {
-                // Tables added within this schema version are created on first open.
-                let missing = matches!(
-                    self.db.begin_read()?.open_table(ALIAS_EVENTS),
-                    Err(redb::TableError::TableDoesNotExist(_))
-                );
-                if missing {
-                    let txn = self.db.begin_write()?;
-                    create_tables(&txn)?;
-                    txn.commit()?;
-                }
-                Ok(())
-            }
-            Some(v) => bail!(
-                "{} has tracking schema {v}; this Kiln reads schema {SCHEMA_VERSION}",
-                self.path.display()
-            ),
-            None => {
-                let empty = self.db.begin_read()?.list_tables()?.next().is_none();
-                ensure!(
-                    empty,
-                    "{} is not a Kiln tracking store (it has no schema version)",
-                    self.path.display()
-                );
-                let txn = self.db.begin_write()?;
-                {
-                    let mut meta = txn.open_table(META)?;
-                    meta.insert("schema_version", SCHEMA_VERSION.to_string().as_str())?;
-                }
-                create_tables(&txn)?;
-                txn.commit()?;
-                Ok(())
-            }
+    /// Creates the tables added within this schema version, on first open of an older file.
+    fn create_missing_tables(&self) -> Result<()> {
+        let missing = matches!(
+            self.db.begin_read()?.open_table(ALIAS_EVENTS),
+            Err(redb::TableError::TableDoesNotExist(_))
+        );
+        if missing {
+            let txn = self.db.begin_write()?;
+            create_tables(&txn)?;
+            txn.commit()?;
         }
+        Ok(())
     }
 
     fn object_file(&self, digest: &str) -> PathBuf {

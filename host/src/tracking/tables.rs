@@ -3,8 +3,6 @@
 
 use redb::TableDefinition;
 
-/// `schema_version`.
-pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 /// sha256 hex → encoded value (objects up to the inline size; larger ones are files).
 pub const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 /// Step cache key → [`CacheEntry`](super::CacheEntry).
