@@ -11,11 +11,13 @@ mod registry;
 mod sandbox;
 mod seed;
 mod serve;
+mod tracking;
 mod workflows;
 
 use std::{
+    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::{Child, Command, Output, Stdio},
 };
 
 use serde_json::Value as J;
@@ -139,4 +141,115 @@ pub fn write_json(dir: &Path, name: &str, doc: &J) -> String {
     let p = dir.join(name);
     std::fs::write(&p, serde_json::to_vec(doc).expect("serialise")).expect("write");
     p.to_str().expect("UTF-8").to_string()
+}
+
+/// A running `kiln serve`, stopped when dropped.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `kiln serve` on a free port, with `config` as its kiln-server.toml.
+    pub fn start(k: &Kiln, config: Option<&str>) -> Server {
+        let mut cmd = k.cmd();
+        cmd.args(["serve", "--addr", "127.0.0.1:0"]);
+        if let Some(text) = config {
+            let path = k.home().join("kiln-server.toml");
+            std::fs::write(&path, text).unwrap();
+            cmd.arg("--config").arg(path);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected: {line}"))
+            .to_string();
+        Server { child, url }
+    }
+
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (u16, Vec<u8>) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("{}{path}", self.url);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let response = match method {
+            "GET" => {
+                let mut req = agent.get(&url);
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                req.call()
+            }
+            "DELETE" => {
+                let mut req = agent.delete(&url);
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                req.call()
+            }
+            "PUT" => {
+                let mut req = agent.put(&url).header("Content-Type", "application/json");
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                req.send(body.unwrap_or_default().as_slice())
+            }
+            _ => {
+                let mut req = agent.post(&url).header("Content-Type", "application/json");
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                req.send(body.unwrap_or_default().as_slice())
+            }
+        };
+        let mut response = response.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap_or_default();
+        (status, bytes)
+    }
+
+    pub fn json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (u16, J) {
+        let (status, bytes) = self.call(method, path, token, body);
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("{path}: not JSON: {}", String::from_utf8_lossy(&bytes))
+            }),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

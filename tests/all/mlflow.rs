@@ -1,13 +1,9 @@
 //! The official MLflow Python client against a real `kiln serve`: `tests/mlflow/client_test.py`
 //! in the venv `scripts/python-env.sh` sets up (mlflow from PyPI).
 
-use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Command, Stdio},
-};
+use std::{path::Path, process::Command};
 
-use crate::Kiln;
+use crate::{Kiln, Server};
 
 #[test]
 fn the_official_mlflow_client_works_unchanged() {
@@ -23,31 +19,15 @@ fn the_official_mlflow_client_works_unchanged() {
     let python = String::from_utf8(setup.stdout).unwrap().trim().to_string();
 
     let k = Kiln::new();
-    let mut server = k
-        .cmd()
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kiln serve");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let server = Server::start(&k, None);
 
     let out = Command::new(&python)
         .arg(repo.join("tests/mlflow/client_test.py"))
-        .env("MLFLOW_TRACKING_URI", &url)
+        .env("MLFLOW_TRACKING_URI", &server.url)
         .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         .output()
         .expect("running the client script");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert!(
         out.status.success(),
         "the MLflow client failed against kiln serve:\n{}\n{}",

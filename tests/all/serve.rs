@@ -2,124 +2,25 @@
 //! paginated reads, downloads by digest, authenticated publish and yank, hostile requests
 //! refused with JSON errors, and `kiln registry pull` into another installation.
 
-use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Child, Stdio},
-};
+use std::path::Path;
 
 use base64::Engine as _;
 use kiln_test_artifacts as g;
-use serde_json::{Value as J, json};
+use serde_json::json;
 
-use crate::Kiln;
+use crate::{Kiln, Server};
 
 const PUBLISH_TOKEN: &str = "publish-token-0123456789";
 const READ_TOKEN: &str = "read-only-token-0123456789";
 
-/// A running `kiln serve`, stopped when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(k: &Kiln) -> Server {
-        let config = k.home().join("kiln-server.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[[tokens]]\ntoken = \"{PUBLISH_TOKEN}\"\nscopes = [\"publish\"]\n\n[[tokens]]\ntoken = \"{READ_TOKEN}\"\nscopes = [\"read\"]\n"
-            ),
-        )
-        .unwrap();
-        let mut child = k
-            .cmd()
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--config",
-                config.to_str().unwrap(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected: {line}"))
-            .to_string();
-        Server { child, url }
-    }
-
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Vec<u8>>,
-    ) -> (u16, Vec<u8>) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let url = format!("{}{path}", self.url);
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let response = match method {
-            "GET" => {
-                let mut req = agent.get(&url);
-                if let Some(a) = &auth {
-                    req = req.header("Authorization", a);
-                }
-                req.call()
-            }
-            _ => {
-                let mut req = agent.post(&url).header("Content-Type", "application/json");
-                if let Some(a) = &auth {
-                    req = req.header("Authorization", a);
-                }
-                req.send(body.unwrap_or_default().as_slice())
-            }
-        };
-        let mut response = response.unwrap();
-        let status = response.status().as_u16();
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_to_vec()
-            .unwrap_or_default();
-        (status, bytes)
-    }
-
-    fn json(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Vec<u8>>,
-    ) -> (u16, J) {
-        let (status, bytes) = self.call(method, path, token, body);
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                panic!("{path}: not JSON: {}", String::from_utf8_lossy(&bytes))
-            }),
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `kiln serve` whose config grants a publish token and a read-only token.
+fn start(k: &Kiln) -> Server {
+    Server::start(
+        k,
+        Some(&format!(
+            "[[tokens]]\ntoken = \"{PUBLISH_TOKEN}\"\nscopes = [\"publish\"]\n\n[[tokens]]\ntoken = \"{READ_TOKEN}\"\nscopes = [\"read\"]\n"
+        )),
+    )
 }
 
 fn manifest(plugin: &str) -> String {
@@ -161,7 +62,7 @@ fn reads_are_anonymous_paginated_and_downloads_match_their_digest() {
     ] {
         k.ok(&["publish", wasm, "--manifest", &manifest(name)]);
     }
-    let s = Server::start(&k);
+    let s = start(&k);
     assert_eq!(s.call("GET", "/healthz", None, None), (200, b"ok".to_vec()));
     let (status, page1) = s.json("GET", "/v1/plugins?per_page=2&page=1", None, None);
     assert_eq!(status, 200);
@@ -191,7 +92,7 @@ fn reads_are_anonymous_paginated_and_downloads_match_their_digest() {
 fn hostile_requests_are_refused_with_json_errors() {
     let k = Kiln::new();
     k.ok(&["key", "generate"]);
-    let s = Server::start(&k);
+    let s = start(&k);
     for path in [
         "/v1/blobs/..%2F..%2F..%2Fetc%2Fpasswd",
         "/v1/blobs/../../etc/passwd",
@@ -259,7 +160,7 @@ fn hostile_requests_are_refused_with_json_errors() {
 fn publish_over_http_then_pull_into_another_installation() {
     let k = Kiln::new();
     k.ok(&["key", "generate"]);
-    let s = Server::start(&k);
+    let s = start(&k);
     let (status, record) = s.json(
         "POST",
         "/v1/plugins",

@@ -1,6 +1,6 @@
 //! The HTTP API (axum): `fn router(state) -> Router`. It carries the marketplace
-//! (`/v1/plugins`, `/v1/blobs`, `/v1/keys`), MLflow's tracking API (`/api/2.0/mlflow/`)
-//! and health; serving joins it later.
+//! (`/v1/plugins`, `/v1/blobs`, `/v1/keys`), runs and models (`/v1/runs`, `/v1/models`),
+//! MLflow's tracking API (`/api/2.0/mlflow/`) and health; serving joins it later.
 //!
 //! Reads are anonymous; writes need a bearer token whose scopes the server config grants.
 //! Bodies are size-limited, requests time out, and errors are JSON with stable codes.
@@ -9,6 +9,7 @@
 mod error;
 mod marketplace;
 pub mod mlflow;
+mod tracking;
 
 use std::{sync::Arc, time::Duration};
 
@@ -121,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .merge(marketplace::routes())
         .merge(mlflow::routes())
+        .merge(tracking::routes())
         .route(
             "/api/2.0/mlflow/{*rest}",
             axum::routing::any(|| async {

@@ -1,10 +1,19 @@
 //! The command line: one file per subcommand. Parsing lives here; the work lives in the
 //! library modules the subcommands call.
 
+/// Appends a line to an output buffer.
+macro_rules! out {
+    ($buf:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($buf, $($arg)*);
+    }};
+}
+
 mod key;
 mod plugin;
 mod registry;
 mod serve;
+mod tracking;
 mod workflow;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -32,6 +41,15 @@ pub struct Cli {
     /// Use on-demand instance allocation instead of the pooling allocator.
     #[arg(long, global = true)]
     no_pooling: bool,
+
+    /// For `kiln runs` and `kiln model`: ask this Kiln server (its /v1 API) instead of
+    /// the local data directory, e.g. http://127.0.0.1:8480.
+    #[arg(long, global = true, env = "KILN_SERVER", value_name = "URL")]
+    server: Option<String>,
+
+    /// The bearer token to send to `--server` (moving an alias takes the publish scope).
+    #[arg(long, global = true, env = "KILN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -87,10 +105,10 @@ enum Command {
     },
     /// Recorded workflow runs and their lineage.
     #[command(subcommand)]
-    Runs(workflow::RunsCommand),
+    Runs(tracking::RunsCommand),
     /// Registered models.
     #[command(subcommand)]
-    Model(workflow::ModelCommand),
+    Model(tracking::ModelCommand),
     /// Run the quickstart end to end: read, validate, split, train, evaluate, register.
     Demo {
         #[arg(long, short = 'j')]
@@ -115,8 +133,8 @@ pub fn main() -> Result<ExitCode> {
         Command::Run(args) => workflow::run(&ctx, args),
         Command::Validate { workflow, json } => workflow::validate(&ctx, &workflow, json),
         Command::Replay { id, jobs, json } => workflow::replay(&ctx, &id, jobs, json),
-        Command::Runs(cmd) => workflow::runs(&ctx, cmd),
-        Command::Model(cmd) => workflow::model(&ctx, cmd),
+        Command::Runs(cmd) => tracking::runs(&ctx, cmd),
+        Command::Model(cmd) => tracking::model(&ctx, cmd),
         Command::Demo { jobs } => workflow::demo(&ctx, jobs),
     }
 }
@@ -125,6 +143,7 @@ pub fn main() -> Result<ExitCode> {
 pub(crate) struct Ctx {
     data_dir: PathBuf,
     engine_options: EngineOptions,
+    server: Option<(String, Option<String>)>,
     registry: std::sync::OnceLock<std::sync::Arc<crate::registry::Registry>>,
 }
 
@@ -134,6 +153,10 @@ impl Ctx {
         Ctx {
             registry: std::sync::OnceLock::new(),
             data_dir,
+            server: cli
+                .server
+                .as_ref()
+                .map(|s| (s.trim_end_matches('/').to_string(), cli.token.clone())),
             engine_options: EngineOptions {
                 pooling: !cli.no_pooling,
                 fuel: cli.fuel_metering,

@@ -1,4 +1,4 @@
-//! `kiln run`, `kiln validate`, `kiln replay`, `kiln runs`, `kiln model` and `kiln demo`.
+//! `kiln run`, `kiln validate`, `kiln replay` and `kiln demo`.
 
 use std::{
     collections::HashMap,
@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use clap::{Args, Subcommand};
+use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::{Ctx, emit};
@@ -19,14 +19,6 @@ use crate::{
         Event, ExecOptions, PrepareError, Prepared, Resolver, execute, plan::Plan, prepare,
     },
 };
-
-/// Appends a line to an output buffer.
-macro_rules! out {
-    ($buf:expr, $($arg:tt)*) => {{
-        use std::fmt::Write as _;
-        let _ = writeln!($buf, $($arg)*);
-    }};
-}
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -50,67 +42,6 @@ pub struct RunArgs {
     /// Print the run record as JSON at the end instead of the table.
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum RunsCommand {
-    /// List runs, newest last.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show a run's lineage: per step, plugin digest, config, input and output digests.
-    Show {
-        /// The run id, or a unique start of it.
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print one output of a run as a value document (JSON): `kiln runs get ID step.output`.
-    Get {
-        id: String,
-        /// `step.output`.
-        output: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ModelCommand {
-    /// List registered models.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show a model's versions and aliases.
-    Show {
-        name: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Move, remove, trace and roll back a model's aliases.
-    #[command(subcommand)]
-    Alias(AliasCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AliasCommand {
-    /// Point ALIAS of MODEL at VERSION.
-    Set {
-        model: String,
-        alias: String,
-        version: u64,
-    },
-    /// Remove an alias.
-    Delete { model: String, alias: String },
-    /// Every change of the model's aliases (or of one), oldest first.
-    History {
-        model: String,
-        alias: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Point ALIAS back at the version it pointed at before its last change.
-    Rollback { model: String, alias: String },
 }
 
 impl Ctx {
@@ -348,7 +279,7 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-fn format_ms(ms: f64) -> String {
+pub(super) fn format_ms(ms: f64) -> String {
     if ms >= 1000.0 {
         format!("{:.2} s", ms / 1000.0)
     } else {
@@ -560,271 +491,8 @@ pub fn replay(ctx: &Ctx, id: &str, jobs: Option<usize>, json: bool) -> Result<Ex
     })
 }
 
-fn short(digest: &str) -> &str {
+pub(super) fn short(digest: &str) -> &str {
     &digest[..digest.len().min(12)]
-}
-
-/// `kiln runs`.
-pub fn runs(ctx: &Ctx, cmd: RunsCommand) -> Result<ExitCode> {
-    let store = ctx.store()?;
-    match cmd {
-        RunsCommand::List { json } => {
-            let runs = store.runs()?;
-            if json {
-                let list: Vec<serde_json::Value> = runs
-                    .iter()
-                    .map(|r| {
-                        serde_json::json!({
-                            "id": r.id, "workflow": r.workflow, "status": r.status,
-                            "started_ms": r.started_ms, "ended_ms": r.ended_ms,
-                            "steps": r.steps.len(),
-                            "cached": r.steps.iter().filter(|s| s.status == Status::Cached).count(),
-                            "replay_of": r.replay_of, "registered": r.registered,
-                        })
-                    })
-                    .collect();
-                emit(&format!("{}\n", serde_json::to_string_pretty(&list)?))?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let mut o = String::new();
-            out!(
-                o,
-                "{:<32}  {:<20}  {:<9}  {:<20}  {:>9}  steps",
-                "id",
-                "workflow",
-                "status",
-                "started",
-                "time"
-            );
-            for r in &runs {
-                let started = humantime::format_rfc3339_seconds(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.started_ms),
-                );
-                let time = r.ended_ms.map_or("-".into(), |e| {
-                    format_ms(e.saturating_sub(r.started_ms) as f64)
-                });
-                let cached = r
-                    .steps
-                    .iter()
-                    .filter(|s| s.status == Status::Cached)
-                    .count();
-                out!(
-                    o,
-                    "{:<32}  {:<20}  {:<9}  {:<20}  {:>9}  {} ({cached} cached){}",
-                    r.id,
-                    r.workflow,
-                    r.status.name(),
-                    started,
-                    time,
-                    r.steps.len(),
-                    r.replay_of
-                        .as_ref()
-                        .map(|o| format!(", replay of {}", short(o)))
-                        .unwrap_or_default()
-                );
-            }
-            emit(&o)?;
-        }
-        RunsCommand::Get { id, output } => {
-            let r = store.run(&id)?;
-            let (step, name) = output
-                .split_once('.')
-                .with_context(|| format!("`{output}` must be step.output"))?;
-            let s = r
-                .steps
-                .iter()
-                .find(|s| s.id == step)
-                .with_context(|| format!("run {} has no step `{step}`", r.id))?;
-            let o = s.outputs.iter().find(|o| o.name == name).with_context(|| {
-                let names: Vec<&str> = s.outputs.iter().map(|o| o.name.as_str()).collect();
-                format!(
-                    "step `{step}` of run {} has no output `{name}` (it has: {})",
-                    r.id,
-                    names.join(", ")
-                )
-            })?;
-            let value = store.value(&o.digest)?;
-            emit(&format!(
-                "{}\n",
-                serde_json::to_string_pretty(&crate::value::to_json(&value))?
-            ))?;
-        }
-        RunsCommand::Show { id, json } => {
-            let r = store.run(&id)?;
-            if json {
-                emit(&format!("{}\n", serde_json::to_string_pretty(&r)?))?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let mut o = String::new();
-            out!(
-                o,
-                "run {} of workflow `{}` ({})",
-                r.id,
-                r.workflow,
-                r.plan.file
-            );
-            out!(o, "  status  {}", r.status.name());
-            if let Some(seed) = r.plan.seed {
-                out!(o, "  deterministic, seed {seed}");
-            }
-            if let Some(of) = &r.replay_of {
-                out!(o, "  replay of {of}");
-            }
-            for s in &r.steps {
-                out!(o, "\nstep {} — {}", s.id, s.status.name());
-                out!(
-                    o,
-                    "  plugin   {} sha256:{}",
-                    s.plugin.label(),
-                    s.plugin.digest
-                );
-                if !s.config.is_empty() {
-                    let cfg: Vec<String> =
-                        s.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    out!(o, "  config   {}", cfg.join(" "));
-                }
-                for i in &s.inputs {
-                    out!(o, "  input    {} ← {} sha256:{}", i.port, i.from, i.digest);
-                }
-                for x in &s.outputs {
-                    out!(o, "  output   {} ({}) sha256:{}", x.name, x.kind, x.digest);
-                }
-                for m in &s.metrics {
-                    out!(o, "  metric   {} = {}", m.key, m.value);
-                }
-                for c in &s.checks {
-                    out!(
-                        o,
-                        "  check    {} {} ({}) {}",
-                        if c.passed { "pass" } else { "FAIL" },
-                        c.name,
-                        c.severity,
-                        c.detail
-                    );
-                }
-                if let Some(e) = &s.error {
-                    out!(o, "  error    {}", e.replace('\n', "\n           "));
-                }
-            }
-            if let Some(note) = &r.register_note {
-                out!(o, "\n{note}");
-            }
-            emit(&o)?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `kiln model`.
-pub fn model(ctx: &Ctx, cmd: ModelCommand) -> Result<ExitCode> {
-    let store = ctx.store()?;
-    match cmd {
-        ModelCommand::List { json } => {
-            let models = store.models()?;
-            if json {
-                emit(&format!("{}\n", serde_json::to_string_pretty(&models)?))?;
-            } else {
-                let mut o = String::new();
-                for m in &models {
-                    let aliases: Vec<String> = m
-                        .aliases
-                        .iter()
-                        .map(|(a, v)| format!("@{a}→v{v}"))
-                        .collect();
-                    out!(o, "{}  latest v{}  {}", m.name, m.latest, aliases.join(" "));
-                }
-                emit(&o)?;
-            }
-        }
-        ModelCommand::Alias(cmd) => return alias(&store, cmd),
-        ModelCommand::Show { name, json } => {
-            let (m, versions) = store.model(&name)?;
-            if json {
-                let doc = serde_json::json!({"model": m, "versions": versions});
-                emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
-            } else {
-                let mut o = String::new();
-                out!(o, "model {}", m.name);
-                for v in &versions {
-                    let aliases: Vec<&str> = m
-                        .aliases
-                        .iter()
-                        .filter(|(_, n)| **n == v.version)
-                        .map(|(a, _)| a.as_str())
-                        .collect();
-                    out!(
-                        o,
-                        "  v{}{}  run {}  artifact sha256:{}  runner {}",
-                        v.version,
-                        if aliases.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" (@{})", aliases.join(", @"))
-                        },
-                        v.run,
-                        short(&v.artifact),
-                        v.runner
-                            .as_ref()
-                            .map_or_else(|| "-".to_string(), |r| r.label())
-                    );
-                    for (k, x) in &v.metrics {
-                        out!(o, "      {k} = {x:.6}");
-                    }
-                }
-                emit(&o)?;
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn alias(store: &Store, cmd: AliasCommand) -> Result<ExitCode> {
-    match cmd {
-        AliasCommand::Set {
-            model,
-            alias,
-            version,
-        } => {
-            let previous = store.set_alias(&model, &alias, version)?;
-            emit(&format!(
-                "{model}@{alias} → version {version}{}\n",
-                previous.map(|p| format!(" (was {p})")).unwrap_or_default()
-            ))?;
-        }
-        AliasCommand::Delete { model, alias } => {
-            store.delete_alias(&model, &alias)?;
-            emit(&format!("{model}@{alias} removed\n"))?;
-        }
-        AliasCommand::History { model, alias, json } => {
-            let events = store.alias_history(&model, alias.as_deref())?;
-            if json {
-                emit(&format!("{}\n", serde_json::to_string_pretty(&events)?))?;
-            } else {
-                let mut o = String::new();
-                for e in &events {
-                    let at = humantime::format_rfc3339_seconds(
-                        std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.at_ms),
-                    );
-                    let show = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("v{v}"));
-                    out!(
-                        o,
-                        "{at}  @{:<12} {} → {}",
-                        e.alias,
-                        show(e.previous),
-                        show(e.version)
-                    );
-                }
-                emit(&o)?;
-            }
-        }
-        AliasCommand::Rollback { model, alias } => {
-            let version = store.rollback_alias(&model, &alias)?;
-            emit(&format!(
-                "{model}@{alias} rolled back to version {version}\n"
-            ))?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The quickstart, compiled into the binary so `kiln demo` works from anywhere.

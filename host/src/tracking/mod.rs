@@ -27,7 +27,7 @@ use std::{
     thread::JoinHandle,
 };
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use experiments::{Experiment, Metric, RunInfo, TrackedRun, TrackingError};
@@ -232,24 +232,28 @@ impl Store {
     }
 
     /// A run by id, or by a unique prefix of its id.
-    pub fn run(&self, id: &str) -> Result<RunRecord> {
+    pub fn run(&self, id: &str) -> Result<RunRecord, TrackingError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(RUNS)?;
         if let Some(v) = table.get(id)? {
             return Ok(serde_json::from_slice(v.value())?);
         }
         let mut found = Vec::new();
-        for row in table.range(id..)? {
-            let (k, v) = row?;
-            if !k.value().starts_with(id) {
-                break;
+        if !id.is_empty() {
+            for row in table.range(id..)? {
+                let (k, v) = row?;
+                if !k.value().starts_with(id) || found.len() > 1 {
+                    break;
+                }
+                found.push(v.value().to_vec());
             }
-            found.push(v.value().to_vec());
         }
         match found.len() {
             1 => Ok(serde_json::from_slice(&found[0])?),
-            0 => bail!("no run `{id}`"),
-            n => bail!("`{id}` is the start of {n} run ids; give more of it"),
+            0 => Err(TrackingError::NotFound(format!("no run `{id}`"))),
+            _ => Err(TrackingError::Invalid(format!(
+                "`{id}` is the start of several run ids; give more of it"
+            ))),
         }
     }
 

@@ -138,6 +138,40 @@ pub struct RunRecord {
     pub replay_of: Option<String>,
 }
 
+/// What a list of runs shows of each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub workflow: String,
+    pub status: Status,
+    pub started_ms: u64,
+    pub ended_ms: Option<u64>,
+    pub steps: usize,
+    pub cached: usize,
+    pub replay_of: Option<String>,
+    pub registered: Option<Registered>,
+}
+
+impl From<&RunRecord> for RunSummary {
+    fn from(r: &RunRecord) -> Self {
+        RunSummary {
+            id: r.id.clone(),
+            workflow: r.workflow.clone(),
+            status: r.status,
+            started_ms: r.started_ms,
+            ended_ms: r.ended_ms,
+            steps: r.steps.len(),
+            cached: r
+                .steps
+                .iter()
+                .filter(|s| s.status == Status::Cached)
+                .count(),
+            replay_of: r.replay_of.clone(),
+            registered: r.registered.clone(),
+        }
+    }
+}
+
 /// A registered model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelRecord {

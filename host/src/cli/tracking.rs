@@ -1,0 +1,499 @@
+//! `kiln runs` and `kiln model`: workflow runs and their lineage, registered models and
+//! their aliases, read from the local data directory or, with `--server`, from a Kiln
+//! server's /v1 API (the same records either way).
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Subcommand;
+use serde::de::DeserializeOwned;
+use serde_json::{Value as J, json};
+
+use super::{
+    Ctx, emit,
+    workflow::{format_ms, short},
+};
+use crate::tracking::{
+    ModelRecord, ModelVersion, RunRecord, RunSummary, Store, models::AliasEvent,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest last.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a run's lineage: per step, plugin digest, config, input and output digests.
+    Show {
+        /// The run id, or a unique start of it.
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one output of a run as a value document (JSON): `kiln runs get ID step.output`.
+    Get {
+        id: String,
+        /// `step.output`.
+        output: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// List registered models.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a model's versions and aliases.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move, remove, trace and roll back a model's aliases.
+    #[command(subcommand)]
+    Alias(AliasCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Point ALIAS of MODEL at VERSION.
+    Set {
+        model: String,
+        alias: String,
+        version: u64,
+    },
+    /// Remove an alias.
+    Delete { model: String, alias: String },
+    /// Every change of the model's aliases (or of one), oldest first.
+    History {
+        model: String,
+        alias: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point ALIAS back at the version it pointed at before its last change.
+    Rollback { model: String, alias: String },
+}
+
+/// Where the records come from.
+enum Source {
+    Local(Store),
+    Remote(Remote),
+}
+
+/// A Kiln server's /v1 API.
+struct Remote {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+/// One path segment, percent-encoded.
+fn seg(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+impl Remote {
+    fn new(base: String, token: Option<String>) -> Remote {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(60)))
+            .build()
+            .into();
+        Remote { base, token, agent }
+    }
+
+    /// Sends a request and decodes the answer, or turns the server's error into ours.
+    fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<J>) -> Result<T> {
+        let url = format!("{}{path}", self.base);
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let request = ureq::http::Request::builder().method(method).uri(&url);
+        let request = match &auth {
+            Some(a) => request.header("Authorization", a),
+            None => request,
+        };
+        let sent = match body {
+            Some(b) => self.agent.run(
+                request
+                    .header("Content-Type", "application/json")
+                    .body(serde_json::to_vec(&b)?)?,
+            ),
+            None => self.agent.run(request.body(())?),
+        };
+        let mut answer = sent.with_context(|| format!("{method} {url}"))?;
+        let status = answer.status();
+        let doc: J = answer
+            .body_mut()
+            .read_json()
+            .with_context(|| format!("{method} {url}: the answer ({status}) is not JSON"))?;
+        if !status.is_success() {
+            let message = doc["error"]["message"].as_str().unwrap_or("no detail");
+            bail!("the server refused ({status}): {message}");
+        }
+        serde_json::from_value(doc).with_context(|| format!("{method} {url}: unexpected answer"))
+    }
+}
+
+fn field<T: DeserializeOwned>(mut doc: J, name: &str) -> Result<T> {
+    serde_json::from_value(doc[name].take())
+        .with_context(|| format!("the server's answer has no valid `{name}`"))
+}
+
+impl Source {
+    fn open(ctx: &Ctx) -> Result<Source> {
+        Ok(match &ctx.server {
+            Some((base, token)) => Source::Remote(Remote::new(base.clone(), token.clone())),
+            None => Source::Local(Store::open(&ctx.data_dir)?),
+        })
+    }
+
+    fn runs(&self) -> Result<Vec<RunSummary>> {
+        match self {
+            Source::Local(s) => Ok(s.runs()?.iter().map(RunSummary::from).collect()),
+            Source::Remote(r) => field(r.call("GET", "/v1/runs", None)?, "runs"),
+        }
+    }
+
+    fn run(&self, id: &str) -> Result<RunRecord> {
+        match self {
+            Source::Local(s) => Ok(s.run(id)?),
+            Source::Remote(r) => r.call("GET", &format!("/v1/runs/{}", seg(id)), None),
+        }
+    }
+
+    /// One output of a run, as a value document.
+    fn output(&self, id: &str, step: &str, name: &str) -> Result<J> {
+        match self {
+            Source::Local(s) => {
+                let r = s.run(id)?;
+                let st = r
+                    .steps
+                    .iter()
+                    .find(|s| s.id == step)
+                    .with_context(|| format!("run {} has no step `{step}`", r.id))?;
+                let o = st
+                    .outputs
+                    .iter()
+                    .find(|o| o.name == name)
+                    .with_context(|| {
+                        let names: Vec<&str> = st.outputs.iter().map(|o| o.name.as_str()).collect();
+                        format!(
+                            "step `{step}` of run {} has no output `{name}` (it has: {})",
+                            r.id,
+                            names.join(", ")
+                        )
+                    })?;
+                Ok(crate::value::to_json(&s.value(&o.digest)?))
+            }
+            Source::Remote(r) => r.call(
+                "GET",
+                &format!("/v1/runs/{}/outputs/{}/{}", seg(id), seg(step), seg(name)),
+                None,
+            ),
+        }
+    }
+
+    fn models(&self) -> Result<Vec<ModelRecord>> {
+        match self {
+            Source::Local(s) => Ok(s.models()?),
+            Source::Remote(r) => field(r.call("GET", "/v1/models", None)?, "models"),
+        }
+    }
+
+    fn model(&self, name: &str) -> Result<(ModelRecord, Vec<ModelVersion>)> {
+        match self {
+            Source::Local(s) => Ok(s.model(name)?),
+            Source::Remote(r) => {
+                let doc: J = r.call("GET", &format!("/v1/models/{}", seg(name)), None)?;
+                Ok((field(doc.clone(), "model")?, field(doc, "versions")?))
+            }
+        }
+    }
+
+    fn set_alias(&self, model: &str, alias: &str, version: u64) -> Result<Option<u64>> {
+        match self {
+            Source::Local(s) => Ok(s.set_alias(model, alias, version)?),
+            Source::Remote(r) => field(
+                r.call(
+                    "PUT",
+                    &format!("/v1/models/{}/aliases/{}", seg(model), seg(alias)),
+                    Some(json!({ "version": version })),
+                )?,
+                "previous",
+            ),
+        }
+    }
+
+    fn delete_alias(&self, model: &str, alias: &str) -> Result<()> {
+        match self {
+            Source::Local(s) => Ok(s.delete_alias(model, alias)?),
+            Source::Remote(r) => r
+                .call::<J>(
+                    "DELETE",
+                    &format!("/v1/models/{}/aliases/{}", seg(model), seg(alias)),
+                    None,
+                )
+                .map(drop),
+        }
+    }
+
+    fn alias_history(&self, model: &str, alias: Option<&str>) -> Result<Vec<AliasEvent>> {
+        match self {
+            Source::Local(s) => Ok(s.alias_history(model, alias)?),
+            Source::Remote(r) => {
+                let query = alias
+                    .map(|a| format!("?alias={}", seg(a)))
+                    .unwrap_or_default();
+                let path = format!("/v1/models/{}/alias-history{query}", seg(model));
+                field(r.call("GET", &path, None)?, "events")
+            }
+        }
+    }
+
+    fn rollback_alias(&self, model: &str, alias: &str) -> Result<u64> {
+        match self {
+            Source::Local(s) => Ok(s.rollback_alias(model, alias)?),
+            Source::Remote(r) => field(
+                r.call(
+                    "POST",
+                    &format!("/v1/models/{}/aliases/{}/rollback", seg(model), seg(alias)),
+                    None,
+                )?,
+                "version",
+            ),
+        }
+    }
+}
+
+/// `kiln runs`.
+pub fn runs(ctx: &Ctx, cmd: RunsCommand) -> Result<ExitCode> {
+    let source = Source::open(ctx)?;
+    match cmd {
+        RunsCommand::List { json } => {
+            let runs = source.runs()?;
+            if json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&runs)?))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut o = String::new();
+            out!(
+                o,
+                "{:<32}  {:<20}  {:<9}  {:<20}  {:>9}  steps",
+                "id",
+                "workflow",
+                "status",
+                "started",
+                "time"
+            );
+            for r in &runs {
+                let started = humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.started_ms),
+                );
+                let time = r.ended_ms.map_or("-".into(), |e| {
+                    format_ms(e.saturating_sub(r.started_ms) as f64)
+                });
+                let cached = r.cached;
+                out!(
+                    o,
+                    "{:<32}  {:<20}  {:<9}  {:<20}  {:>9}  {} ({cached} cached){}",
+                    r.id,
+                    r.workflow,
+                    r.status.name(),
+                    started,
+                    time,
+                    r.steps,
+                    r.replay_of
+                        .as_ref()
+                        .map(|o| format!(", replay of {}", short(o)))
+                        .unwrap_or_default()
+                );
+            }
+            emit(&o)?;
+        }
+        RunsCommand::Get { id, output } => {
+            let (step, name) = output
+                .split_once('.')
+                .with_context(|| format!("`{output}` must be step.output"))?;
+            let value = source.output(&id, step, name)?;
+            emit(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
+        }
+        RunsCommand::Show { id, json } => {
+            let r = source.run(&id)?;
+            if json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&r)?))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut o = String::new();
+            out!(
+                o,
+                "run {} of workflow `{}` ({})",
+                r.id,
+                r.workflow,
+                r.plan.file
+            );
+            out!(o, "  status  {}", r.status.name());
+            if let Some(seed) = r.plan.seed {
+                out!(o, "  deterministic, seed {seed}");
+            }
+            if let Some(of) = &r.replay_of {
+                out!(o, "  replay of {of}");
+            }
+            for s in &r.steps {
+                out!(o, "\nstep {} — {}", s.id, s.status.name());
+                out!(
+                    o,
+                    "  plugin   {} sha256:{}",
+                    s.plugin.label(),
+                    s.plugin.digest
+                );
+                if !s.config.is_empty() {
+                    let cfg: Vec<String> =
+                        s.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    out!(o, "  config   {}", cfg.join(" "));
+                }
+                for i in &s.inputs {
+                    out!(o, "  input    {} ← {} sha256:{}", i.port, i.from, i.digest);
+                }
+                for x in &s.outputs {
+                    out!(o, "  output   {} ({}) sha256:{}", x.name, x.kind, x.digest);
+                }
+                for m in &s.metrics {
+                    out!(o, "  metric   {} = {}", m.key, m.value);
+                }
+                for c in &s.checks {
+                    out!(
+                        o,
+                        "  check    {} {} ({}) {}",
+                        if c.passed { "pass" } else { "FAIL" },
+                        c.name,
+                        c.severity,
+                        c.detail
+                    );
+                }
+                if let Some(e) = &s.error {
+                    out!(o, "  error    {}", e.replace('\n', "\n           "));
+                }
+            }
+            if let Some(note) = &r.register_note {
+                out!(o, "\n{note}");
+            }
+            emit(&o)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kiln model`.
+pub fn model(ctx: &Ctx, cmd: ModelCommand) -> Result<ExitCode> {
+    let source = Source::open(ctx)?;
+    match cmd {
+        ModelCommand::List { json } => {
+            let models = source.models()?;
+            if json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&models)?))?;
+            } else {
+                let mut o = String::new();
+                for m in &models {
+                    let aliases: Vec<String> = m
+                        .aliases
+                        .iter()
+                        .map(|(a, v)| format!("@{a}→v{v}"))
+                        .collect();
+                    out!(o, "{}  latest v{}  {}", m.name, m.latest, aliases.join(" "));
+                }
+                emit(&o)?;
+            }
+        }
+        ModelCommand::Alias(cmd) => return alias(&source, cmd),
+        ModelCommand::Show { name, json } => {
+            let (m, versions) = source.model(&name)?;
+            if json {
+                let doc = serde_json::json!({"model": m, "versions": versions});
+                emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+            } else {
+                let mut o = String::new();
+                out!(o, "model {}", m.name);
+                for v in &versions {
+                    let aliases: Vec<&str> = m
+                        .aliases
+                        .iter()
+                        .filter(|(_, n)| **n == v.version)
+                        .map(|(a, _)| a.as_str())
+                        .collect();
+                    out!(
+                        o,
+                        "  v{}{}  run {}  artifact sha256:{}  runner {}",
+                        v.version,
+                        if aliases.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (@{})", aliases.join(", @"))
+                        },
+                        v.run,
+                        short(&v.artifact),
+                        v.runner
+                            .as_ref()
+                            .map_or_else(|| "-".to_string(), |r| r.label())
+                    );
+                    for (k, x) in &v.metrics {
+                        out!(o, "      {k} = {x:.6}");
+                    }
+                }
+                emit(&o)?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn alias(source: &Source, cmd: AliasCommand) -> Result<ExitCode> {
+    match cmd {
+        AliasCommand::Set {
+            model,
+            alias,
+            version,
+        } => {
+            let previous = source.set_alias(&model, &alias, version)?;
+            emit(&format!(
+                "{model}@{alias} → version {version}{}\n",
+                previous.map(|p| format!(" (was {p})")).unwrap_or_default()
+            ))?;
+        }
+        AliasCommand::Delete { model, alias } => {
+            source.delete_alias(&model, &alias)?;
+            emit(&format!("{model}@{alias} removed\n"))?;
+        }
+        AliasCommand::History { model, alias, json } => {
+            let events = source.alias_history(&model, alias.as_deref())?;
+            if json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&events)?))?;
+            } else {
+                let mut o = String::new();
+                for e in &events {
+                    let at = humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.at_ms),
+                    );
+                    let show = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("v{v}"));
+                    out!(
+                        o,
+                        "{at}  @{:<12} {} → {}",
+                        e.alias,
+                        show(e.previous),
+                        show(e.version)
+                    );
+                }
+                emit(&o)?;
+            }
+        }
+        AliasCommand::Rollback { model, alias } => {
+            let version = source.rollback_alias(&model, &alias)?;
+            emit(&format!(
+                "{model}@{alias} rolled back to version {version}\n"
+            ))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
