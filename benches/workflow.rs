@@ -88,7 +88,7 @@ fn main() {
         s
     };
     // The baseline: the same calls, directly, one after another.
-    let plugin = &prepared.plugins[0];
+    let plugin = &prepared.plugins.steps[0];
     let bare = || {
         let opts = CallOptions::default();
         let t = Instant::now();

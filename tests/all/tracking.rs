@@ -305,3 +305,53 @@ fn a_kill_9_mid_ingest_loses_no_acknowledged_write() {
     post(&restarted, "runs/log-batch", batch(&run, "after", 0, 10));
     assert_eq!(history_steps(&restarted, &run, "after").len(), 10);
 }
+
+#[test]
+fn tracker_plugins_receive_every_event_and_plugin_metrics_reach_the_tracked_run() {
+    use kiln_test_artifacts as g;
+    let k = Kiln::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spam.yaml");
+    // The hostile guest's `spam` mode logs 300,000 points, of which an invocation keeps
+    // the first 100,000.
+    std::fs::write(
+        &file,
+        format!(
+            "name: spam\nsteps:\n  spam:\n    uses: {}\n    with: {{ mode: spam }}\ntrackers:\n  count:\n    uses: {}\n",
+            g::HOSTILE,
+            g::COUNTING_TRACKER
+        ),
+    )
+    .unwrap();
+    let run = k.json(&["run", file.to_str().unwrap()]);
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let tracker = &run["trackers"][0];
+    assert_eq!(tracker["error"], J::Null, "{tracker}");
+    // run-started; the step's 100,000 points, its mode param, its status tag;
+    // run-finished.
+    assert_eq!(tracker["events"], 100_004, "{tracker}");
+    assert_eq!(tracker["batches"], 3, "{tracker}");
+    let logs: Vec<&str> = tracker["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    let id = run["id"].as_str().unwrap();
+    assert!(
+        logs.contains(&format!("info: run {id}: 100000 metrics, 2 other events").as_str()),
+        "{logs:?}"
+    );
+    // The run record keeps each key's latest point; the tracked run every point.
+    let step = &run["steps"][0];
+    assert_eq!(step["metrics"].as_array().unwrap().len(), 1);
+    assert_eq!(step["metrics"][0]["step"], 99_999);
+    let store = kiln::tracking::Store::open(k.home()).unwrap();
+    let history = store.metric_history(id, "spam.spam").unwrap();
+    assert_eq!(history.len(), 100_000);
+    assert!(history.iter().enumerate().all(|(i, p)| p.step == i as i64));
+    assert_eq!(
+        store.tracked_run(id).unwrap().metrics["spam.spam"].step,
+        99_999
+    );
+}

@@ -151,7 +151,7 @@ fn save_lock(workflow: &Path, prepared: &Prepared, locked: bool) -> Result<()> {
 fn run_prepared(
     ctx: &Ctx,
     plan: Plan,
-    plugins: Vec<Arc<crate::plugin::Plugin>>,
+    plugins: crate::workflow::Plugins,
     opts: ExecOptions,
     quiet: bool,
 ) -> Result<RunRecord> {
@@ -359,6 +359,29 @@ fn summary(run: &RunRecord) -> String {
             s.error.as_deref().unwrap_or("").replace('\n', "\n  ")
         );
     }
+    if !run.trackers.is_empty() {
+        out!(o, "\ntrackers");
+        for t in &run.trackers {
+            match &t.error {
+                None => out!(
+                    o,
+                    "  {} ({}): {} events in {} batches",
+                    t.id,
+                    t.plugin.label(),
+                    t.events,
+                    t.batches
+                ),
+                Some(e) => out!(
+                    o,
+                    "  {} ({}) FAILED after {} batches: {}",
+                    t.id,
+                    t.plugin.label(),
+                    t.batches,
+                    first_line(e)
+                ),
+            }
+        }
+    }
     if let Some(note) = &run.register_note {
         out!(o, "\n{note}");
     }
@@ -407,12 +430,19 @@ pub fn replay(ctx: &Ctx, id: &str, jobs: Option<usize>, json: bool) -> Result<Ex
         registry: &registry,
         update: false,
     };
-    let mut plugins = Vec::new();
+    let mut plugins = crate::workflow::Plugins::default();
     for s in &original.plan.steps {
-        plugins.push(
+        plugins.steps.push(
             resolver
                 .load_ref(&s.plugin)
                 .with_context(|| format!("step `{}`", s.id))?,
+        );
+    }
+    for t in &original.plan.trackers {
+        plugins.trackers.push(
+            resolver
+                .load_ref(&t.plugin)
+                .with_context(|| format!("tracker `{}`", t.id))?,
         );
     }
     let mut plan = original.plan.clone();

@@ -226,6 +226,62 @@ fn later(a: &Metric, b: &Metric) -> bool {
         .is_gt()
 }
 
+/// Appends points to their metrics' histories (one chunk per key, in the order given)
+/// and updates the run's latest values; the caller writes the run back.
+fn append_points(
+    run: &mut TrackedRun,
+    txn: &redb::WriteTransaction,
+    run_id: &str,
+    metrics: &[(String, Metric)],
+) -> Result<()> {
+    let mut by_key: BTreeMap<&str, Vec<Metric>> = BTreeMap::new();
+    for (k, m) in metrics {
+        by_key.entry(k.as_str()).or_default().push(*m);
+    }
+    let mut chunks = txn.open_table(METRIC_CHUNKS)?;
+    for (key, points) in by_key {
+        let next = chunks
+            .range((run_id, key, 0)..=(run_id, key, u64::MAX))?
+            .next_back()
+            .transpose()?
+            .map_or(0, |(k, _)| k.value().2 + 1);
+        chunks.insert((run_id, key, next), pack(&points).as_slice())?;
+        let latest = points
+            .iter()
+            .copied()
+            .reduce(|a, b| if later(&b, &a) { b } else { a })
+            .expect("a key has points");
+        match run.metrics.get(key) {
+            Some(old) if !later(&latest, old) => {}
+            _ => {
+                run.metrics.insert(key.to_string(), latest);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Logs metric points into a run inside a transaction the caller commits (the workflow
+/// writer's group commit). Keys MLflow would refuse are left out.
+pub(super) fn log_points_in(
+    txn: &redb::WriteTransaction,
+    run_id: &str,
+    metrics: &[(String, Metric)],
+) -> Result<()> {
+    let mut table = txn.open_table(TRACKED_RUNS)?;
+    let mut run: TrackedRun = match table.get(run_id)? {
+        Some(v) => serde_json::from_slice(v.value())?,
+        None => {
+            return Err(TrackingError::NotFound(format!(
+                "no run with id `{run_id}`"
+            )));
+        }
+    };
+    append_points(&mut run, txn, run_id, metrics)?;
+    table.insert(run_id, serde_json::to_vec(&run)?.as_slice())?;
+    Ok(())
+}
+
 impl Store {
     fn experiment_in(&self, txn: &redb::ReadTransaction, id: &str) -> Result<Option<Experiment>> {
         let Ok(n) = id.parse::<u64>() else {
@@ -639,29 +695,7 @@ impl Store {
                 }
                 run.tags.insert(k.clone(), v.clone());
             }
-            // Group points by key, in the order given, one chunk per key.
-            let mut by_key: BTreeMap<&str, Vec<Metric>> = BTreeMap::new();
-            for (k, m) in metrics {
-                by_key.entry(k.as_str()).or_default().push(*m);
-            }
-            let mut chunks = txn.open_table(METRIC_CHUNKS)?;
-            for (key, points) in by_key {
-                let next = chunks
-                    .range((run_id, key, 0)..=(run_id, key, u64::MAX))?
-                    .next_back()
-                    .transpose()?
-                    .map_or(0, |(k, _)| k.value().2 + 1);
-                chunks.insert((run_id, key, next), pack(&points).as_slice())?;
-                for p in points {
-                    match run.metrics.get(key) {
-                        Some(old) if !later(&p, old) => {}
-                        _ => {
-                            run.metrics.insert(key.to_string(), p);
-                        }
-                    }
-                }
-            }
-            Ok(())
+            append_points(run, txn, run_id, metrics)
         })
         .map(drop)
     }

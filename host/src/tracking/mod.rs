@@ -211,7 +211,13 @@ impl Store {
                     Write::Run(run) => {
                         runs.insert(run.id.as_str(), serde_json::to_vec(run)?.as_slice())?;
                     }
+                    Write::Metrics { .. } => {}
                 }
+            }
+        }
+        for w in batch {
+            if let Write::Metrics { run, points } = w {
+                experiments::log_points_in(&txn, run, points)?;
             }
         }
         txn.commit()?;
@@ -282,6 +288,11 @@ pub enum Write {
     Object(Object),
     Cache(String, CacheEntry),
     Run(Box<RunRecord>),
+    /// Metric points a step's plugin logged, for the tracked run of the same id.
+    Metrics {
+        run: String,
+        points: Vec<(String, Metric)>,
+    },
 }
 
 enum Message {

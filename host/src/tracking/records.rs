@@ -136,7 +136,27 @@ pub struct RunRecord {
     pub registered: Option<Registered>,
     /// Set for a replay: the run it re-executed.
     pub replay_of: Option<String>,
+    /// What each tracker plugin received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trackers: Vec<TrackerRecord>,
 }
+
+/// What one tracker plugin of a run received, and how it answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackerRecord {
+    pub id: String,
+    pub plugin: PluginRef,
+    /// Batches and events delivered (a failed batch ends the tracker's deliveries).
+    pub batches: u64,
+    pub events: u64,
+    pub error: Option<String>,
+    /// What the tracker logged, at most [`TRACKER_LOG_LINES`] lines.
+    #[serde(default)]
+    pub logs: Vec<String>,
+}
+
+/// The most log lines kept per tracker.
+pub const TRACKER_LOG_LINES: usize = 100;
 
 /// What a list of runs shows of each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

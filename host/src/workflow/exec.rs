@@ -23,10 +23,13 @@ use sha2::{Digest, Sha256};
 
 use super::{
     cond::Condition,
-    plan::{MODEL_PORT, Plan, PlanStep, REPORT_OUTPUT},
+    feed::{Feed, step_events},
+    plan::{MODEL_PORT, Plan, PlanStep, Plugins, REPORT_OUTPUT},
 };
 use crate::{
-    bindings::{Check, NamedValue, Severity, Value},
+    bindings::{
+        Check, Event as TrackerEvent, Metric as TrackerMetric, NamedValue, Severity, Value,
+    },
     engine::Limits,
     host_impl::{LogSink, TrackingEvent},
     plugin::{CallOptions, NamedValueRef, Plugin, Role},
@@ -102,7 +105,10 @@ enum Done {
 struct Ran {
     outputs: Vec<(String, Arc<Value>, Option<Object>)>,
     checks: Vec<CheckRecord>,
+    /// Each key's latest point.
     metrics: Vec<MetricRecord>,
+    /// Every point logged, keyed `step.key`.
+    history: Vec<(String, crate::tracking::Metric)>,
     params: Vec<(String, String)>,
     attempts: u32,
     elapsed_ms: f64,
@@ -118,7 +124,7 @@ struct Input {
 /// Runs a plan to the end; returns its run record (also stored).
 pub async fn execute(
     plan: Arc<Plan>,
-    plugins: Vec<Arc<Plugin>>,
+    plugins: Plugins,
     store: Arc<Store>,
     opts: ExecOptions,
     on_event: Arc<dyn Fn(&Event) + Send + Sync>,
@@ -179,9 +185,12 @@ pub async fn execute(
         register_note: None,
         registered: None,
         replay_of: opts.replay_of.clone(),
+        trackers: Vec::new(),
     };
     writer.send(Write::Run(Box::new(run.clone())));
     track_start(&store, &run)?;
+    let feed = Feed::start(&run.id, &plan.trackers, &plugins.trackers);
+    feed.send(vec![TrackerEvent::RunStarted(run.workflow.clone())]);
     on_event(&Event::Begun {
         run: run.id.clone(),
     });
@@ -253,7 +262,7 @@ pub async fn execute(
             });
             let task = StepTask {
                 step: step.clone(),
-                plugin: plugins[i].clone(),
+                plugin: plugins.steps[i].clone(),
                 inputs,
                 key,
                 store: store.clone(),
@@ -271,6 +280,8 @@ pub async fn execute(
         let (i, done) = joined.context("a step's task panicked")?;
         let step = &plan.steps[i];
         let rec = &mut run.steps[i];
+        // For the trackers: every point a step that ran logged.
+        let mut points = None;
         match done {
             Done::Cached(entry) => {
                 rec.status = Status::Cached;
@@ -284,6 +295,15 @@ pub async fn execute(
                 }
             }
             Done::Ran(ran) => {
+                if feed.active() {
+                    points = Some(ran.history.iter().map(tracker_metric).collect::<Vec<_>>());
+                }
+                if !ran.history.is_empty() {
+                    writer.send(Write::Metrics {
+                        run: run.id.clone(),
+                        points: ran.history,
+                    });
+                }
                 rec.status = Status::Succeeded;
                 rec.attempts = ran.attempts;
                 rec.elapsed_ms = ran.elapsed_ms;
@@ -333,6 +353,27 @@ pub async fn execute(
             }
         }
         let rec = &run.steps[i];
+        if feed.active() {
+            let metrics = points.unwrap_or_else(|| {
+                rec.metrics
+                    .iter()
+                    .map(|m| TrackerMetric {
+                        key: format!("{}.{}", rec.id, m.key),
+                        value: m.value,
+                        step: m.step,
+                        timestamp_ms: m.timestamp_ms,
+                    })
+                    .collect()
+            });
+            feed.send(step_events(
+                &rec.id,
+                rec.status.name(),
+                &rec.config,
+                metrics,
+                &rec.params,
+                &rec.outputs,
+            ));
+        }
         on_event(&Event::Finished {
             step: rec.id.clone(),
             status: rec.status,
@@ -375,11 +416,24 @@ pub async fn execute(
     if !failed && let Some(reg) = &plan.register {
         register(&mut run, reg, &store)?;
     }
+    feed.send(vec![TrackerEvent::RunFinished(
+        run.status.name().to_string(),
+    )]);
+    run.trackers = feed.finish();
     run.ended_ms = Some(crate::now_ms());
     writer.send(Write::Run(Box::new(run.clone())));
     writer.flush()?;
     track_end(&store, &run)?;
     Ok(run)
+}
+
+fn tracker_metric((key, m): &(String, crate::tracking::Metric)) -> TrackerMetric {
+    TrackerMetric {
+        key: key.clone(),
+        value: m.value,
+        step: m.step as u64,
+        timestamp_ms: m.timestamp as u64,
+    }
 }
 
 /// Opens the tracked run of a workflow run: in the experiment named after the workflow,
@@ -401,8 +455,8 @@ fn track_start(store: &Store, run: &RunRecord) -> Result<()> {
     Ok(())
 }
 
-/// Closes the tracked run: every step's config as params and metrics as metrics, named
-/// `step.key`, and the run's status.
+/// Closes the tracked run: every step's config as params, and the run's status; a cached
+/// step's metrics (a step that ran logged its own points as it finished), named `step.key`.
 fn track_end(store: &Store, run: &RunRecord) -> Result<()> {
     use crate::tracking::Metric;
     let mut params = Vec::new();
@@ -416,7 +470,7 @@ fn track_end(store: &Store, run: &RunRecord) -> Result<()> {
         for (k, v) in &s.config {
             params.push((format!("{}.{k}", s.id), clip(v, MAX_PARAM_VALUE_LEN)));
         }
-        for m in &s.metrics {
+        for m in s.metrics.iter().filter(|_| s.status == Status::Cached) {
             metrics.push((
                 format!("{}.{}", s.id, m.key),
                 Metric {
@@ -835,7 +889,10 @@ impl StepTask {
             }
             Role::Tracker => return Err(plain("a tracker cannot run as a step".into())),
         };
-        let mut metrics = Vec::new();
+        // Every point goes to the tracked run's history (as `step.key`); the step's record
+        // keeps each key's latest point.
+        let mut history = Vec::new();
+        let mut latest: indexmap::IndexMap<String, MetricRecord> = indexmap::IndexMap::new();
         let mut params = Vec::new();
         for t in tracking {
             match t {
@@ -844,17 +901,38 @@ impl StepTask {
                     value,
                     step,
                     timestamp_ms,
-                } => metrics.push(MetricRecord {
-                    key,
-                    value,
-                    step,
-                    timestamp_ms,
-                }),
+                } => {
+                    let full = format!("{}.{key}", self.step.id);
+                    if full.len() <= crate::tracking::experiments::MAX_KEY_LEN {
+                        history.push((
+                            full,
+                            crate::tracking::Metric {
+                                value,
+                                timestamp: timestamp_ms as i64,
+                                step: step as i64,
+                            },
+                        ));
+                    }
+                    let point = MetricRecord {
+                        key,
+                        value,
+                        step,
+                        timestamp_ms,
+                    };
+                    match latest.get_mut(&point.key) {
+                        Some(old) if old.step > step => {}
+                        Some(old) => *old = point,
+                        None => {
+                            latest.insert(point.key.clone(), point);
+                        }
+                    }
+                }
                 TrackingEvent::Param { key, value } | TrackingEvent::Tag { key, value } => {
                     params.push((key, value))
                 }
             }
         }
+        let metrics = latest.into_values().collect();
         let passthrough = self.step.role == Role::Validator;
         let mut encoded = Vec::with_capacity(outputs.len());
         for (name, v) in outputs {
@@ -869,6 +947,7 @@ impl StepTask {
             outputs: encoded,
             checks,
             metrics,
+            history,
             params,
             attempts: 0,
             elapsed_ms: 0.0,

@@ -5,10 +5,11 @@
 pub mod cond;
 pub mod diag;
 pub mod exec;
+mod feed;
 pub mod lock;
 pub mod plan;
 pub mod spec;
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use exec::{Event, ExecOptions, execute};
-pub use plan::{Plan, PrepareError, Prepared, Resolver, prepare};
+pub use plan::{Plan, Plugins, PrepareError, Prepared, Resolver, prepare};

@@ -104,13 +104,24 @@ pub struct Plan {
     pub seed: Option<u64>,
     pub steps: Vec<PlanStep>,
     pub register: Option<RegisterPlan>,
+    /// Tracker plugins: every event of the run goes to each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trackers: Vec<PlanStep>,
+}
+
+/// The loaded plugins of a plan.
+#[derive(Clone, Default)]
+pub struct Plugins {
+    /// One per step, in plan order.
+    pub steps: Vec<Arc<Plugin>>,
+    /// One per tracker, in plan order.
+    pub trackers: Vec<Arc<Plugin>>,
 }
 
 /// A plan with its plugins loaded, ready to execute.
 pub struct Prepared {
     pub plan: Plan,
-    /// One per step, in plan order.
-    pub plugins: Vec<Arc<Plugin>>,
+    pub plugins: Plugins,
     /// The lockfile after resolution, and whether it changed.
     pub lock: Lockfile,
     pub lock_changed: bool,
@@ -462,6 +473,64 @@ pub fn prepare_text(
         });
     }
 
+    let mut trackers = Vec::new();
+    for (key, s) in &spec.trackers {
+        let id = key.value.as_str();
+        if !valid_id(id) {
+            c.error(
+                loc(key),
+                Some(id),
+                "tracker ids are letters, digits, `-` and `_`",
+            );
+        }
+        if ids.contains(id) {
+            c.error(loc(key), Some(id), "a tracker cannot have a step's id");
+        }
+        let resolved = resolve(&s.uses, Some(id), &mut c);
+        if let Some(role) = resolved.as_ref().map(|r| r.1.role())
+            && role != Role::Tracker
+        {
+            c.error(
+                loc(&s.uses),
+                Some(id),
+                format!(
+                    "`{}` is a {} plugin; a tracker uses a tracker plugin",
+                    s.uses.value,
+                    role.interface()
+                ),
+            );
+        }
+        if !s.inputs.is_empty() || !s.after.is_empty() {
+            c.error(
+                loc(key),
+                Some(id),
+                "a tracker takes no `inputs` or `after`: it receives every event of the run",
+            );
+        }
+        let config = check_config(&mut c, id, s, resolved.as_ref().map(|r| &r.3));
+        let grants = check_grants(&mut c, id, s, &base, resolved.as_ref().map(|r| &r.2));
+        let (memory, timeout) = check_limits(&mut c, id, s);
+        if let Some((plugin_ref, plugin, _, _)) = resolved {
+            trackers.push((
+                PlanStep {
+                    id: id.to_string(),
+                    plugin: plugin_ref,
+                    role: Role::Tracker,
+                    config,
+                    inputs: Vec::new(),
+                    after: Vec::new(),
+                    grants,
+                    memory,
+                    timeout_ms: timeout.as_millis() as u64,
+                    retries: 0,
+                    backoff_ms: 0,
+                    cache: false,
+                },
+                plugin,
+            ));
+        }
+    }
+
     // Order the steps; a cycle is reported once, at its first step.
     let order = topo_order(&drafts.iter().map(|d| &d.step).collect::<Vec<_>>());
     let order = match order {
@@ -621,8 +690,12 @@ pub fn prepare_text(
                 .or(spec.deterministic.then_some(spec.seed)),
             steps,
             register,
+            trackers: trackers.iter().map(|(t, _)| t.clone()).collect(),
         },
-        plugins,
+        plugins: Plugins {
+            steps: plugins,
+            trackers: trackers.into_iter().map(|(_, p)| p).collect(),
+        },
         lock,
         lock_changed,
     })

@@ -27,6 +27,10 @@ pub struct WorkflowSpec {
     pub seed: u64,
     /// Steps by id, in the order written (the order ties are broken in).
     pub steps: IndexMap<Spanned<String>, StepSpec>,
+    /// Tracker plugins by id: each receives every event of the run (`uses`, `with`,
+    /// `grants`, `limits`; no inputs).
+    #[serde(default)]
+    pub trackers: IndexMap<Spanned<String>, StepSpec>,
     /// Record a trained model in the model registry when the run's metrics allow.
     #[serde(default)]
     pub register: Option<Spanned<RegisterSpec>>,
