@@ -2,7 +2,8 @@
 //! `echo` (returns its inputs: the trivial step of the benchmarks), `loop` (never
 //! returns), `bomb` (allocates until stopped), `trap` (panics), `fail` (returns an
 //! error), `read` / `write` (touch the file at `path`), `spam` (logs and tracks a flood),
-//! `entropy` (returns a random number and the time: what deterministic mode fixes).
+//! `entropy` (returns a random number and the time: what deterministic mode fixes),
+//! `metrics` (tracks `count` metric points, nothing else: the tracking benchmark).
 
 use kiln_sdk::{Config, Descriptor, Error, Inputs, Outputs, Step, ValueKind};
 
@@ -16,9 +17,10 @@ impl Step for Hostile {
             .config(
                 "mode",
                 Some("echo"),
-                "echo, loop, bomb, trap, fail, read, write, spam or entropy",
+                "echo, loop, bomb, trap, fail, read, write, spam, entropy or metrics",
             )
             .config("path", None, "the file for read and write")
+            .config("count", Some("100000"), "the points `metrics` tracks")
     }
 
     fn run(inputs: Inputs, config: Config) -> Result<Outputs, Error> {
@@ -69,6 +71,17 @@ impl Step for Hostile {
                 for i in 0..300_000u64 {
                     kiln_sdk::log::info(&"x".repeat(64));
                     kiln_sdk::tracking::log_metric("spam", i as f64, i);
+                }
+                Ok(Outputs::new())
+            }
+            "metrics" => {
+                let count: u64 = config
+                    .get("count")
+                    .unwrap_or("100000")
+                    .parse()
+                    .map_err(|_| Error::invalid_config("`count` is a number"))?;
+                for i in 0..count {
+                    kiln_sdk::tracking::log_metric("loss", 1.0 / (i + 1) as f64, i);
                 }
                 Ok(Outputs::new())
             }
