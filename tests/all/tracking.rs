@@ -355,3 +355,64 @@ fn tracker_plugins_receive_every_event_and_plugin_metrics_reach_the_tracked_run(
         99_999
     );
 }
+
+#[test]
+fn a_workflow_run_records_its_git_commit_and_the_datasets_it_read() {
+    use kiln_test_artifacts as g;
+    let k = Kiln::new();
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .current_dir(repo.path())
+            .args(["-c", "user.name=kiln", "-c", "user.email=kiln@example.org"])
+            .args(args)
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    std::fs::create_dir(repo.path().join("data")).unwrap();
+    std::fs::write(repo.path().join("data/rows.txt"), "1,2,3\n").unwrap();
+    let file = repo.path().join("read.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: reader\nsteps:\n  read:\n    uses: {}\n    with: {{ mode: read, path: data/rows.txt }}\n    grants: {{ dirs: [data] }}\n",
+            g::HOSTILE
+        ),
+    )
+    .unwrap();
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "data"]);
+    let head = git(&["rev-parse", "HEAD"]);
+
+    let first = k.json(&["run", file.to_str().unwrap()]);
+    assert_eq!(first["git_commit"], head.as_str(), "{first}");
+    let dataset = &first["steps"][0]["datasets"][0];
+    assert_eq!(dataset["path"], "data");
+    // The data changes: the next run reads another digest.
+    std::fs::write(repo.path().join("data/rows.txt"), "4,5,6\n").unwrap();
+    let second = k.json(&["run", file.to_str().unwrap()]);
+    assert_ne!(
+        second["steps"][0]["datasets"][0]["digest"],
+        dataset["digest"]
+    );
+
+    let store = kiln::tracking::Store::open(k.home()).unwrap();
+    for run in [&first, &second] {
+        let tracked = store.tracked_run(run["id"].as_str().unwrap()).unwrap();
+        assert_eq!(tracked.tags["mlflow.source.git.commit"], head);
+        assert_eq!(tracked.inputs.len(), 1);
+        assert_eq!(tracked.inputs[0].name, "data");
+        assert_eq!(
+            tracked.inputs[0].digest,
+            run["steps"][0]["datasets"][0]["digest"].as_str().unwrap()
+        );
+        assert_eq!(tracked.inputs[0].tags["kiln.step"], "read");
+    }
+    drop(store);
+    let shown = k.ok(&["runs", "show", first["id"].as_str().unwrap()]);
+    assert!(shown.contains(&format!("commit  {head}")), "{shown}");
+    assert!(shown.contains("dataset  data sha256:"), "{shown}");
+}

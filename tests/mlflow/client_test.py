@@ -9,7 +9,7 @@ import time
 import mlflow
 import requests
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 assert os.environ["MLFLOW_TRACKING_URI"].startswith("http://127.0.0.1:")
@@ -52,7 +52,24 @@ with mlflow.start_run(run_name="fluent-run") as run:
     mlflow.log_metrics({"r2": 0.55, "rmse": 54.6})
     mlflow.set_tag("purpose", "test")
     mlflow.set_tags({"a": "1", "b": "2"})
+    # A dataset input, with its digest; logging it twice keeps one.
+    dataset = DatasetInput(
+        Dataset(
+            name="diabetes",
+            digest="5e1f0c2a",
+            source_type="http",
+            source='{"url": "https://example.org/diabetes.csv"}',
+        ),
+        tags=[InputTag("mlflow.data.context", "training")],
+    )
+    client.log_inputs(run_id, datasets=[dataset])
+    client.log_inputs(run_id, datasets=[dataset])
 got = client.get_run(run_id)
+inputs = got.inputs.dataset_inputs
+assert len(inputs) == 1, inputs
+assert (inputs[0].dataset.name, inputs[0].dataset.digest) == ("diabetes", "5e1f0c2a"), inputs
+assert inputs[0].dataset.source_type == "http", inputs[0].dataset
+assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "training"
 assert got.info.status == "FINISHED" and got.info.end_time is not None, got.info
 assert got.info.run_name == "fluent-run"
 assert got.data.params == {"lr": "0.1", "epochs": "3", "model": "ols"}, got.data.params

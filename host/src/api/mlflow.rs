@@ -20,7 +20,8 @@ use serde_json::{Value as J, json};
 
 use super::AppState;
 use crate::tracking::{
-    Experiment, Metric, ModelRecord, ModelVersion, RunInfo, TrackedRun, TrackingError,
+    DatasetInput, Experiment, Metric, ModelRecord, ModelVersion, RunInfo, TrackedRun,
+    TrackingError,
     experiments::DEFAULT_EXPERIMENT,
     search::{Filter, order},
 };
@@ -162,7 +163,13 @@ fn run_json(r: &TrackedRun) -> J {
             "params": kv_list(&r.params),
             "tags": kv_list(&r.tags),
         },
-        "inputs": {"dataset_inputs": []},
+        "inputs": {"dataset_inputs": r.inputs.iter().map(|d| json!({
+            "tags": kv_list(&d.tags),
+            "dataset": {
+                "name": d.name, "digest": d.digest, "source_type": d.source_type,
+                "source": d.source, "schema": d.schema, "profile": d.profile,
+            },
+        })).collect::<Vec<_>>()},
     })
 }
 
@@ -505,6 +512,7 @@ fn experiment_as_run(e: &Experiment) -> TrackedRun {
         params: BTreeMap::new(),
         tags: e.tags.clone(),
         metrics: BTreeMap::new(),
+        inputs: Vec::new(),
     }
 }
 
@@ -761,11 +769,57 @@ async fn log_batch(State(s): State<AppState>, b: Bytes) -> Answer {
     Ok(Json(json!({})))
 }
 
+#[derive(Deserialize)]
+struct LogInputs {
+    #[serde(default)]
+    run_id: String,
+    #[serde(default)]
+    datasets: Vec<DatasetInputBody>,
+}
+
+#[derive(Deserialize)]
+struct DatasetInputBody {
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+    dataset: DatasetBody,
+}
+
+#[derive(Deserialize)]
+struct DatasetBody {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    digest: String,
+    #[serde(default)]
+    source_type: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    schema: String,
+    #[serde(default)]
+    profile: String,
+}
+
 async fn log_inputs(State(s): State<AppState>, b: Bytes) -> Answer {
-    // Dataset inputs are accepted for the run that exists; recording them is to come.
-    let req: RunRequest = body(&b)?;
-    let id = req.id()?;
-    blocking(move || s.tracking.tracked_run(&id).map(drop)).await?;
+    // Logged-model inputs (`models`) are accepted and not kept: Kiln has no logged models.
+    let req: LogInputs = body(&b)?;
+    if req.run_id.is_empty() {
+        return Err(invalid("missing value for required parameter `run_id`"));
+    }
+    let inputs = req
+        .datasets
+        .into_iter()
+        .map(|d| DatasetInput {
+            name: d.dataset.name,
+            digest: d.dataset.digest,
+            source_type: d.dataset.source_type,
+            source: d.dataset.source,
+            schema: d.dataset.schema,
+            profile: d.dataset.profile,
+            tags: kv_map(d.tags),
+        })
+        .collect();
+    blocking(move || s.tracking.log_inputs(&req.run_id, inputs)).await?;
     Ok(Json(json!({})))
 }
 
@@ -1005,6 +1059,7 @@ fn named(name: &str, run: &str, tags: &BTreeMap<String, String>) -> TrackedRun {
         params: BTreeMap::new(),
         tags: tags.clone(),
         metrics: BTreeMap::new(),
+        inputs: Vec::new(),
     }
 }
 

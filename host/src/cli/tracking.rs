@@ -335,6 +335,9 @@ pub fn runs(ctx: &Ctx, cmd: RunsCommand) -> Result<ExitCode> {
                 r.plan.file
             );
             out!(o, "  status  {}", r.status.name());
+            if let Some(commit) = &r.git_commit {
+                out!(o, "  commit  {commit}");
+            }
             if let Some(seed) = r.plan.seed {
                 out!(o, "  deterministic, seed {seed}");
             }
@@ -353,6 +356,9 @@ pub fn runs(ctx: &Ctx, cmd: RunsCommand) -> Result<ExitCode> {
                     let cfg: Vec<String> =
                         s.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     out!(o, "  config   {}", cfg.join(" "));
+                }
+                for d in &s.datasets {
+                    out!(o, "  dataset  {} sha256:{}", d.path, d.digest);
                 }
                 for i in &s.inputs {
                     out!(o, "  input    {} ← {} sha256:{}", i.port, i.from, i.digest);

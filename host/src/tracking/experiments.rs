@@ -110,6 +110,25 @@ pub struct TrackedRun {
     pub params: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, Metric>,
+    /// The datasets the run read, each once per (name, digest).
+    #[serde(default)]
+    pub inputs: Vec<DatasetInput>,
+}
+
+/// A dataset a run read, as MLflow describes one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetInput {
+    pub name: String,
+    pub digest: String,
+    pub source_type: String,
+    pub source: String,
+    #[serde(default)]
+    pub schema: String,
+    #[serde(default)]
+    pub profile: String,
+    /// The input's tags (e.g. `mlflow.data.context`: train, test).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// f64 in JSON as protobuf's JSON mapping writes it: a number when finite, else the
@@ -446,6 +465,7 @@ impl Store {
             params: BTreeMap::new(),
             tags,
             metrics: BTreeMap::new(),
+            inputs: Vec::new(),
         };
         let txn = self.db.begin_write()?;
         {
@@ -696,6 +716,35 @@ impl Store {
                 run.tags.insert(k.clone(), v.clone());
             }
             append_points(run, txn, run_id, metrics)
+        })
+        .map(drop)
+    }
+
+    /// Records datasets a run read. The same (name, digest) again only updates its tags.
+    pub fn log_inputs(&self, run_id: &str, inputs: Vec<DatasetInput>) -> Result<()> {
+        for d in &inputs {
+            if d.name.is_empty() || d.digest.is_empty() {
+                return Err(TrackingError::Invalid(
+                    "a dataset needs a name and a digest".into(),
+                ));
+            }
+            check_value("dataset", &d.name, &d.source, MAX_PARAM_VALUE_LEN * 2)?;
+        }
+        self.modify_run(run_id, |run, _| {
+            if run.info.lifecycle_stage != "active" {
+                return Err(TrackingError::Invalid(format!("run `{run_id}` is deleted")));
+            }
+            for d in inputs {
+                match run
+                    .inputs
+                    .iter_mut()
+                    .find(|x| x.name == d.name && x.digest == d.digest)
+                {
+                    Some(x) => x.tags.extend(d.tags),
+                    None => run.inputs.push(d),
+                }
+            }
+            Ok(())
         })
         .map(drop)
     }

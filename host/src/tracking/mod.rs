@@ -30,7 +30,7 @@ use std::{
 use anyhow::{Context, Result, ensure};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
-pub use experiments::{Experiment, Metric, RunInfo, TrackedRun, TrackingError};
+pub use experiments::{DatasetInput, Experiment, Metric, RunInfo, TrackedRun, TrackingError};
 pub use records::*;
 use tables::*;
 

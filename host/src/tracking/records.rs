@@ -109,6 +109,9 @@ pub struct StepRecord {
     pub attempts: u32,
     pub elapsed_ms: f64,
     pub error: Option<String>,
+    /// The granted directories the step read, by content digest (as the cache key saw them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<DatasetRef>,
 }
 
 /// A model version a run registered.
@@ -117,6 +120,14 @@ pub struct Registered {
     pub model: String,
     pub version: u64,
     pub alias: Option<String>,
+}
+
+/// A directory a step was granted, and the digest of its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetRef {
+    /// The path as the workflow grants it.
+    pub path: String,
+    pub digest: String,
 }
 
 /// One run of a workflow: what ran, on what, producing what.
@@ -136,6 +147,9 @@ pub struct RunRecord {
     pub registered: Option<Registered>,
     /// Set for a replay: the run it re-executed.
     pub replay_of: Option<String>,
+    /// The commit of the git repository holding the workflow file, when it is in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
     /// What each tracker plugin received.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trackers: Vec<TrackerRecord>,

@@ -425,6 +425,7 @@ mod tests {
                     step: 0,
                 },
             )]),
+            inputs: Vec::new(),
         }
     }
 

@@ -34,8 +34,8 @@ use crate::{
     host_impl::{LogSink, TrackingEvent},
     plugin::{CallOptions, NamedValueRef, Plugin, Role},
     tracking::{
-        CacheEntry, CheckRecord, InputRef, MetricRecord, ModelVersion, Object, OutputRef,
-        Registered, RunRecord, Status, StepRecord, Store, Write, Writer,
+        CacheEntry, CheckRecord, DatasetInput, DatasetRef, InputRef, MetricRecord, ModelVersion,
+        Object, OutputRef, Registered, RunRecord, Status, StepRecord, Store, Write, Writer,
     },
     value,
 };
@@ -180,11 +180,13 @@ pub async fn execute(
                 attempts: 0,
                 elapsed_ms: 0.0,
                 error: None,
+                datasets: Vec::new(),
             })
             .collect(),
         register_note: None,
         registered: None,
         replay_of: opts.replay_of.clone(),
+        git_commit: git_commit(Path::new(&plan.file)),
         trackers: Vec::new(),
     };
     writer.send(Write::Run(Box::new(run.clone())));
@@ -254,7 +256,10 @@ pub async fn execute(
                     digest: inp.digest.clone(),
                 })
                 .collect();
-            let key = cache_key(step, &inputs, plan.seed);
+            let key = cache_key(step, &inputs, plan.seed).map(|(key, datasets)| {
+                run.steps[i].datasets = datasets;
+                key
+            });
             run.steps[i].cache_key = key.as_ref().ok().cloned();
             run.steps[i].status = Status::Running;
             on_event(&Event::Started {
@@ -436,12 +441,31 @@ fn tracker_metric((key, m): &(String, crate::tracking::Metric)) -> TrackerMetric
     }
 }
 
+/// The commit checked out in the git repository holding `file`, if any.
+fn git_commit(file: &Path) -> Option<String> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--verify", "--quiet", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let commit = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && commit.len() >= 40).then_some(commit)
+}
+
 /// Opens the tracked run of a workflow run: in the experiment named after the workflow,
 /// with the same id.
 fn track_start(store: &Store, run: &RunRecord) -> Result<()> {
     let experiment = store.ensure_experiment(&run.workflow)?;
     let mut tags = BTreeMap::new();
     tags.insert("kiln.workflow".to_string(), run.plan.file.clone());
+    tags.insert("mlflow.source.name".to_string(), run.plan.file.clone());
+    tags.insert("mlflow.source.type".to_string(), "LOCAL".to_string());
+    if let Some(commit) = &run.git_commit {
+        tags.insert("mlflow.source.git.commit".to_string(), commit.clone());
+    }
     if let Some(of) = &run.replay_of {
         tags.insert("kiln.replay_of".to_string(), of.clone());
     }
@@ -498,6 +522,28 @@ fn track_end(store: &Store, run: &RunRecord) -> Result<()> {
     } else {
         "FAILED"
     };
+    let mut datasets: Vec<DatasetInput> = Vec::new();
+    for s in &run.steps {
+        for d in &s.datasets {
+            if !datasets
+                .iter()
+                .any(|x| x.name == d.path && x.digest == d.digest)
+            {
+                datasets.push(DatasetInput {
+                    name: d.path.clone(),
+                    digest: d.digest.clone(),
+                    source_type: "local".into(),
+                    source: d.path.clone(),
+                    schema: String::new(),
+                    profile: String::new(),
+                    tags: BTreeMap::from([("kiln.step".to_string(), s.id.clone())]),
+                });
+            }
+        }
+    }
+    if !datasets.is_empty() {
+        store.log_inputs(&run.id, datasets)?;
+    }
     let end = run.ended_ms.map(|e| e as i64);
     store.log_batch_limited(
         &run.id,
@@ -637,7 +683,14 @@ fn register(run: &mut RunRecord, reg: &super::plan::RegisterPlan, store: &Store)
 
 /// The cache key of a step given its inputs: plugin digest, role, config, input digests,
 /// grants (with the content of granted directories) and deterministic seed.
-fn cache_key(step: &PlanStep, inputs: &[Input], seed: Option<u64>) -> Result<String, String> {
+/// Also returns the granted directories the step may only read, with their digests: the
+/// datasets it reads.
+fn cache_key(
+    step: &PlanStep,
+    inputs: &[Input],
+    seed: Option<u64>,
+) -> Result<(String, Vec<DatasetRef>), String> {
+    let mut datasets = Vec::new();
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
         h.update((bytes.len() as u64).to_le_bytes());
@@ -661,11 +714,14 @@ fn cache_key(step: &PlanStep, inputs: &[Input], seed: Option<u64>) -> Result<Str
     for d in &step.grants.dirs {
         field(d.guest.as_bytes());
         field(&[u8::from(d.writable)]);
-        field(
-            dir_digest(&d.host)
-                .map_err(|e| format!("{e:#}"))?
-                .as_bytes(),
-        );
+        let digest = dir_digest(&d.host).map_err(|e| format!("{e:#}"))?;
+        field(digest.as_bytes());
+        if !d.writable {
+            datasets.push(DatasetRef {
+                path: d.guest.clone(),
+                digest,
+            });
+        }
     }
     for (k, v) in &step.grants.env {
         field(k.as_bytes());
@@ -674,7 +730,7 @@ fn cache_key(step: &PlanStep, inputs: &[Input], seed: Option<u64>) -> Result<Str
     if let Some(s) = seed {
         field(&step_seed(s, &step.id).to_le_bytes());
     }
-    Ok(hex::encode(h.finalize()))
+    Ok((hex::encode(h.finalize()), datasets))
 }
 
 /// A digest of everything in a directory: relative paths and file contents, in order.
