@@ -56,6 +56,20 @@ pub fn dtype_size(d: Dtype) -> usize {
     }
 }
 
+/// A port kind's name, as workflows and signatures write it.
+pub fn value_kind_name(k: crate::bindings::ValueKind) -> &'static str {
+    use crate::bindings::ValueKind as K;
+    match k {
+        K::Any => "any",
+        K::Tensor => "tensor",
+        K::Table => "table",
+        K::Scalar => "scalar",
+        K::Text => "text",
+        K::Bytes => "bytes",
+        K::Json => "json",
+    }
+}
+
 pub fn kind_name(v: &Value) -> &'static str {
     match v {
         Value::Tensor(_) => "tensor",

@@ -54,6 +54,14 @@ fn the_cli_reads_runs_and_moves_aliases_through_the_v1_api() {
     let (local, remote) = both(&["model", "show", "diabetes-progression"]);
     assert_eq!(local, remote);
     assert_eq!(remote["versions"][0]["runner"]["name"], "linear-runner");
+    // The runner loaded the model before it was registered, and reported its signature.
+    let signature = &remote["versions"][0]["signature"];
+    assert_eq!(signature["inputs"][0]["name"], "features", "{signature}");
+    assert_eq!(signature["inputs"][0]["kind"], "table", "{signature}");
+    assert_eq!(
+        signature["outputs"][0]["name"], "predictions",
+        "{signature}"
+    );
     let (local, remote) = both(&["model", "list"]);
     assert_eq!(local, remote);
     let value = k.ok(&[

@@ -180,6 +180,14 @@ model = client.get_registered_model("kiln-test-model")
 assert model.aliases == {"champion": "2"}, model.aliases
 assert client.get_model_version("kiln-test-model", "2").aliases == ["champion"]
 client.delete_registered_model_alias("kiln-test-model", "champion")
+# Stages are a view of aliases: `production` and `staging`.
+client.set_registered_model_alias("kiln-test-model", "production", "1")
+assert client.get_model_version("kiln-test-model", "1").current_stage == "Production"
+assert client.get_model_version("kiln-test-model", "2").current_stage == "None"
+staged = client.get_latest_versions("kiln-test-model", stages=["Production"])
+assert [v.version for v in staged] == ["1"], staged
+assert sorted(v.version for v in client.get_latest_versions("kiln-test-model")) == ["1", "2"]
+client.delete_registered_model_alias("kiln-test-model", "production")
 expect_error("RESOURCE_DOES_NOT_EXIST", client.get_model_version_by_alias, "kiln-test-model", "champion")
 expect_error("RESOURCE_DOES_NOT_EXIST", client.get_model_version, "kiln-test-model", "9")
 names = sorted(m.name for m in client.search_registered_models())

@@ -901,6 +901,23 @@ async fn metric_history(
     Ok(Json(answer))
 }
 
+/// MLflow's stages, as a view of aliases: the version `production` points at is in
+/// Production, the one `staging` points at in Staging, every other in None.
+fn stage(version: u64, aliases: &BTreeMap<String, u64>) -> &'static str {
+    let at = |alias: &str| {
+        aliases
+            .iter()
+            .any(|(a, v)| *v == version && a.eq_ignore_ascii_case(alias))
+    };
+    if at("production") {
+        "Production"
+    } else if at("staging") {
+        "Staging"
+    } else {
+        "None"
+    }
+}
+
 fn version_json(v: &ModelVersion, aliases: &BTreeMap<String, u64>) -> J {
     let names: Vec<&String> = aliases
         .iter()
@@ -912,7 +929,7 @@ fn version_json(v: &ModelVersion, aliases: &BTreeMap<String, u64>) -> J {
         "version": v.version.to_string(),
         "creation_timestamp": v.created_ms,
         "last_updated_timestamp": v.created_ms,
-        "current_stage": "None",
+        "current_stage": stage(v.version, aliases),
         "description": v.description,
         "source": v.source,
         "run_id": v.run,
@@ -1118,12 +1135,18 @@ async fn latest_answer(State(s): State<AppState>, p: J) -> Answer {
         })
         .unwrap_or_default();
     let (m, versions) = blocking(move || s.tracking.model(&name)).await?;
-    let wants_none = stages.is_empty() || stages.iter().any(|st| st.eq_ignore_ascii_case("none"));
-    let latest: Vec<J> = versions
-        .last()
-        .filter(|_| wants_none)
-        .map(|v| vec![version_json(v, &m.aliases)])
-        .unwrap_or_default();
+    // The newest version in each stage asked for (every stage when none is named).
+    let latest: Vec<J> = ["None", "Staging", "Production"]
+        .into_iter()
+        .filter(|st| stages.is_empty() || stages.iter().any(|x| x.eq_ignore_ascii_case(st)))
+        .filter_map(|st| {
+            versions
+                .iter()
+                .rev()
+                .find(|v| stage(v.version, &m.aliases) == st)
+        })
+        .map(|v| version_json(v, &m.aliases))
+        .collect();
     Ok(Json(json!({ "model_versions": latest })))
 }
 
@@ -1190,6 +1213,7 @@ async fn create_model_version(State(s): State<AppState>, b: Bytes) -> Answer {
                 metrics: BTreeMap::new(),
                 tags,
                 description,
+                signature: None,
             },
             None,
         )?;

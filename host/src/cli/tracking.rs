@@ -444,6 +444,21 @@ pub fn model(ctx: &Ctx, cmd: ModelCommand) -> Result<ExitCode> {
                             .as_ref()
                             .map_or_else(|| "-".to_string(), |r| r.label())
                     );
+                    if let Some(sig) = &v.signature {
+                        let ports = |ports: &[crate::tracking::SignaturePort]| {
+                            ports
+                                .iter()
+                                .map(|p| format!("{} ({})", p.name, p.kind))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        };
+                        out!(
+                            o,
+                            "      signature  {} → {}",
+                            ports(&sig.inputs),
+                            ports(&sig.outputs)
+                        );
+                    }
                     for (k, x) in &v.metrics {
                         out!(o, "      {k} = {x:.6}");
                     }

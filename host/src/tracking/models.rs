@@ -333,6 +333,7 @@ mod tests {
             metrics: BTreeMap::new(),
             tags: BTreeMap::new(),
             description: String::new(),
+            signature: None,
         }
     }
 

@@ -222,6 +222,43 @@ pub struct ModelRecord {
     pub description: String,
 }
 
+/// A model's signature, as its runner reports it once the model is loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    pub inputs: Vec<SignaturePort>,
+    pub outputs: Vec<SignaturePort>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignaturePort {
+    pub name: String,
+    /// tensor, table, scalar, text, bytes, json or any.
+    pub kind: String,
+    pub optional: bool,
+}
+
+impl From<crate::bindings::ModelMetadata> for Signature {
+    fn from(m: crate::bindings::ModelMetadata) -> Self {
+        let ports = |ports: Vec<crate::bindings::Port>| {
+            ports
+                .into_iter()
+                .map(|p| SignaturePort {
+                    name: p.name,
+                    kind: crate::value::value_kind_name(p.kind).to_string(),
+                    optional: p.optional,
+                })
+                .collect()
+        };
+        Signature {
+            inputs: ports(m.inputs),
+            outputs: ports(m.outputs),
+            properties: m.properties.into_iter().collect(),
+        }
+    }
+}
+
 /// One version of a registered model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelVersion {
@@ -249,4 +286,7 @@ pub struct ModelVersion {
     pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub description: String,
+    /// The inputs and outputs the runner reports for the loaded model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
 }

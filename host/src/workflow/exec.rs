@@ -419,7 +419,7 @@ pub async fn execute(
     // Objects must be stored before a model version may point at one.
     writer.flush()?;
     if !failed && let Some(reg) = &plan.register {
-        register(&mut run, reg, &store)?;
+        register(&mut run, reg, &store, plugins.runner.as_ref())?;
     }
     feed.send(vec![TrackerEvent::RunFinished(
         run.status.name().to_string(),
@@ -606,7 +606,14 @@ fn skip_dependents(
 }
 
 /// Registers the model if the run's metrics meet the condition.
-fn register(run: &mut RunRecord, reg: &super::plan::RegisterPlan, store: &Store) -> Result<()> {
+/// The runner must load the model first: its signature is recorded with the version, and a
+/// model its runner cannot load is not registered.
+fn register(
+    run: &mut RunRecord,
+    reg: &super::plan::RegisterPlan,
+    store: &Store,
+    runner: Option<&Arc<Plugin>>,
+) -> Result<()> {
     let metrics: BTreeMap<String, f64> = run
         .steps
         .iter()
@@ -649,6 +656,27 @@ fn register(run: &mut RunRecord, reg: &super::plan::RegisterPlan, store: &Store)
         reg.output,
         artifact.kind
     );
+    let signature = match runner {
+        Some(runner) => {
+            let loaded = match store.value(&artifact.digest)? {
+                Value::Bytes(bytes) => runner
+                    .load_model(&bytes, &Vec::new(), &CallOptions::default())
+                    .and_then(|mut m| m.metadata()),
+                _ => anyhow::bail!("the model artifact is not bytes"),
+            };
+            match loaded {
+                Ok(metadata) => Some(metadata.into()),
+                Err(e) => {
+                    run.register_note = Some(format!(
+                        "not registered: `{}` cannot load the model: {e}",
+                        reg.runner.label()
+                    ));
+                    return Ok(());
+                }
+            }
+        }
+        None => None,
+    };
     let (version, new) = store.register_model(
         ModelVersion {
             model: reg.model.clone(),
@@ -662,6 +690,7 @@ fn register(run: &mut RunRecord, reg: &super::plan::RegisterPlan, store: &Store)
             metrics,
             tags: Default::default(),
             description: String::new(),
+            signature,
         },
         reg.alias.as_deref(),
     )?;

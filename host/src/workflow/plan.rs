@@ -116,6 +116,8 @@ pub struct Plugins {
     pub steps: Vec<Arc<Plugin>>,
     /// One per tracker, in plan order.
     pub trackers: Vec<Arc<Plugin>>,
+    /// The model runner of `register`, which must load the model before it is registered.
+    pub runner: Option<Arc<Plugin>>,
 }
 
 /// A plan with its plugins loaded, ready to execute.
@@ -261,15 +263,7 @@ fn record_entry(lock: &mut Lockfile, r: &PluginRef) {
 type Kind = Option<ValueKind>;
 
 fn kind_name(k: Kind) -> &'static str {
-    match k {
-        None | Some(ValueKind::Any) => "any",
-        Some(ValueKind::Tensor) => "tensor",
-        Some(ValueKind::Table) => "table",
-        Some(ValueKind::Scalar) => "scalar",
-        Some(ValueKind::Text) => "text",
-        Some(ValueKind::Bytes) => "bytes",
-        Some(ValueKind::Json) => "json",
-    }
+    k.map_or("any", crate::value::value_kind_name)
 }
 
 fn compatible(from: Kind, to: Kind) -> bool {
@@ -667,6 +661,12 @@ pub fn prepare_text(
         .register
         .as_ref()
         .and_then(|r| check_register(&mut c, r, &ids, &offered, &mut resolve));
+    let runner = register.as_ref().and_then(|r| {
+        by_uses
+            .get(&r.runner.uses)
+            .and_then(Option::as_ref)
+            .map(|x| x.plugin.clone())
+    });
     if spec.steps.is_empty() {
         c.error(loc(&spec.name), None, "the workflow has no steps");
     }
@@ -695,6 +695,7 @@ pub fn prepare_text(
         plugins: Plugins {
             steps: plugins,
             trackers: trackers.into_iter().map(|(_, p)| p).collect(),
+            runner,
         },
         lock,
         lock_changed,
