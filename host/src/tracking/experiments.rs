@@ -245,6 +245,109 @@ fn later(a: &Metric, b: &Metric) -> bool {
         .is_gt()
 }
 
+/// Checks a batch against MLflow's limits (the batch sizes only when `limits`).
+fn check_batch(
+    metrics: &[(String, Metric)],
+    params: &[(String, String)],
+    tags: &[(String, String)],
+    limits: bool,
+) -> Result<()> {
+    if limits {
+        let too_many = |what: &str, n: usize, max: usize| {
+            (n > max).then(|| {
+                TrackingError::Invalid(format!(
+                    "a batch may hold at most {max} {what}; this one has {n}"
+                ))
+            })
+        };
+        let total = metrics.len() + params.len() + tags.len();
+        if let Some(e) = too_many("metrics", metrics.len(), MAX_BATCH_METRICS)
+            .or_else(|| too_many("params", params.len(), MAX_BATCH_PARAMS))
+            .or_else(|| too_many("tags", tags.len(), MAX_BATCH_TAGS))
+            .or_else(|| too_many("entries in all", total, MAX_BATCH_TOTAL))
+        {
+            return Err(e);
+        }
+    }
+    for (k, _) in metrics {
+        check_key("metric", k)?;
+    }
+    for (k, v) in params {
+        check_key("param", k)?;
+        check_value("param", k, v, MAX_PARAM_VALUE_LEN)?;
+    }
+    for (k, v) in tags {
+        check_key("tag", k)?;
+        check_value("tag", k, v, MAX_TAG_VALUE_LEN)?;
+    }
+    Ok(())
+}
+
+/// Applies a checked batch to a run read in `txn`.
+fn change_batch(
+    run: &mut TrackedRun,
+    txn: &redb::WriteTransaction,
+    run_id: &str,
+    metrics: &[(String, Metric)],
+    params: &[(String, String)],
+    tags: &[(String, String)],
+    finish: Option<(&str, Option<i64>)>,
+) -> Result<()> {
+    if run.info.lifecycle_stage != "active" {
+        return Err(TrackingError::Invalid(format!("run `{run_id}` is deleted")));
+    }
+    if let Some((status, end)) = finish {
+        run.info.status = status.to_string();
+        run.info.end_time = end;
+    }
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (k, v) in params {
+        let old = run
+            .params
+            .get(k)
+            .map(String::as_str)
+            .or(seen.get(k.as_str()).copied());
+        if let Some(old) = old
+            && old != v
+        {
+            return Err(TrackingError::Invalid(format!(
+                "param `{k}` of run `{run_id}` is `{old}`; a param cannot change (to `{v}`)"
+            )));
+        }
+        seen.insert(k, v);
+    }
+    for (k, v) in params {
+        run.params.insert(k.clone(), v.clone());
+    }
+    for (k, v) in tags {
+        if k == "mlflow.runName" {
+            run.info.run_name = v.clone();
+        }
+        run.tags.insert(k.clone(), v.clone());
+    }
+    append_points(run, txn, run_id, metrics)
+}
+
+/// Reads, changes and writes back one run inside `txn`.
+fn modify_run_in(
+    txn: &redb::WriteTransaction,
+    run_id: &str,
+    change: impl FnOnce(&mut TrackedRun, &redb::WriteTransaction) -> Result<()>,
+) -> Result<TrackedRun> {
+    let mut table = txn.open_table(TRACKED_RUNS)?;
+    let mut run: TrackedRun = match table.get(run_id)? {
+        Some(v) => serde_json::from_slice(v.value())?,
+        None => {
+            return Err(TrackingError::NotFound(format!(
+                "no run with id `{run_id}`"
+            )));
+        }
+    };
+    change(&mut run, txn)?;
+    table.insert(run_id, serde_json::to_vec(&run)?.as_slice())?;
+    Ok(run)
+}
+
 /// Appends points to their metrics' histories (one chunk per key, in the order given)
 /// and updates the run's latest values; the caller writes the run back.
 fn append_points(
@@ -281,24 +384,72 @@ fn append_points(
 }
 
 /// Logs metric points into a run inside a transaction the caller commits (the workflow
-/// writer's group commit). Keys MLflow would refuse are left out.
+/// writer's group commit).
 pub(super) fn log_points_in(
     txn: &redb::WriteTransaction,
     run_id: &str,
     metrics: &[(String, Metric)],
 ) -> Result<()> {
+    modify_run_in(txn, run_id, |run, txn| {
+        append_points(run, txn, run_id, metrics)
+    })
+    .map(drop)
+}
+
+/// Stores a new run inside `txn`; an id already taken is refused.
+pub(super) fn insert_run_in(txn: &redb::WriteTransaction, run: &TrackedRun) -> Result<()> {
     let mut table = txn.open_table(TRACKED_RUNS)?;
-    let mut run: TrackedRun = match table.get(run_id)? {
-        Some(v) => serde_json::from_slice(v.value())?,
-        None => {
-            return Err(TrackingError::NotFound(format!(
-                "no run with id `{run_id}`"
-            )));
-        }
-    };
-    append_points(&mut run, txn, run_id, metrics)?;
-    table.insert(run_id, serde_json::to_vec(&run)?.as_slice())?;
+    let id = run.info.run_id.as_str();
+    if table.get(id)?.is_some() {
+        return Err(TrackingError::AlreadyExists(format!("run `{id}` exists")));
+    }
+    table.insert(id, serde_json::to_vec(run)?.as_slice())?;
     Ok(())
+}
+
+/// How a workflow's tracked run ends: its last params, tags, metrics and datasets, and its
+/// status, written with the run record's last write.
+#[derive(Debug, Clone)]
+pub struct RunEnd {
+    pub run_id: String,
+    pub metrics: Vec<(String, Metric)>,
+    pub params: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+    pub inputs: Vec<DatasetInput>,
+    pub status: String,
+    pub end_time: Option<i64>,
+}
+
+pub(super) fn end_run_in(txn: &redb::WriteTransaction, end: &RunEnd) -> Result<()> {
+    check_batch(&end.metrics, &end.params, &end.tags, false)?;
+    modify_run_in(txn, &end.run_id, |run, txn| {
+        change_batch(
+            run,
+            txn,
+            &end.run_id,
+            &end.metrics,
+            &end.params,
+            &end.tags,
+            Some((end.status.as_str(), end.end_time)),
+        )?;
+        merge_inputs(run, end.inputs.clone());
+        Ok(())
+    })
+    .map(drop)
+}
+
+/// Adds datasets to a run; the same (name, digest) again only updates its tags.
+fn merge_inputs(run: &mut TrackedRun, inputs: Vec<DatasetInput>) {
+    for d in inputs {
+        match run
+            .inputs
+            .iter_mut()
+            .find(|x| x.name == d.name && x.digest == d.digest)
+        {
+            Some(x) => x.tags.extend(d.tags),
+            None => run.inputs.push(d),
+        }
+    }
 }
 
 impl Store {
@@ -432,6 +583,23 @@ impl Store {
         start_time: Option<i64>,
         tags: &BTreeMap<String, String>,
     ) -> Result<TrackedRun> {
+        let run = self.new_run(run_id, experiment_id, run_name, start_time, tags)?;
+        let txn = self.db.begin_write()?;
+        insert_run_in(&txn, &run)?;
+        txn.commit()?;
+        Ok(run)
+    }
+
+    /// A new run, checked, for [`insert_run_in`] to store (the workflow writer does, in
+    /// its group commit).
+    pub fn new_run(
+        &self,
+        run_id: &str,
+        experiment_id: &str,
+        run_name: Option<&str>,
+        start_time: Option<i64>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<TrackedRun> {
         let experiment = self.experiment(experiment_id)?;
         if experiment.lifecycle_stage != "active" {
             return Err(TrackingError::Invalid(format!(
@@ -467,17 +635,6 @@ impl Store {
             metrics: BTreeMap::new(),
             inputs: Vec::new(),
         };
-        let txn = self.db.begin_write()?;
-        {
-            let mut table = txn.open_table(TRACKED_RUNS)?;
-            if table.get(run_id.as_str())?.is_some() {
-                return Err(TrackingError::AlreadyExists(format!(
-                    "run `{run_id}` exists"
-                )));
-            }
-            table.insert(run_id.as_str(), serde_json::to_vec(&run)?.as_slice())?;
-        }
-        txn.commit()?;
         Ok(run)
     }
 
@@ -612,20 +769,7 @@ impl Store {
         change: impl FnOnce(&mut TrackedRun, &redb::WriteTransaction) -> Result<()>,
     ) -> Result<TrackedRun> {
         let txn = self.db.begin_write()?;
-        let run = {
-            let mut table = txn.open_table(TRACKED_RUNS)?;
-            let mut run: TrackedRun = match table.get(run_id)? {
-                Some(v) => serde_json::from_slice(v.value())?,
-                None => {
-                    return Err(TrackingError::NotFound(format!(
-                        "no run with id `{run_id}`"
-                    )));
-                }
-            };
-            change(&mut run, &txn)?;
-            table.insert(run_id, serde_json::to_vec(&run)?.as_slice())?;
-            run
-        };
+        let run = modify_run_in(&txn, run_id, change)?;
         txn.commit()?;
         Ok(run)
     }
@@ -654,68 +798,9 @@ impl Store {
         limits: bool,
         finish: Option<(&str, Option<i64>)>,
     ) -> Result<()> {
-        if limits {
-            let too_many = |what: &str, n: usize, max: usize| {
-                (n > max).then(|| {
-                    TrackingError::Invalid(format!(
-                        "a batch may hold at most {max} {what}; this one has {n}"
-                    ))
-                })
-            };
-            let total = metrics.len() + params.len() + tags.len();
-            if let Some(e) = too_many("metrics", metrics.len(), MAX_BATCH_METRICS)
-                .or_else(|| too_many("params", params.len(), MAX_BATCH_PARAMS))
-                .or_else(|| too_many("tags", tags.len(), MAX_BATCH_TAGS))
-                .or_else(|| too_many("entries in all", total, MAX_BATCH_TOTAL))
-            {
-                return Err(e);
-            }
-        }
-        for (k, _) in metrics {
-            check_key("metric", k)?;
-        }
-        for (k, v) in params {
-            check_key("param", k)?;
-            check_value("param", k, v, MAX_PARAM_VALUE_LEN)?;
-        }
-        for (k, v) in tags {
-            check_key("tag", k)?;
-            check_value("tag", k, v, MAX_TAG_VALUE_LEN)?;
-        }
+        check_batch(metrics, params, tags, limits)?;
         self.modify_run(run_id, |run, txn| {
-            if run.info.lifecycle_stage != "active" {
-                return Err(TrackingError::Invalid(format!("run `{run_id}` is deleted")));
-            }
-            if let Some((status, end)) = finish {
-                run.info.status = status.to_string();
-                run.info.end_time = end;
-            }
-            let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-            for (k, v) in params {
-                let old = run
-                    .params
-                    .get(k)
-                    .map(String::as_str)
-                    .or(seen.get(k.as_str()).copied());
-                if let Some(old) = old
-                    && old != v
-                {
-                    return Err(TrackingError::Invalid(format!(
-                        "param `{k}` of run `{run_id}` is `{old}`; a param cannot change (to `{v}`)"
-                    )));
-                }
-                seen.insert(k, v);
-            }
-            for (k, v) in params {
-                run.params.insert(k.clone(), v.clone());
-            }
-            for (k, v) in tags {
-                if k == "mlflow.runName" {
-                    run.info.run_name = v.clone();
-                }
-                run.tags.insert(k.clone(), v.clone());
-            }
-            append_points(run, txn, run_id, metrics)
+            change_batch(run, txn, run_id, metrics, params, tags, finish)
         })
         .map(drop)
     }
@@ -734,16 +819,7 @@ impl Store {
             if run.info.lifecycle_stage != "active" {
                 return Err(TrackingError::Invalid(format!("run `{run_id}` is deleted")));
             }
-            for d in inputs {
-                match run
-                    .inputs
-                    .iter_mut()
-                    .find(|x| x.name == d.name && x.digest == d.digest)
-                {
-                    Some(x) => x.tags.extend(d.tags),
-                    None => run.inputs.push(d),
-                }
-            }
+            merge_inputs(run, inputs);
             Ok(())
         })
         .map(drop)

@@ -211,13 +211,17 @@ impl Store {
                     Write::Run(run) => {
                         runs.insert(run.id.as_str(), serde_json::to_vec(run)?.as_slice())?;
                     }
-                    Write::Metrics { .. } => {}
+                    Write::TrackStart(_) | Write::TrackEnd(_) | Write::Metrics { .. } => {}
                 }
             }
         }
+        // Tracked runs, in the order sent: a run is created before points reach it.
         for w in batch {
-            if let Write::Metrics { run, points } = w {
-                experiments::log_points_in(&txn, run, points)?;
+            match w {
+                Write::TrackStart(run) => experiments::insert_run_in(&txn, run)?,
+                Write::Metrics { run, points } => experiments::log_points_in(&txn, run, points)?,
+                Write::TrackEnd(end) => experiments::end_run_in(&txn, end)?,
+                _ => {}
             }
         }
         txn.commit()?;
@@ -288,6 +292,10 @@ pub enum Write {
     Object(Object),
     Cache(String, CacheEntry),
     Run(Box<RunRecord>),
+    /// The tracked run of a workflow run, created.
+    TrackStart(Box<TrackedRun>),
+    /// The tracked run of a workflow run, ended.
+    TrackEnd(Box<experiments::RunEnd>),
     /// Metric points a step's plugin logged, for the tracked run of the same id.
     Metrics {
         run: String,

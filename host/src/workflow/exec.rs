@@ -36,6 +36,7 @@ use crate::{
     tracking::{
         CacheEntry, CheckRecord, DatasetInput, DatasetRef, InputRef, MetricRecord, ModelVersion,
         Object, OutputRef, Registered, RunRecord, Status, StepRecord, Store, Write, Writer,
+        experiments::RunEnd,
     },
     value,
 };
@@ -190,7 +191,7 @@ pub async fn execute(
         trackers: Vec::new(),
     };
     writer.send(Write::Run(Box::new(run.clone())));
-    track_start(&store, &run)?;
+    writer.send(track_start(&store, &run)?);
     let feed = Feed::start(&run.id, &plan.trackers, &plugins.trackers);
     feed.send(vec![TrackerEvent::RunStarted(run.workflow.clone())]);
     on_event(&Event::Begun {
@@ -416,9 +417,9 @@ pub async fn execute(
     } else {
         Status::Succeeded
     };
-    // Objects must be stored before a model version may point at one.
-    writer.flush()?;
     if !failed && let Some(reg) = &plan.register {
+        // Objects must be stored before a model version may point at one.
+        writer.flush()?;
         register(&mut run, reg, &store, plugins.runner.as_ref())?;
     }
     feed.send(vec![TrackerEvent::RunFinished(
@@ -426,9 +427,10 @@ pub async fn execute(
     )]);
     run.trackers = feed.finish();
     run.ended_ms = Some(crate::now_ms());
+    // The run record's last write and the tracked run's end: one commit.
     writer.send(Write::Run(Box::new(run.clone())));
+    writer.send(track_end(&run));
     writer.flush()?;
-    track_end(&store, &run)?;
     Ok(run)
 }
 
@@ -457,7 +459,7 @@ fn git_commit(file: &Path) -> Option<String> {
 
 /// Opens the tracked run of a workflow run: in the experiment named after the workflow,
 /// with the same id.
-fn track_start(store: &Store, run: &RunRecord) -> Result<()> {
+fn track_start(store: &Store, run: &RunRecord) -> Result<Write> {
     let experiment = store.ensure_experiment(&run.workflow)?;
     let mut tags = BTreeMap::new();
     tags.insert("kiln.workflow".to_string(), run.plan.file.clone());
@@ -469,19 +471,19 @@ fn track_start(store: &Store, run: &RunRecord) -> Result<()> {
     if let Some(of) = &run.replay_of {
         tags.insert("kiln.replay_of".to_string(), of.clone());
     }
-    store.create_run_as(
+    let tracked = store.new_run(
         &run.id,
         &experiment.experiment_id,
         None,
         Some(run.started_ms as i64),
         &tags,
     )?;
-    Ok(())
+    Ok(Write::TrackStart(Box::new(tracked)))
 }
 
 /// Closes the tracked run: every step's config as params, and the run's status; a cached
 /// step's metrics (a step that ran logged its own points as it finished), named `step.key`.
-fn track_end(store: &Store, run: &RunRecord) -> Result<()> {
+fn track_end(run: &RunRecord) -> Write {
     use crate::tracking::Metric;
     let mut params = Vec::new();
     let mut metrics = Vec::new();
@@ -541,19 +543,15 @@ fn track_end(store: &Store, run: &RunRecord) -> Result<()> {
             }
         }
     }
-    if !datasets.is_empty() {
-        store.log_inputs(&run.id, datasets)?;
-    }
-    let end = run.ended_ms.map(|e| e as i64);
-    store.log_batch_limited(
-        &run.id,
-        &metrics,
-        &params,
-        &tags,
-        false,
-        Some((status, end)),
-    )?;
-    Ok(())
+    Write::TrackEnd(Box::new(RunEnd {
+        run_id: run.id.clone(),
+        metrics,
+        params,
+        tags,
+        inputs: datasets,
+        status: status.to_string(),
+        end_time: run.ended_ms.map(|e| e as i64),
+    }))
 }
 
 /// The digest of a validator's pass-through output: the digest of the input it passes on.
