@@ -146,7 +146,15 @@ fn records_of_a_flooding_plugin_are_capped() {
         .run_step::<NamedValue>(&[], &config(&[("mode", "spam")]), &CallOptions::default())
         .unwrap();
     assert_eq!(out.logs.len(), MAX_RECORDS);
-    assert_eq!(out.tracking.len(), MAX_RECORDS);
+    // The kept events, then one tag saying how many were left out.
+    assert_eq!(out.tracking.len(), MAX_RECORDS + 1);
+    assert_eq!(
+        out.tracking[MAX_RECORDS],
+        kiln::host_impl::TrackingEvent::Tag {
+            key: "kiln.tracking.dropped".into(),
+            value: "200000".into()
+        }
+    );
 }
 
 #[test]

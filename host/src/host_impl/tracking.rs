@@ -30,6 +30,8 @@ impl PluginState {
     fn track(&mut self, event: TrackingEvent) {
         if self.tracking.len() < MAX_RECORDS {
             self.tracking.push(event);
+        } else {
+            self.tracking_dropped += 1;
         }
     }
 }

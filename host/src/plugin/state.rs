@@ -64,6 +64,8 @@ pub struct PluginState {
     pub(crate) log_sink: LogSink,
     pub(crate) logs: Vec<LogLine>,
     pub(crate) tracking: Vec<TrackingEvent>,
+    /// Tracking events left out once `tracking` was full.
+    pub(crate) tracking_dropped: u64,
     output: MemoryOutputPipe,
     /// Clocks and random sources are fixed; tracked timestamps are 0.
     pub(crate) deterministic: bool,
@@ -138,6 +140,7 @@ impl PluginState {
             log_sink,
             logs: Vec::new(),
             tracking: Vec::new(),
+            tracking_dropped: 0,
             output,
             deterministic: deterministic.is_some(),
         })
@@ -150,8 +153,15 @@ impl PluginState {
             .to_string()
     }
 
-    /// Takes the log lines and tracking events recorded so far.
+    /// Takes the log lines and tracking events recorded so far. When events were left
+    /// out, the last one is the tag `kiln.tracking.dropped` saying how many.
     pub fn take_records(&mut self) -> (Vec<LogLine>, Vec<TrackingEvent>) {
+        if self.tracking_dropped > 0 {
+            self.tracking.push(TrackingEvent::Tag {
+                key: "kiln.tracking.dropped".into(),
+                value: std::mem::take(&mut self.tracking_dropped).to_string(),
+            });
+        }
         (
             std::mem::take(&mut self.logs),
             std::mem::take(&mut self.tracking),
