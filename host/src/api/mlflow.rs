@@ -72,10 +72,7 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, MlflowError> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, TrackingError> + Send + 'static,
 ) -> Result<T, MlflowError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| MlflowError(TrackingError::Storage("a store task failed".into())))?
-        .map_err(MlflowError)
+    super::store_task(f).await
 }
 
 /// An int64 given as a number or a string.
@@ -1177,14 +1174,18 @@ async fn get_by_alias(
         required(&q, "name")?.to_string(),
         required(&q, "alias")?.to_string(),
     );
-    let (v, m) = blocking(move || {
+    let doc = blocking(move || {
         let v = s.tracking.version_by_alias(&name, &alias)?;
-        Ok((v, s.tracking.model(&name)?.0))
+        version_answer(&s.tracking, &v)
     })
     .await?;
-    Ok(Json(
-        json!({ "model_version": version_json(&v, &m.aliases) }),
-    ))
+    Ok(Json(doc))
+}
+
+/// MLflow's `{"model_version": ...}` answer, with the version's aliases.
+fn version_answer(store: &crate::tracking::Store, v: &ModelVersion) -> Result<J, TrackingError> {
+    let (m, _) = store.model(&v.model)?;
+    Ok(json!({ "model_version": version_json(v, &m.aliases) }))
 }
 
 async fn create_model_version(State(s): State<AppState>, b: Bytes) -> Answer {
@@ -1194,7 +1195,7 @@ async fn create_model_version(State(s): State<AppState>, b: Bytes) -> Answer {
     let run = p["run_id"].as_str().unwrap_or("").to_string();
     let description = p["description"].as_str().unwrap_or("").to_string();
     let tags = tags_param(&p);
-    let (v, m) = blocking(move || {
+    let doc = blocking(move || {
         // MLflow creates versions of models that exist only.
         s.tracking.model(&name)?;
         if !run.is_empty() {
@@ -1217,15 +1218,10 @@ async fn create_model_version(State(s): State<AppState>, b: Bytes) -> Answer {
             },
             None,
         )?;
-        Ok((
-            s.tracking.model_version(&name, number)?,
-            s.tracking.model(&name)?.0,
-        ))
+        version_answer(&s.tracking, &s.tracking.model_version(&name, number)?)
     })
     .await?;
-    Ok(Json(
-        json!({ "model_version": version_json(&v, &m.aliases) }),
-    ))
+    Ok(Json(doc))
 }
 
 async fn get_model_version(
@@ -1234,16 +1230,10 @@ async fn get_model_version(
 ) -> Answer {
     let name = required(&q, "name")?.to_string();
     let version = version_number(q.get("version").map(|v| J::String(v.clone())).as_ref())?;
-    let (v, m) = blocking(move || {
-        Ok((
-            s.tracking.model_version(&name, version)?,
-            s.tracking.model(&name)?.0,
-        ))
-    })
-    .await?;
-    Ok(Json(
-        json!({ "model_version": version_json(&v, &m.aliases) }),
-    ))
+    let doc =
+        blocking(move || version_answer(&s.tracking, &s.tracking.model_version(&name, version)?))
+            .await?;
+    Ok(Json(doc))
 }
 
 async fn model_version_uri(

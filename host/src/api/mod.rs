@@ -111,6 +111,17 @@ impl AppState {
     }
 }
 
+/// Runs tracking-store work off the async threads; its error becomes the API's own.
+async fn store_task<T: Send + 'static, E: From<crate::tracking::TrackingError>>(
+    f: impl FnOnce() -> Result<T, crate::tracking::TrackingError> + Send + 'static,
+) -> Result<T, E> {
+    use crate::tracking::TrackingError;
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| TrackingError::Storage("a store task failed".into()))?
+        .map_err(E::from)
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

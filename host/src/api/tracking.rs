@@ -60,9 +60,7 @@ impl From<TrackingError> for ApiError {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, TrackingError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    Ok(tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| TrackingError::Storage("a store task failed".into()))??)
+    super::store_task(f).await
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<J>, ApiError> {
@@ -91,24 +89,7 @@ async fn output(
     State(s): State<AppState>,
     Path((id, step, name)): Path<(String, String, String)>,
 ) -> Result<Json<J>, ApiError> {
-    let value = blocking(move || {
-        let run = s.tracking.run(&id)?;
-        let st = run.steps.iter().find(|x| x.id == step).ok_or_else(|| {
-            TrackingError::NotFound(format!("run {} has no step `{step}`", run.id))
-        })?;
-        let out = st.outputs.iter().find(|o| o.name == name).ok_or_else(|| {
-            let names: Vec<&str> = st.outputs.iter().map(|o| o.name.as_str()).collect();
-            TrackingError::NotFound(format!(
-                "step `{step}` of run {} has no output `{name}` (it has: {})",
-                run.id,
-                names.join(", ")
-            ))
-        })?;
-        s.tracking
-            .value(&out.digest)
-            .map_err(|e| TrackingError::Storage(format!("{e:#}")))
-    })
-    .await?;
+    let value = blocking(move || s.tracking.run_output(&id, &step, &name)).await?;
     Ok(Json(crate::value::to_json(&value)))
 }
 

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{Ctx, emit};
+use super::{Ctx, emit, emit_json};
 use crate::registry::sign;
 
 #[derive(Debug, Subcommand)]
@@ -56,10 +56,7 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<ExitCode> {
         KeyCommand::List { json } => {
             let keys = registry.keys()?;
             if json {
-                emit(&format!(
-                    "{}\n",
-                    serde_json::to_string_pretty(&json!(keys))?
-                ))?;
+                emit_json(&json!(keys))?;
             } else {
                 let lines: String = keys
                     .iter()

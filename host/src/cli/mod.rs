@@ -238,6 +238,11 @@ pub(crate) fn emit(text: &str) -> Result<()> {
     }
 }
 
+/// Writes a document to stdout as pretty JSON, one trailing newline.
+pub(crate) fn emit_json<T: serde::Serialize + ?Sized>(doc: &T) -> Result<()> {
+    emit(&format!("{}\n", serde_json::to_string_pretty(doc)?))
+}
+
 fn default_data_dir() -> PathBuf {
     std::env::home_dir()
         .map(|h| h.join(".kiln"))

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value as J, json};
 
-use super::{Ctx as Context, emit};
+use super::{Ctx as Context, emit, emit_json};
 use crate::{
     bindings::{Check, Descriptor, NamedValue, Severity, Value, WIT_PACKAGE},
     engine::{CacheOutcome, Limits},
@@ -112,7 +112,7 @@ fn inspect(ctx: &Context, file: &str, as_json: bool, role: Option<Role>) -> Resu
             "describe": descriptor_json(&descriptor),
             "artifact_cache": cache_name(plugin.cache_outcome()),
         });
-        emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+        emit_json(&doc)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut o = String::new();
@@ -163,29 +163,16 @@ fn print_ports(o: &mut String, title: &str, ports: &[crate::bindings::Port]) {
             o,
             "    {} ({}{opt}): {}",
             p.name,
-            kind_str(p.kind),
+            crate::value::value_kind_name(p.kind),
             p.description
         );
-    }
-}
-
-fn kind_str(k: crate::bindings::ValueKind) -> &'static str {
-    use crate::bindings::ValueKind as K;
-    match k {
-        K::Tensor => "tensor",
-        K::Table => "table",
-        K::Scalar => "scalar",
-        K::Text => "text",
-        K::Bytes => "bytes",
-        K::Json => "json",
-        K::Any => "any",
     }
 }
 
 pub(crate) fn descriptor_json(d: &Descriptor) -> J {
     let ports = |ps: &[crate::bindings::Port]| {
         ps.iter()
-            .map(|p| json!({"name": p.name, "kind": kind_str(p.kind), "optional": p.optional, "description": p.description}))
+            .map(|p| json!({"name": p.name, "kind": crate::value::value_kind_name(p.kind), "optional": p.optional, "description": p.description}))
             .collect::<Vec<_>>()
     };
     json!({
@@ -400,7 +387,7 @@ fn print_json(plugin: &Plugin, p: &Produced, elapsed: Duration) -> Result<()> {
         "logs": p.logs.iter().map(|l| json!({"level": crate::host_impl::level_name(l.level), "message": l.message})).collect::<Vec<_>>(),
         "tracking": tracking_json(&p.tracking),
     });
-    emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))
+    emit_json(&doc)
 }
 
 fn print_text(plugin: &Plugin, p: &Produced, elapsed: Duration) -> Result<()> {

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{Ctx, emit};
+use super::{Ctx, emit, emit_json};
 use crate::{
     plugin::Role,
     registry::{Manifest, VersionRecord, resolve::parse_spec},
@@ -182,7 +182,7 @@ pub fn publish(ctx: &Ctx, args: PublishArgs) -> Result<ExitCode> {
     let registry = ctx.registry()?;
     let record = registry.publish(&manifest, &bytes, &key)?;
     if args.json {
-        emit(&format!("{}\n", serde_json::to_string_pretty(&record)?))?;
+        emit_json(&record)?;
     } else {
         emit(&format!(
             "published {} ({}, {} bytes, sha256:{}) from {}, signed by key {}\n",
@@ -213,7 +213,7 @@ pub fn search(ctx: &Ctx, words: Vec<String>, as_json: bool) -> Result<ExitCode> 
             .iter()
             .map(|(p, latest)| json!({"name": p.name, "role": p.role, "description": p.description, "keywords": p.keywords, "latest": latest}))
             .collect();
-        emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+        emit_json(&doc)?;
     } else if rows.is_empty() {
         emit("no plugins match\n")?;
     } else {
@@ -249,7 +249,7 @@ pub fn info(ctx: &Ctx, spec: &str, as_json: bool) -> Result<ExitCode> {
             "resolved": chosen,
             "versions": versions.iter().map(|v| json!({"version": v.version, "digest": v.digest, "yanked": v.yanked})).collect::<Vec<_>>(),
         });
-        emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+        emit_json(&doc)?;
         return Ok(ExitCode::SUCCESS);
     }
     let m = &chosen.manifest;
@@ -302,7 +302,7 @@ pub fn registry(ctx: &Ctx, cmd: RegistryCommand) -> Result<ExitCode> {
         RegistryCommand::Verify { json: as_json } => {
             let report = ctx.registry()?.verify()?;
             if as_json {
-                emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+                emit_json(&report)?;
             } else {
                 let mut text = format!(
                     "{} events, {} versions, {} blobs: {}\n",

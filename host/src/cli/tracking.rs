@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value as J, json};
 
 use super::{
-    Ctx, emit,
+    Ctx, emit, emit_json,
     workflow::{format_ms, short},
 };
 use crate::tracking::{
@@ -137,7 +137,7 @@ impl Remote {
     }
 }
 
-fn field<T: DeserializeOwned>(mut doc: J, name: &str) -> Result<T> {
+fn field<T: DeserializeOwned>(doc: &mut J, name: &str) -> Result<T> {
     serde_json::from_value(doc[name].take())
         .with_context(|| format!("the server's answer has no valid `{name}`"))
 }
@@ -153,7 +153,7 @@ impl Source {
     fn runs(&self) -> Result<Vec<RunSummary>> {
         match self {
             Source::Local(s) => Ok(s.runs()?.iter().map(RunSummary::from).collect()),
-            Source::Remote(r) => field(r.call("GET", "/v1/runs", None)?, "runs"),
+            Source::Remote(r) => field(&mut r.call("GET", "/v1/runs", None)?, "runs"),
         }
     }
 
@@ -167,27 +167,7 @@ impl Source {
     /// One output of a run, as a value document.
     fn output(&self, id: &str, step: &str, name: &str) -> Result<J> {
         match self {
-            Source::Local(s) => {
-                let r = s.run(id)?;
-                let st = r
-                    .steps
-                    .iter()
-                    .find(|s| s.id == step)
-                    .with_context(|| format!("run {} has no step `{step}`", r.id))?;
-                let o = st
-                    .outputs
-                    .iter()
-                    .find(|o| o.name == name)
-                    .with_context(|| {
-                        let names: Vec<&str> = st.outputs.iter().map(|o| o.name.as_str()).collect();
-                        format!(
-                            "step `{step}` of run {} has no output `{name}` (it has: {})",
-                            r.id,
-                            names.join(", ")
-                        )
-                    })?;
-                Ok(crate::value::to_json(&s.value(&o.digest)?))
-            }
+            Source::Local(s) => Ok(crate::value::to_json(&s.run_output(id, step, name)?)),
             Source::Remote(r) => r.call(
                 "GET",
                 &format!("/v1/runs/{}/outputs/{}/{}", seg(id), seg(step), seg(name)),
@@ -199,7 +179,7 @@ impl Source {
     fn models(&self) -> Result<Vec<ModelRecord>> {
         match self {
             Source::Local(s) => Ok(s.models()?),
-            Source::Remote(r) => field(r.call("GET", "/v1/models", None)?, "models"),
+            Source::Remote(r) => field(&mut r.call("GET", "/v1/models", None)?, "models"),
         }
     }
 
@@ -207,8 +187,8 @@ impl Source {
         match self {
             Source::Local(s) => Ok(s.model(name)?),
             Source::Remote(r) => {
-                let doc: J = r.call("GET", &format!("/v1/models/{}", seg(name)), None)?;
-                Ok((field(doc.clone(), "model")?, field(doc, "versions")?))
+                let mut doc: J = r.call("GET", &format!("/v1/models/{}", seg(name)), None)?;
+                Ok((field(&mut doc, "model")?, field(&mut doc, "versions")?))
             }
         }
     }
@@ -217,7 +197,7 @@ impl Source {
         match self {
             Source::Local(s) => Ok(s.set_alias(model, alias, version)?),
             Source::Remote(r) => field(
-                r.call(
+                &mut r.call(
                     "PUT",
                     &format!("/v1/models/{}/aliases/{}", seg(model), seg(alias)),
                     Some(json!({ "version": version })),
@@ -248,7 +228,7 @@ impl Source {
                     .map(|a| format!("?alias={}", seg(a)))
                     .unwrap_or_default();
                 let path = format!("/v1/models/{}/alias-history{query}", seg(model));
-                field(r.call("GET", &path, None)?, "events")
+                field(&mut r.call("GET", &path, None)?, "events")
             }
         }
     }
@@ -257,7 +237,7 @@ impl Source {
         match self {
             Source::Local(s) => Ok(s.rollback_alias(model, alias)?),
             Source::Remote(r) => field(
-                r.call(
+                &mut r.call(
                     "POST",
                     &format!("/v1/models/{}/aliases/{}/rollback", seg(model), seg(alias)),
                     None,
@@ -275,7 +255,7 @@ pub fn runs(ctx: &Ctx, cmd: RunsCommand) -> Result<ExitCode> {
         RunsCommand::List { json } => {
             let runs = source.runs()?;
             if json {
-                emit(&format!("{}\n", serde_json::to_string_pretty(&runs)?))?;
+                emit_json(&runs)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut o = String::new();
@@ -318,12 +298,12 @@ pub fn runs(ctx: &Ctx, cmd: RunsCommand) -> Result<ExitCode> {
                 .split_once('.')
                 .with_context(|| format!("`{output}` must be step.output"))?;
             let value = source.output(&id, step, name)?;
-            emit(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
+            emit_json(&value)?;
         }
         RunsCommand::Show { id, json } => {
             let r = source.run(&id)?;
             if json {
-                emit(&format!("{}\n", serde_json::to_string_pretty(&r)?))?;
+                emit_json(&r)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut o = String::new();
@@ -399,7 +379,7 @@ pub fn model(ctx: &Ctx, cmd: ModelCommand) -> Result<ExitCode> {
         ModelCommand::List { json } => {
             let models = source.models()?;
             if json {
-                emit(&format!("{}\n", serde_json::to_string_pretty(&models)?))?;
+                emit_json(&models)?;
             } else {
                 let mut o = String::new();
                 for m in &models {
@@ -418,7 +398,7 @@ pub fn model(ctx: &Ctx, cmd: ModelCommand) -> Result<ExitCode> {
             let (m, versions) = source.model(&name)?;
             if json {
                 let doc = serde_json::json!({"model": m, "versions": versions});
-                emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+                emit_json(&doc)?;
             } else {
                 let mut o = String::new();
                 out!(o, "model {}", m.name);
@@ -490,7 +470,7 @@ fn alias(source: &Source, cmd: AliasCommand) -> Result<ExitCode> {
         AliasCommand::History { model, alias, json } => {
             let events = source.alias_history(&model, alias.as_deref())?;
             if json {
-                emit(&format!("{}\n", serde_json::to_string_pretty(&events)?))?;
+                emit_json(&events)?;
             } else {
                 let mut o = String::new();
                 for e in &events {

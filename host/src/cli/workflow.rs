@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::{Ctx, emit};
+use super::{Ctx, emit, emit_json};
 use crate::{
     tracking::{RunRecord, Status, Store},
     workflow::{
@@ -63,7 +63,7 @@ pub fn validate(ctx: &Ctx, workflow: &Path, json: bool) -> Result<ExitCode> {
     match prepare(workflow, &resolver, false) {
         Ok(p) => {
             if json {
-                emit(&format!("{}\n", serde_json::to_string_pretty(&p.plan)?))?;
+                emit_json(&p.plan)?;
             } else {
                 emit(&format!(
                     "{}: workflow `{}` is valid: {} steps\n",
@@ -82,7 +82,7 @@ fn report_invalid(e: PrepareError, json: bool) -> Result<ExitCode> {
     match e {
         PrepareError::Invalid(d) => {
             if json {
-                emit(&format!("{}\n", serde_json::to_string_pretty(&d)?))?;
+                emit_json(&d)?;
             } else {
                 let n = d.0.len();
                 eprintln!("{d}");
@@ -118,7 +118,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode> {
     };
     let run = run_prepared(ctx, prepared.plan, prepared.plugins, opts, args.json)?;
     if args.json {
-        emit(&format!("{}\n", serde_json::to_string_pretty(&run)?))?;
+        emit_json(&run)?;
     } else {
         emit(&summary(&run))?;
     }
@@ -495,7 +495,7 @@ pub fn replay(ctx: &Ctx, id: &str, jobs: Option<usize>, json: bool) -> Result<Ex
             "reproduced": same,
             "steps": rows.iter().map(|(s, v)| serde_json::json!({"step": s, "result": v})).collect::<Vec<_>>(),
         });
-        emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+        emit_json(&doc)?;
     } else {
         let mut o = String::new();
         let w = rows.iter().map(|(s, _)| s.len()).max().unwrap_or(4);

@@ -267,6 +267,24 @@ impl Store {
         }
     }
 
+    /// One output of a run (`id` as for [`run`](Self::run)), read from the store.
+    pub fn run_output(&self, id: &str, step: &str, name: &str) -> Result<Value, TrackingError> {
+        let run = self.run(id)?;
+        let st = run.steps.iter().find(|x| x.id == step).ok_or_else(|| {
+            TrackingError::NotFound(format!("run {} has no step `{step}`", run.id))
+        })?;
+        let out = st.outputs.iter().find(|o| o.name == name).ok_or_else(|| {
+            let names: Vec<&str> = st.outputs.iter().map(|o| o.name.as_str()).collect();
+            TrackingError::NotFound(format!(
+                "step `{step}` of run {} has no output `{name}` (it has: {})",
+                run.id,
+                names.join(", ")
+            ))
+        })?;
+        self.value(&out.digest)
+            .map_err(|e| TrackingError::Storage(format!("{e:#}")))
+    }
+
     /// Every run, oldest first.
     pub fn runs(&self) -> Result<Vec<RunRecord>> {
         let txn = self.db.begin_read()?;
