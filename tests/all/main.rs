@@ -188,36 +188,19 @@ impl Server {
             .build()
             .into();
         let url = format!("{}{path}", self.url);
-        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut request = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(t) = token {
+            request = request.header("Authorization", format!("Bearer {t}"));
+        }
+        // GET and DELETE go without a body; anything else sends one, as JSON.
         let response = match method {
-            "GET" => {
-                let mut req = agent.get(&url);
-                if let Some(a) = &auth {
-                    req = req.header("Authorization", a);
-                }
-                req.call()
-            }
-            "DELETE" => {
-                let mut req = agent.delete(&url);
-                if let Some(a) = &auth {
-                    req = req.header("Authorization", a);
-                }
-                req.call()
-            }
-            "PUT" => {
-                let mut req = agent.put(&url).header("Content-Type", "application/json");
-                if let Some(a) = &auth {
-                    req = req.header("Authorization", a);
-                }
-                req.send(body.unwrap_or_default().as_slice())
-            }
-            _ => {
-                let mut req = agent.post(&url).header("Content-Type", "application/json");
-                if let Some(a) = &auth {
-                    req = req.header("Authorization", a);
-                }
-                req.send(body.unwrap_or_default().as_slice())
-            }
+            "GET" | "DELETE" => agent.run(request.body(()).unwrap()),
+            _ => agent.run(
+                request
+                    .header("Content-Type", "application/json")
+                    .body(body.unwrap_or_default())
+                    .unwrap(),
+            ),
         };
         let mut response = response.unwrap();
         let status = response.status().as_u16();

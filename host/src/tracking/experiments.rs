@@ -328,6 +328,18 @@ fn change_batch(
     append_points(run, txn, run_id, metrics)
 }
 
+/// A tracked run as its table holds it, or NotFound.
+fn decode_run(got: Option<redb::AccessGuard<'_, &[u8]>>, run_id: &str) -> Result<TrackedRun> {
+    match got {
+        Some(v) => Ok(serde_json::from_slice(v.value())?),
+        None => Err(no_run(run_id)),
+    }
+}
+
+fn no_run(run_id: &str) -> TrackingError {
+    TrackingError::NotFound(format!("no run with id `{run_id}`"))
+}
+
 /// Reads, changes and writes back one run inside `txn`.
 fn modify_run_in(
     txn: &redb::WriteTransaction,
@@ -335,14 +347,7 @@ fn modify_run_in(
     change: impl FnOnce(&mut TrackedRun, &redb::WriteTransaction) -> Result<()>,
 ) -> Result<TrackedRun> {
     let mut table = txn.open_table(TRACKED_RUNS)?;
-    let mut run: TrackedRun = match table.get(run_id)? {
-        Some(v) => serde_json::from_slice(v.value())?,
-        None => {
-            return Err(TrackingError::NotFound(format!(
-                "no run with id `{run_id}`"
-            )));
-        }
-    };
+    let mut run = decode_run(table.get(run_id)?, run_id)?;
     change(&mut run, txn)?;
     table.insert(run_id, serde_json::to_vec(&run)?.as_slice())?;
     Ok(run)
@@ -642,12 +647,7 @@ impl Store {
     pub fn tracked_run(&self, run_id: &str) -> Result<TrackedRun> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(TRACKED_RUNS)?;
-        match table.get(run_id)? {
-            Some(v) => Ok(serde_json::from_slice(v.value())?),
-            None => Err(TrackingError::NotFound(format!(
-                "no run with id `{run_id}`"
-            ))),
-        }
+        decode_run(table.get(run_id)?, run_id)
     }
 
     /// Reads, changes and writes back one experiment.
@@ -829,9 +829,7 @@ impl Store {
     pub fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>> {
         let txn = self.db.begin_read()?;
         if txn.open_table(TRACKED_RUNS)?.get(run_id)?.is_none() {
-            return Err(TrackingError::NotFound(format!(
-                "no run with id `{run_id}`"
-            )));
+            return Err(no_run(run_id));
         }
         let chunks = txn.open_table(METRIC_CHUNKS)?;
         let mut out = Vec::new();

@@ -192,7 +192,8 @@ pub async fn execute(
     };
     writer.send(Write::Run(Box::new(run.clone())));
     writer.send(track_start(&store, &run)?);
-    let feed = Feed::start(&run.id, &plan.trackers, &plugins.trackers);
+    let feed = Feed::start(&run.id, &plan.trackers, &plugins.trackers)
+        .context("starting the trackers' threads")?;
     feed.send(vec![TrackerEvent::RunStarted(run.workflow.clone())]);
     on_event(&Event::Begun {
         run: run.id.clone(),

@@ -27,7 +27,11 @@ pub struct Feed {
 
 impl Feed {
     /// Starts one delivery thread per tracker.
-    pub fn start(run_id: &str, trackers: &[PlanStep], plugins: &[Arc<Plugin>]) -> Feed {
+    pub fn start(
+        run_id: &str,
+        trackers: &[PlanStep],
+        plugins: &[Arc<Plugin>],
+    ) -> std::io::Result<Feed> {
         let mut feed = Feed {
             senders: Vec::new(),
             threads: Vec::new(),
@@ -37,12 +41,11 @@ impl Feed {
             let (t, plugin, run_id) = (t.clone(), plugin.clone(), run_id.to_string());
             let thread = std::thread::Builder::new()
                 .name(format!("kiln-tracker-{}", t.id))
-                .spawn(move || deliver(&run_id, &t, &plugin, rx))
-                .expect("starting a tracker thread");
+                .spawn(move || deliver(&run_id, &t, &plugin, rx))?;
             feed.senders.push(tx);
             feed.threads.push(thread);
         }
-        feed
+        Ok(feed)
     }
 
     /// Whether any tracker listens (events need not be built otherwise).
