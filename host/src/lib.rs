@@ -13,6 +13,7 @@ pub mod engine;
 pub mod host_impl;
 pub mod plugin;
 pub mod registry;
+pub mod serving;
 pub mod tracking;
 pub mod value;
 pub mod workflow;

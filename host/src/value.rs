@@ -36,7 +36,7 @@ pub fn dtype_name(d: Dtype) -> &'static str {
     }
 }
 
-fn parse_dtype(s: &str) -> Result<Dtype> {
+pub fn parse_dtype(s: &str) -> Result<Dtype> {
     Ok(match s {
         "float32" => Dtype::Float32,
         "float64" => Dtype::Float64,
@@ -111,7 +111,7 @@ pub fn check_tensor(t: &Tensor) -> Result<usize> {
 }
 
 /// Tensor elements as JSON numbers (or booleans).
-fn tensor_elements(t: &Tensor) -> Vec<J> {
+pub fn tensor_elements(t: &Tensor) -> Vec<J> {
     let d = &t.data;
     fn arr<const N: usize>(c: &[u8]) -> [u8; N] {
         c.try_into().unwrap_or([0; N])

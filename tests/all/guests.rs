@@ -9,6 +9,7 @@ const SOURCES: &[&str] = &[
     include_str!("registry.rs"),
     include_str!("seed.rs"),
     include_str!("serve.rs"),
+    include_str!("serving.rs"),
 ];
 
 #[test]

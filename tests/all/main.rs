@@ -11,6 +11,7 @@ mod registry;
 mod sandbox;
 mod seed;
 mod serve;
+mod serving;
 mod tracking;
 mod workflows;
 
@@ -227,6 +228,26 @@ impl Server {
                 panic!("{path}: not JSON: {}", String::from_utf8_lossy(&bytes))
             }),
         )
+    }
+}
+
+impl Server {
+    /// Sends only the head of a POST that announces `length` bytes; returns what comes back.
+    pub fn head_only(&self, path: &str, length: usize) -> String {
+        use std::io::{Read as _, Write as _};
+        let addr = self.url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = stream.read(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer[..n]).into_owned()
     }
 }
 

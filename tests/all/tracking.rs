@@ -57,7 +57,7 @@ fn the_cli_reads_runs_and_moves_aliases_through_the_v1_api() {
     // The runner loaded the model before it was registered, and reported its signature.
     let signature = &remote["versions"][0]["signature"];
     assert_eq!(signature["inputs"][0]["name"], "features", "{signature}");
-    assert_eq!(signature["inputs"][0]["kind"], "table", "{signature}");
+    assert_eq!(signature["inputs"][0]["kind"], "any", "{signature}");
     assert_eq!(
         signature["outputs"][0]["name"], "predictions",
         "{signature}"

@@ -31,6 +31,31 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the body is larger than this route takes ({})",
+                bytesize::ByteSize(limit as u64).display().iec()
+            ),
+        )
+    }
+}
+
+/// A body that could not be read: too large, or cut off.
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(r: axum::extract::rejection::BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                r.body_text(),
+            )
+        } else {
+            Self::bad_request(r.body_text())
+        }
+    }
 }
 
 impl IntoResponse for ApiError {

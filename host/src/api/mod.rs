@@ -9,6 +9,8 @@
 mod error;
 mod marketplace;
 pub mod mlflow;
+mod oip;
+mod predict;
 mod tracking;
 
 use std::{sync::Arc, time::Duration};
@@ -33,6 +35,16 @@ pub struct ServerConfig {
     /// Seconds before a request is abandoned.
     #[serde(default = "default_timeout")]
     pub request_timeout_secs: u64,
+    /// The largest prediction body, in MiB (other bodies: [`MAX_BODY`]).
+    #[serde(default = "default_predict_body")]
+    pub max_predict_body_mib: usize,
+    /// Model serving: pools, queues, batching, per-model runners.
+    #[serde(default)]
+    pub serving: crate::serving::ServingConfig,
+}
+
+fn default_predict_body() -> usize {
+    16
 }
 
 fn default_timeout() -> u64 {
@@ -50,6 +62,7 @@ impl ServerConfig {
     /// Parses and checks a config file's text.
     pub fn parse(text: &str) -> anyhow::Result<ServerConfig> {
         let config: ServerConfig = toml::from_str(text)?;
+        config.serving.check()?;
         for t in &config.tokens {
             anyhow::ensure!(
                 t.token.len() >= 16,
@@ -73,6 +86,7 @@ pub struct AppState {
     pub host: Arc<PluginHost>,
     pub config: Arc<ServerConfig>,
     pub tracking: Arc<crate::tracking::Store>,
+    pub serving: Arc<crate::serving::Serving>,
 }
 
 impl AppState {
@@ -126,6 +140,34 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Refuses a request whose announced length passes `limit` before any of its body is
+/// read; a body without a length is cut off at the limit by [`DefaultBodyLimit`].
+async fn check_length(
+    limit: usize,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return ApiError::too_large(limit).into_response();
+    }
+    next.run(request).await
+}
+
+/// `router` with both body limits applied.
+fn with_limit(router: Router<AppState>, limit: usize) -> Router<AppState> {
+    router
+        .layer(axum::middleware::from_fn(move |r, n| {
+            check_length(limit, r, n)
+        }))
+        .layer(DefaultBodyLimit::max(limit))
+}
+
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs.max(1));
@@ -134,6 +176,15 @@ pub fn router(state: AppState) -> Router {
         .merge(marketplace::routes())
         .merge(mlflow::routes())
         .merge(tracking::routes())
+        .merge(with_limit(
+            Router::new()
+                .route(
+                    "/v1/models/{name}/{reference}/predict",
+                    axum::routing::post(predict::predict),
+                )
+                .merge(oip::routes()),
+            state.config.max_predict_body_mib.max(1) << 20,
+        ))
         .route(
             "/api/2.0/mlflow/{*rest}",
             axum::routing::any(|| async {
@@ -147,6 +198,9 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn(|r, n| {
+            check_length(MAX_BODY, r, n)
+        }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

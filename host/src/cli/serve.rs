@@ -27,11 +27,19 @@ pub fn serve(ctx: &Ctx, args: ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("in {}", path.display()))?,
         None => ServerConfig::default(),
     };
+    let (registry, host, tracking) = (ctx.registry()?, Arc::new(ctx.plugin_host()?), ctx.store()?);
+    let serving = Arc::new(crate::serving::Serving::new(
+        tracking.clone(),
+        host.clone(),
+        registry.clone(),
+        config.serving.clone(),
+    ));
     let state = AppState {
-        registry: ctx.registry()?,
-        host: Arc::new(ctx.plugin_host()?),
+        registry,
+        host,
         config: Arc::new(config),
-        tracking: ctx.store()?,
+        tracking,
+        serving,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

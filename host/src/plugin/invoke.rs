@@ -372,6 +372,11 @@ impl ModelInstance {
         }
     }
 
+    /// Whether the instance can still predict (it has not trapped).
+    pub fn usable(&self) -> bool {
+        self.model.is_some() && !self.poisoned
+    }
+
     /// The model's signature.
     pub fn metadata(&mut self) -> Result<ModelMetadata, PluginError> {
         self.call(|g, store, m| g.call_metadata(store, m))

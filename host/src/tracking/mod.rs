@@ -44,6 +44,9 @@ pub struct Store {
     db: Database,
     objects: PathBuf,
     path: PathBuf,
+    /// Bumped after every committed change of registered models, versions or aliases, so
+    /// a reader holding a resolution (serving's alias cache) knows when to look again.
+    models_generation: std::sync::atomic::AtomicU64,
 }
 
 fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
@@ -106,6 +109,7 @@ impl Store {
             db,
             objects: data_dir.join("objects"),
             path,
+            models_generation: std::sync::atomic::AtomicU64::new(0),
         };
         if !created {
             store.create_missing_tables()?;

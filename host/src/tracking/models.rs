@@ -102,6 +102,20 @@ fn move_alias(
 }
 
 impl Store {
+    /// Commits a change of models and tells readers of [`models_generation`](Self::models_generation).
+    fn commit_models(&self, txn: WriteTransaction) -> Result<()> {
+        txn.commit()?;
+        self.models_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// A number that changes after every committed change of models, versions or aliases.
+    pub fn models_generation(&self) -> u64 {
+        self.models_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Registers a new model name.
     pub fn create_model(
         &self,
@@ -127,7 +141,7 @@ impl Store {
             description: description.to_string(),
         };
         write_model(&txn, &m)?;
-        txn.commit()?;
+        self.commit_models(txn)?;
         Ok(m)
     }
 
@@ -183,7 +197,7 @@ impl Store {
             move_alias(&txn, &mut model, a, Some(latest))?;
         }
         write_model(&txn, &model)?;
-        txn.commit()?;
+        self.commit_models(txn)?;
         Ok((model.latest, true))
     }
 
@@ -237,7 +251,7 @@ impl Store {
         change(&mut m);
         m.updated_ms = crate::now_ms();
         write_model(&txn, &m)?;
-        txn.commit()?;
+        self.commit_models(txn)?;
         Ok(m)
     }
 
@@ -257,7 +271,7 @@ impl Store {
         }
         let previous = move_alias(&txn, &mut m, alias, Some(version))?;
         write_model(&txn, &m)?;
-        txn.commit()?;
+        self.commit_models(txn)?;
         Ok(previous)
     }
 
@@ -272,7 +286,7 @@ impl Store {
         }
         move_alias(&txn, &mut m, alias, None)?;
         write_model(&txn, &m)?;
-        txn.commit()?;
+        self.commit_models(txn)?;
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 
 use kiln_sdk::{
     Column, Config, Descriptor, Error, Inputs, Model, ModelMetadata, ModelRunner, Outputs, Table,
-    ValueKind,
+    Value, ValueKind,
 };
 use ml_core::{ModelArtifact, ModelKind};
 
@@ -42,8 +42,12 @@ impl Model for Loaded {
         let mut meta = ModelMetadata::new()
             .input(
                 "features",
-                ValueKind::Table,
-                &format!("columns {}", m.features.join(", ")),
+                ValueKind::Any,
+                &format!(
+                    "a table with columns {}, or a [rows, {}] numeric tensor in that order",
+                    m.features.join(", "),
+                    m.features.len()
+                ),
             )
             .output(
                 "predictions",
@@ -61,10 +65,20 @@ impl Model for Loaded {
 
     fn predict(&self, mut inputs: Inputs) -> Result<Outputs, Error> {
         let m = &self.0;
-        let table = inputs.table("features")?;
-        table.check()?;
-        let (_, x) = table.numeric_columns(&m.features, &[])?;
-        let rows = table.num_rows();
+        let x = match inputs.take("features")? {
+            Value::Table(table) => {
+                table.check()?;
+                table.numeric_columns(&m.features, &[])?.1
+            }
+            Value::Tensor(t) => t.matrix_columns(m.features.len())?,
+            other => {
+                return Err(Error::invalid_input(format!(
+                    "`features` is a table or a tensor, not {}",
+                    other.kind_name()
+                )));
+            }
+        };
+        let rows = x.first().map_or(0, Vec::len);
         let columns = match m.kind {
             ModelKind::Linear => vec![Column::float64("prediction", m.predict_values(&x, rows))],
             ModelKind::Logistic => {

@@ -518,3 +518,38 @@ impl Check {
         self
     }
 }
+
+// Added after 0.1: kept at the end of the file, so the panic locations compiled into
+// the published plugins stay where they were.
+impl Tensor {
+    /// A row-major `[rows, columns]` numeric tensor as f64 columns (column-major), the
+    /// form [`Table::numeric_columns`] gives; `columns` is how many the caller expects.
+    pub fn matrix_columns(&self, columns: usize) -> Result<Vec<Vec<f64>>, Error> {
+        let (rows, cols) = match self.shape[..] {
+            [rows, cols] => (rows as usize, cols as usize),
+            _ => {
+                return Err(Error::invalid_input(format!(
+                    "a feature tensor has shape [rows, {columns}]; this one has {:?}",
+                    self.shape
+                )));
+            }
+        };
+        if cols != columns {
+            return Err(Error::invalid_input(format!(
+                "a feature tensor has {columns} columns; this one has {cols}"
+            )));
+        }
+        let flat = self.to_f64()?;
+        Ok((0..cols)
+            .map(|c| (0..rows).map(|r| flat[r * cols + c]).collect())
+            .collect())
+    }
+}
+
+impl ModelMetadata {
+    /// Declares an input the model can do without.
+    pub fn optional_input(mut self, name: &str, kind: ValueKind, description: &str) -> Self {
+        self.inputs.push(port(name, kind, true, description));
+        self
+    }
+}

@@ -1,0 +1,416 @@
+//! The Open Inference Protocol (v2) that KServe and Triton clients speak:
+//!
+//! - `GET /v2`, `GET /v2/health/live`, `GET /v2/health/ready`;
+//! - `GET /v2/models/{name}[/versions/{v}]` (metadata), `.../ready`;
+//! - `POST /v2/models/{name}[/versions/{v}]/infer`.
+//!
+//! `{name}` alone serves the version the server's default alias (`production`) points at,
+//! or else the latest version; `{v}` is a version number or an alias.
+//!
+//! Input tensors named after the model's inputs go to those inputs as tensors. Otherwise,
+//! for a model with one table input, each input tensor (shape `[n]` or `[n, 1]`) is one
+//! column of that table, as a pandas-style client sends them. Table outputs come back one
+//! output tensor per column.
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Path, State, rejection::BytesRejection},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use serde_json::{Value as J, json};
+
+use super::{ApiError, AppState, predict::sole_input};
+use crate::{
+    bindings::{
+        Column, ColumnData, Dtype, ModelMetadata, NamedValue, Port, Table, Tensor, Value, ValueKind,
+    },
+    serving::{Loaded, Reference},
+    value,
+};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2", get(server))
+        .route(
+            "/v2/health/live",
+            get(|| async { Json(json!({"live": true})) }),
+        )
+        .route(
+            "/v2/health/ready",
+            get(|| async { Json(json!({"ready": true})) }),
+        )
+        .route("/v2/models/{name}", get(metadata))
+        .route("/v2/models/{name}/ready", get(ready))
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/versions/{version}", get(metadata_of))
+        .route("/v2/models/{name}/versions/{version}/ready", get(ready_of))
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer_of))
+}
+
+async fn server() -> Json<J> {
+    Json(json!({
+        "name": "kiln",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": [],
+    }))
+}
+
+async fn load(
+    s: &AppState,
+    name: &str,
+    version: Option<&str>,
+) -> Result<std::sync::Arc<Loaded>, ApiError> {
+    let reference = version.map_or(Reference::Default, Reference::parse);
+    Ok(s.serving.get(name, &reference).await?)
+}
+
+async fn metadata(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<J>, ApiError> {
+    describe(&s, &name, None).await
+}
+
+async fn metadata_of(
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<J>, ApiError> {
+    describe(&s, &name, Some(&version)).await
+}
+
+async fn describe(s: &AppState, name: &str, version: Option<&str>) -> Result<Json<J>, ApiError> {
+    let loaded = load(s, name, version).await?;
+    let tracking = s.tracking.clone();
+    let model = name.to_string();
+    let (_, versions) = super::store_task::<_, ApiError>(move || tracking.model(&model)).await?;
+    let meta = &loaded.pool.metadata;
+    Ok(Json(json!({
+        "name": loaded.name,
+        "versions": versions.iter().map(|v| v.version.to_string()).collect::<Vec<_>>(),
+        "platform": format!("kiln-{}", loaded.backend.name()),
+        "inputs": meta.inputs.iter().map(port).collect::<Vec<_>>(),
+        "outputs": meta.outputs.iter().map(port).collect::<Vec<_>>(),
+        "parameters": {
+            "version": loaded.version.to_string(),
+            "properties": meta.properties.iter().map(|(k, v)| (k.clone(), J::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+        },
+    })))
+}
+
+/// A port as a tensor description: Kiln ports have kinds, not dtypes.
+fn port(p: &Port) -> J {
+    let (datatype, shape) = match p.kind {
+        ValueKind::Scalar => ("FP64", json!([1])),
+        ValueKind::Text | ValueKind::Json | ValueKind::Bytes => ("BYTES", json!([1])),
+        ValueKind::Tensor | ValueKind::Table | ValueKind::Any => ("FP64", json!([-1, -1])),
+    };
+    json!({
+        "name": p.name,
+        "datatype": datatype,
+        "shape": shape,
+        "parameters": {"kind": value::value_kind_name(p.kind), "description": p.description},
+    })
+}
+
+async fn ready(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<J>, ApiError> {
+    let loaded = load(&s, &name, None).await?;
+    Ok(Json(json!({"name": loaded.name, "ready": true})))
+}
+
+async fn ready_of(
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<J>, ApiError> {
+    let loaded = load(&s, &name, Some(&version)).await?;
+    Ok(Json(json!({"name": loaded.name, "ready": true})))
+}
+
+#[derive(Debug, Deserialize)]
+struct InferRequest {
+    #[serde(default)]
+    id: Option<String>,
+    inputs: Vec<InferInput>,
+    #[serde(default)]
+    outputs: Vec<RequestedOutput>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InferInput {
+    name: String,
+    shape: Vec<u64>,
+    datatype: String,
+    data: J,
+}
+
+#[derive(Debug, Deserialize)]
+struct RequestedOutput {
+    name: String,
+}
+
+async fn infer(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<J>, ApiError> {
+    run(&s, &name, None, &body?).await
+}
+
+async fn infer_of(
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<J>, ApiError> {
+    run(&s, &name, Some(&version), &body?).await
+}
+
+async fn run(
+    s: &AppState,
+    name: &str,
+    version: Option<&str>,
+    body: &[u8],
+) -> Result<Json<J>, ApiError> {
+    let request: InferRequest = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("not an inference request: {e}")))?;
+    let loaded = load(s, name, version).await?;
+    let inputs = decode(&request.inputs, &loaded.pool.metadata).map_err(ApiError::bad_request)?;
+    let outputs = loaded.pool.predict(inputs).await?;
+    let mut tensors: Vec<J> = outputs.iter().flat_map(encode).collect();
+    if !request.outputs.is_empty() {
+        let name_of = |t: &J| t["name"].as_str().unwrap_or_default().to_string();
+        for want in &request.outputs {
+            if !tensors.iter().any(|t| name_of(t) == want.name) {
+                return Err(ApiError::bad_request(format!(
+                    "the model has no output `{}`",
+                    want.name
+                )));
+            }
+        }
+        tensors.retain(|t| request.outputs.iter().any(|w| w.name == name_of(t)));
+    }
+    let mut answer = json!({
+        "model_name": loaded.name,
+        "model_version": loaded.version.to_string(),
+        "outputs": tensors,
+    });
+    if let Some(id) = request.id {
+        answer["id"] = J::String(id);
+    }
+    Ok(Json(answer))
+}
+
+/// Every element of nested lists, in row-major order.
+fn flatten<'a>(j: &'a J, out: &mut Vec<&'a J>) {
+    match j {
+        J::Array(items) => items.iter().for_each(|i| flatten(i, out)),
+        other => out.push(other),
+    }
+}
+
+fn elements(input: &InferInput) -> Result<Vec<&J>, String> {
+    let mut out = Vec::new();
+    flatten(&input.data, &mut out);
+    let want = input
+        .shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| format!("input `{}`: the shape overflows", input.name))?;
+    if out.len() as u64 != want {
+        return Err(format!(
+            "input `{}` has {} elements; its shape {:?} needs {want}",
+            input.name,
+            out.len(),
+            input.shape
+        ));
+    }
+    Ok(out)
+}
+
+fn decode(inputs: &[InferInput], meta: &ModelMetadata) -> Result<Vec<NamedValue>, String> {
+    let is_port = |n: &str| meta.inputs.iter().any(|p| p.name == n);
+    if !inputs.is_empty() && inputs.iter().all(|i| is_port(&i.name)) {
+        return inputs
+            .iter()
+            .map(|i| {
+                Ok(NamedValue {
+                    name: i.name.clone(),
+                    value: tensor(i)?,
+                })
+            })
+            .collect();
+    }
+    // Each input a column of the model's one table input.
+    let target = sole_input(meta)?;
+    let mut rows = None;
+    let columns = inputs
+        .iter()
+        .map(|i| {
+            let n = match i.shape[..] {
+                [n] | [n, 1] => n,
+                _ => {
+                    return Err(format!(
+                        "input `{}` is not an input of the model ({target}), so it is taken as a \
+                         column of `{target}`: its shape is [rows] or [rows, 1], not {:?}",
+                        i.name, i.shape
+                    ));
+                }
+            };
+            if *rows.get_or_insert(n) != n {
+                return Err(format!(
+                    "input `{}` differs in rows from the others",
+                    i.name
+                ));
+            }
+            column(i)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(vec![NamedValue {
+        name: target.to_string(),
+        value: Value::Table(Table { columns }),
+    }])
+}
+
+fn bad_element(input: &InferInput) -> String {
+    format!(
+        "input `{}` holds an element that is not {}",
+        input.name, input.datatype
+    )
+}
+
+fn column(input: &InferInput) -> Result<Column, String> {
+    let items = elements(input)?;
+    let bad = || bad_element(input);
+    let data = match input.datatype.as_str() {
+        "FP32" | "FP64" => ColumnData::Float64(
+            items
+                .iter()
+                .map(|j| j.as_f64().ok_or_else(bad))
+                .collect::<Result<_, _>>()?,
+        ),
+        "INT8" | "INT16" | "INT32" | "INT64" | "UINT8" | "UINT16" | "UINT32" => ColumnData::Int64(
+            items
+                .iter()
+                .map(|j| j.as_i64().ok_or_else(bad))
+                .collect::<Result<_, _>>()?,
+        ),
+        "BOOL" => ColumnData::Boolean(
+            items
+                .iter()
+                .map(|j| j.as_bool().ok_or_else(bad))
+                .collect::<Result<_, _>>()?,
+        ),
+        "BYTES" => ColumnData::Text(
+            items
+                .iter()
+                .map(|j| j.as_str().map(String::from).ok_or_else(bad))
+                .collect::<Result<_, _>>()?,
+        ),
+        other => return Err(unsupported(other)),
+    };
+    Ok(Column {
+        name: input.name.clone(),
+        data,
+        valid: None,
+    })
+}
+
+fn unsupported(datatype: &str) -> String {
+    format!("datatype {datatype} is not supported (BOOL, UINT8, INT32, INT64, FP32, FP64, BYTES)")
+}
+
+fn tensor(input: &InferInput) -> Result<Value, String> {
+    let items = elements(input)?;
+    let bad = || bad_element(input);
+    let dtype = match input.datatype.as_str() {
+        "BYTES" => {
+            return match items[..] {
+                [J::String(s)] => Ok(Value::Text(s.clone())),
+                _ => Err(format!(
+                    "input `{}`: BYTES is taken as one text",
+                    input.name
+                )),
+            };
+        }
+        "BOOL" => Dtype::Boolean,
+        "UINT8" => Dtype::Uint8,
+        "INT32" => Dtype::Int32,
+        "INT64" => Dtype::Int64,
+        "FP32" => Dtype::Float32,
+        "FP64" => Dtype::Float64,
+        other => return Err(unsupported(other)),
+    };
+    let mut data = Vec::with_capacity(items.len() * value::dtype_size(dtype));
+    for j in items {
+        match dtype {
+            Dtype::Boolean => data.push(u8::from(j.as_bool().ok_or_else(bad)?)),
+            Dtype::Uint8 => data.push(
+                j.as_u64()
+                    .and_then(|x| u8::try_from(x).ok())
+                    .ok_or_else(bad)?,
+            ),
+            Dtype::Int32 => data.extend_from_slice(
+                &j.as_i64()
+                    .and_then(|x| i32::try_from(x).ok())
+                    .ok_or_else(bad)?
+                    .to_le_bytes(),
+            ),
+            Dtype::Int64 => data.extend_from_slice(&j.as_i64().ok_or_else(bad)?.to_le_bytes()),
+            Dtype::Float32 => {
+                data.extend_from_slice(&(j.as_f64().ok_or_else(bad)? as f32).to_le_bytes())
+            }
+            Dtype::Float64 => data.extend_from_slice(&j.as_f64().ok_or_else(bad)?.to_le_bytes()),
+        }
+    }
+    Ok(Value::Tensor(Tensor {
+        dtype,
+        shape: input.shape.clone(),
+        data,
+    }))
+}
+
+fn datatype(d: Dtype) -> &'static str {
+    match d {
+        Dtype::Float32 => "FP32",
+        Dtype::Float64 => "FP64",
+        Dtype::Int32 => "INT32",
+        Dtype::Int64 => "INT64",
+        Dtype::Uint8 => "UINT8",
+        Dtype::Boolean => "BOOL",
+    }
+}
+
+/// An output as v2 output tensors: one per column of a table.
+fn encode(o: &NamedValue) -> Vec<J> {
+    let one = |name: &str, datatype: &str, shape: J, data: J| json!({"name": name, "datatype": datatype, "shape": shape, "data": data});
+    match &o.value {
+        Value::Table(t) => t
+            .columns
+            .iter()
+            .map(|c| {
+                let dt = match c.data {
+                    ColumnData::Float64(_) => "FP64",
+                    ColumnData::Int64(_) => "INT64",
+                    ColumnData::Text(_) => "BYTES",
+                    ColumnData::Boolean(_) => "BOOL",
+                };
+                let cells = super::predict::cells(c);
+                one(&c.name, dt, json!([cells.len()]), J::Array(cells))
+            })
+            .collect(),
+        Value::Tensor(t) => vec![one(
+            &o.name,
+            datatype(t.dtype),
+            json!(t.shape),
+            J::Array(value::tensor_elements(t)),
+        )],
+        Value::Scalar(x) => vec![one(&o.name, "FP64", json!([1]), json!([x]))],
+        Value::Text(s) | Value::Json(s) => vec![one(&o.name, "BYTES", json!([1]), json!([s]))],
+        other => vec![one(
+            &o.name,
+            "BYTES",
+            json!([1]),
+            json!([value::to_json(other).to_string()]),
+        )],
+    }
+}

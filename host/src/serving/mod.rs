@@ -1,0 +1,473 @@
+//! Model serving: registered model versions, each loaded into a [`Pool`] of warm
+//! model-runner instances, found by version number or alias.
+//!
+//! Owns which versions are loaded and what an alias points at for traffic. An alias is
+//! read from the tracking store once and cached until the store's models generation
+//! changes, so a request costs one atomic load to know it still holds; after an alias
+//! moves, the next request goes to the new version while requests already queued on the
+//! old one finish there (no request fails over a switch). At most `max_loaded` versions
+//! stay loaded; the least recently used beyond that is unloaded once its requests finish.
+//!
+//! It never speaks HTTP (that is `api::serving`) and never changes the model registry.
+
+pub mod native;
+mod pool;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+pub use pool::{Pool, PoolOptions, PoolStats, Runner, ServeError};
+
+use crate::{
+    bindings::Value,
+    engine::Limits,
+    plugin::{CallOptions, PluginHost},
+    registry::Registry,
+    tracking::{ModelVersion, Store},
+    workflow::plan::Resolver,
+};
+
+/// Where a model's code runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The model-runner plugin, sandboxed.
+    #[default]
+    Wasm,
+    /// The runner's native twin in the host (see [`native`]).
+    Native,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Wasm => "wasm",
+            Backend::Native => "native",
+        }
+    }
+}
+
+/// `[serving]` in `kiln-server.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServingConfig {
+    /// Warm instances per loaded model version (each has a worker thread).
+    #[serde(default = "default_instances")]
+    pub instances: usize,
+    /// Requests that may wait per model version; beyond that the answer is 429.
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+    /// Dynamic batching: the most requests merged into one predict call (1 turns it off).
+    #[serde(default = "one")]
+    pub max_batch: usize,
+    /// Dynamic batching: how long a worker waits for a batch to fill, in microseconds.
+    #[serde(default)]
+    pub max_delay_us: u64,
+    /// One predict call's deadline, in milliseconds.
+    #[serde(default = "default_predict_timeout")]
+    pub predict_timeout_ms: u64,
+    /// The most memory one instance may use, in MiB.
+    #[serde(default = "default_memory")]
+    pub memory_mib: u64,
+    /// Model versions kept loaded at once.
+    #[serde(default = "default_loaded")]
+    pub max_loaded: usize,
+    /// What `/v2/models/{name}` serves: this alias, or the latest version without it.
+    #[serde(default = "default_alias")]
+    pub default_alias: String,
+    /// Per-model settings, by registered model name.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelServing>,
+}
+
+/// `[serving.models.NAME]`: what differs for one model.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelServing {
+    #[serde(default)]
+    pub runner: Backend,
+    pub instances: Option<usize>,
+    pub queue: Option<usize>,
+    pub max_batch: Option<usize>,
+    pub max_delay_us: Option<u64>,
+}
+
+fn default_instances() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+fn default_queue() -> usize {
+    256
+}
+fn one() -> usize {
+    1
+}
+fn default_predict_timeout() -> u64 {
+    10_000
+}
+fn default_memory() -> u64 {
+    256
+}
+fn default_loaded() -> usize {
+    16
+}
+fn default_alias() -> String {
+    "production".into()
+}
+
+impl Default for ServingConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every serving setting has a default")
+    }
+}
+
+impl ServingConfig {
+    /// Checks the settings' ranges.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let all = std::iter::once((
+            "[serving]",
+            Some(self.instances),
+            Some(self.queue),
+            Some(self.max_batch),
+        ))
+        .chain(
+            self.models
+                .iter()
+                .map(|(n, m)| (n.as_str(), m.instances, m.queue, m.max_batch)),
+        );
+        for (at, instances, queue, batch) in all {
+            anyhow::ensure!(
+                instances.is_none_or(|n| (1..=256).contains(&n)),
+                "{at}: instances is 1 to 256"
+            );
+            anyhow::ensure!(
+                queue.is_none_or(|n| (1..=1_000_000).contains(&n)),
+                "{at}: queue is 1 to 1000000"
+            );
+            anyhow::ensure!(
+                batch.is_none_or(|n| (1..=4096).contains(&n)),
+                "{at}: max_batch is 1 to 4096"
+            );
+        }
+        anyhow::ensure!(self.max_loaded >= 1, "[serving]: max_loaded is at least 1");
+        Ok(())
+    }
+
+    fn options(&self, model: &str) -> (Backend, PoolOptions) {
+        let m = self.models.get(model).cloned().unwrap_or_default();
+        (
+            m.runner,
+            PoolOptions {
+                instances: m.instances.unwrap_or(self.instances),
+                queue: m.queue.unwrap_or(self.queue),
+                max_batch: m.max_batch.unwrap_or(self.max_batch),
+                max_delay: Duration::from_micros(m.max_delay_us.unwrap_or(self.max_delay_us)),
+            },
+        )
+    }
+}
+
+/// Which version of a model a request names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    Version(u64),
+    Alias(String),
+    /// The default alias, or the latest version.
+    Default,
+}
+
+impl Reference {
+    /// A version number, or else an alias.
+    pub fn parse(text: &str) -> Reference {
+        match text.parse() {
+            Ok(v) => Reference::Version(v),
+            Err(_) => Reference::Alias(text.to_string()),
+        }
+    }
+}
+
+/// A model version loaded for serving.
+pub struct Loaded {
+    pub name: String,
+    pub version: u64,
+    pub backend: Backend,
+    pub record: ModelVersion,
+    pub pool: Pool,
+}
+
+#[derive(Clone)]
+struct Slot {
+    cell: Arc<OnceCell<Arc<Loaded>>>,
+    used: Arc<AtomicU64>,
+}
+
+/// alias → (the models generation it was read at, the version it pointed at).
+type AliasCache = HashMap<String, (u64, u64)>;
+
+/// The alias key under which [`Reference::Default`] is cached.
+const DEFAULT_KEY: &str = "";
+
+/// Every loaded model version, and the aliases that lead to them.
+pub struct Serving {
+    store: Arc<Store>,
+    host: Arc<PluginHost>,
+    registry: Arc<Registry>,
+    config: ServingConfig,
+    /// model → alias → (models generation, version).
+    aliases: RwLock<HashMap<String, AliasCache>>,
+    /// model → version → slot.
+    pools: RwLock<HashMap<String, HashMap<u64, Slot>>>,
+    clock: AtomicU64,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Serving {
+    pub fn new(
+        store: Arc<Store>,
+        host: Arc<PluginHost>,
+        registry: Arc<Registry>,
+        config: ServingConfig,
+    ) -> Serving {
+        Serving {
+            store,
+            host,
+            registry,
+            config,
+            aliases: RwLock::default(),
+            pools: RwLock::default(),
+            clock: AtomicU64::new(0),
+        }
+    }
+
+    pub fn config(&self) -> &ServingConfig {
+        &self.config
+    }
+
+    /// The loaded version a request names, loading it on first use.
+    pub async fn get(&self, name: &str, reference: &Reference) -> Result<Arc<Loaded>, ServeError> {
+        let version = match reference {
+            Reference::Version(v) => *v,
+            Reference::Alias(a) => self.alias_version(name, a)?,
+            Reference::Default => self.alias_version(name, DEFAULT_KEY)?,
+        };
+        self.load(name, version).await
+    }
+
+    /// The version an alias points at now (cached until the registry changes).
+    fn alias_version(&self, name: &str, alias: &str) -> Result<u64, ServeError> {
+        let generation = self.store.models_generation();
+        if let Some(&(g, v)) = read(&self.aliases).get(name).and_then(|m| m.get(alias))
+            && g == generation
+        {
+            return Ok(v);
+        }
+        let not_found = |e: crate::tracking::TrackingError| ServeError::NotFound(e.to_string());
+        let version = if alias == DEFAULT_KEY {
+            let (m, _) = self.store.model(name).map_err(not_found)?;
+            match m.aliases.get(&self.config.default_alias) {
+                Some(&v) => v,
+                None if m.latest > 0 => m.latest,
+                None => {
+                    return Err(ServeError::NotFound(format!(
+                        "registered model `{name}` has no versions"
+                    )));
+                }
+            }
+        } else {
+            self.store
+                .version_by_alias(name, alias)
+                .map_err(not_found)?
+                .version
+        };
+        write(&self.aliases)
+            .entry(name.to_string())
+            .or_default()
+            .insert(alias.to_string(), (generation, version));
+        Ok(version)
+    }
+
+    async fn load(&self, name: &str, version: u64) -> Result<Arc<Loaded>, ServeError> {
+        let tick = self.clock.fetch_add(1, Ordering::Relaxed);
+        let found = read(&self.pools)
+            .get(name)
+            .and_then(|m| m.get(&version))
+            .cloned();
+        let slot = match found {
+            Some(slot) => {
+                slot.used.store(tick, Ordering::Relaxed);
+                if let Some(loaded) = slot.cell.get() {
+                    return Ok(loaded.clone());
+                }
+                slot
+            }
+            None => self.insert_slot(name, version, tick),
+        };
+        let loaded = slot
+            .cell
+            .get_or_try_init(|| self.start(name, version))
+            .await
+            .cloned();
+        if loaded.is_err() {
+            // Not kept: the next request tries again (the registry may have been fixed).
+            let mut pools = write(&self.pools);
+            if let Some(m) = pools.get_mut(name)
+                && m.get(&version)
+                    .is_some_and(|s| Arc::ptr_eq(&s.cell, &slot.cell))
+            {
+                m.remove(&version);
+            }
+        }
+        loaded
+    }
+
+    fn insert_slot(&self, name: &str, version: u64, tick: u64) -> Slot {
+        let mut pools = write(&self.pools);
+        let slot = pools
+            .entry(name.to_string())
+            .or_default()
+            .entry(version)
+            .or_insert_with(|| Slot {
+                cell: Arc::new(OnceCell::new()),
+                used: Arc::new(AtomicU64::new(tick)),
+            })
+            .clone();
+        let loaded: usize = pools.values().map(HashMap::len).sum();
+        if loaded > self.config.max_loaded {
+            let oldest = pools
+                .iter()
+                .flat_map(|(n, m)| m.iter().map(move |(v, s)| (n, *v, s)))
+                .filter(|(_, _, s)| !Arc::ptr_eq(&s.cell, &slot.cell))
+                .min_by_key(|(_, _, s)| s.used.load(Ordering::Relaxed))
+                .map(|(n, v, _)| (n.clone(), v));
+            if let Some((n, v)) = oldest
+                && let Some(m) = pools.get_mut(&n)
+            {
+                m.remove(&v);
+            }
+        }
+        slot
+    }
+
+    /// Loads a version's pool on a blocking thread.
+    async fn start(&self, name: &str, version: u64) -> Result<Arc<Loaded>, ServeError> {
+        let record = self
+            .store
+            .model_version(name, version)
+            .map_err(|e| ServeError::NotFound(e.to_string()))?;
+        let (backend, options) = self.config.options(name);
+        let limits = Limits {
+            memory: self.config.memory_mib << 20,
+            timeout: Duration::from_millis(self.config.predict_timeout_ms.max(1)),
+            ..Limits::default()
+        };
+        let (store, host, registry) =
+            (self.store.clone(), self.host.clone(), self.registry.clone());
+        let label = format!("{name}-{version}");
+        tokio::task::spawn_blocking(move || {
+            let make = factory(&record, backend, limits, &store, &host, &registry)?;
+            let pool = Pool::start(&label, make, options)?;
+            Ok(Arc::new(Loaded {
+                name: record.model.clone(),
+                version: record.version,
+                backend,
+                record,
+                pool,
+            }))
+        })
+        .await
+        .map_err(|_| ServeError::Unavailable("loading the model failed".into()))?
+    }
+
+    /// Every loaded version, for `/metrics`.
+    pub fn loaded(&self) -> Vec<Arc<Loaded>> {
+        read(&self.pools)
+            .values()
+            .flat_map(|m| m.values().filter_map(|s| s.cell.get().cloned()))
+            .collect()
+    }
+}
+
+/// What makes one more instance of a version's model: its runner (the plugin, or its
+/// native twin) and its artifact, read once.
+fn factory(
+    record: &ModelVersion,
+    backend: Backend,
+    limits: Limits,
+    store: &Store,
+    host: &PluginHost,
+    registry: &Arc<Registry>,
+) -> Result<pool::Factory, ServeError> {
+    let what = format!("version {} of `{}`", record.version, record.model);
+    let runner = record.runner.as_ref().ok_or_else(|| {
+        ServeError::Unavailable(format!(
+            "{what} names no model runner: register it from a workflow with `register.runner`"
+        ))
+    })?;
+    let artifact = match store.value(&record.artifact) {
+        Ok(Value::Bytes(b)) => Arc::new(b),
+        Ok(_) => {
+            return Err(ServeError::Unavailable(format!(
+                "{what}'s artifact is not bytes"
+            )));
+        }
+        Err(_) => {
+            return Err(ServeError::Unavailable(format!(
+                "{what}'s artifact is missing from the store"
+            )));
+        }
+    };
+    match backend {
+        Backend::Native => {
+            let name = runner.name.clone();
+            if !native::has_twin(&name) {
+                return Err(ServeError::Unavailable(format!(
+                    "{what} is to be served natively, but its runner `{name}` has no native twin"
+                )));
+            }
+            Ok(Arc::new(move || {
+                native::load(&name, &artifact)
+                    .map(Runner::Native)
+                    .map_err(ServeError::Invalid)
+            }))
+        }
+        Backend::Wasm => {
+            let registry = registry.clone();
+            let plugin = Resolver {
+                host,
+                registry: &move || Ok(registry.clone()),
+                update: false,
+            }
+            .load_ref(runner)
+            .map_err(|e| {
+                ServeError::Unavailable(format!(
+                    "{what}: its runner `{}` cannot be loaded: {e:#}",
+                    runner.label()
+                ))
+            })?;
+            let opts = CallOptions {
+                limits,
+                ..CallOptions::default()
+            };
+            Ok(Arc::new(move || {
+                plugin
+                    .load_model(&artifact, &Vec::new(), &opts)
+                    .map(Runner::Wasm)
+                    .map_err(ServeError::Plugin)
+            }))
+        }
+    }
+}

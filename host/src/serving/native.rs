@@ -1,0 +1,275 @@
+//! Native twins of model-runner plugins: the same model code compiled into the host, for
+//! where speed matters more than the sandbox. An operator picks them per model
+//! (`runner = "native"` in the server config); nothing else changes for the client.
+//!
+//! A twin exists for a runner only where its model code is a Rust crate the host can link:
+//! today `linear-runner` (the `ml-core` crate). It must answer exactly as the plugin does:
+//! the same inputs, outputs, metadata and errors.
+
+use ml_core::{ModelArtifact, ModelKind};
+
+use crate::bindings::{
+    Column, ColumnData, Dtype, ModelMetadata, NamedValue, Port, Table, Value, ValueKind,
+};
+
+/// A model loaded natively.
+pub trait NativeModel: Send {
+    fn metadata(&self) -> ModelMetadata;
+    /// Predicts for a batch; an `Err` is the runner's own `invalid-input` message.
+    fn predict(&self, inputs: &[NamedValue]) -> Result<Vec<NamedValue>, String>;
+}
+
+/// Whether `runner` (a plugin name) has a native twin.
+pub fn has_twin(runner: &str) -> bool {
+    runner == "linear-runner"
+}
+
+/// Loads `artifact` with the native twin of `runner`.
+pub fn load(runner: &str, artifact: &[u8]) -> Result<Box<dyn NativeModel>, String> {
+    match runner {
+        "linear-runner" => Ok(Box::new(Linear(ModelArtifact::from_json(artifact)?))),
+        other => Err(format!("the model runner `{other}` has no native twin")),
+    }
+}
+
+/// `linear-runner`'s twin.
+struct Linear(ModelArtifact);
+
+fn port(name: &str, kind: ValueKind, description: String) -> Port {
+    Port {
+        name: name.into(),
+        kind,
+        optional: false,
+        description,
+    }
+}
+
+impl NativeModel for Linear {
+    fn metadata(&self) -> ModelMetadata {
+        let m = &self.0;
+        let kind = match m.kind {
+            ModelKind::Linear => "linear",
+            ModelKind::Logistic => "logistic",
+        };
+        let mut properties = vec![
+            ("kind".into(), kind.into()),
+            ("target".into(), m.target.clone()),
+            ("features".into(), m.features.join(",")),
+        ];
+        if !m.classes.is_empty() {
+            properties.push(("classes".into(), m.classes.join(",")));
+        }
+        ModelMetadata {
+            inputs: vec![port(
+                "features",
+                ValueKind::Any,
+                format!(
+                    "a table with columns {}, or a [rows, {}] numeric tensor in that order",
+                    m.features.join(", "),
+                    m.features.len()
+                ),
+            )],
+            outputs: vec![port(
+                "predictions",
+                ValueKind::Table,
+                "column `prediction`, and `proba:<class>` for classifiers".into(),
+            )],
+            properties,
+        }
+    }
+
+    fn predict(&self, inputs: &[NamedValue]) -> Result<Vec<NamedValue>, String> {
+        let m = &self.0;
+        let features = inputs
+            .iter()
+            .find(|v| v.name == "features")
+            .ok_or("missing input `features`")?;
+        let x = match &features.value {
+            Value::Table(t) => table_columns(t, &m.features)?,
+            Value::Tensor(t) => {
+                crate::value::check_tensor(t).map_err(|e| e.to_string())?;
+                matrix_columns(t.dtype, &t.shape, &t.data, m.features.len())?
+            }
+            other => {
+                return Err(format!(
+                    "`features` is a table or a tensor, not {}",
+                    crate::value::kind_name(other)
+                ));
+            }
+        };
+        let rows = x.first().map_or(0, Vec::len);
+        let column = |name: String, data| Column {
+            name,
+            data,
+            valid: None,
+        };
+        let columns = match m.kind {
+            ModelKind::Linear => vec![column(
+                "prediction".into(),
+                ColumnData::Float64(m.predict_values(&x, rows)),
+            )],
+            ModelKind::Logistic => {
+                let (probs, labels) = m.predict_proba(&x, rows);
+                let mut cols = vec![column(
+                    "prediction".into(),
+                    ColumnData::Text(labels.iter().map(|&k| m.classes[k].clone()).collect()),
+                )];
+                cols.extend(
+                    probs
+                        .into_iter()
+                        .zip(&m.classes)
+                        .map(|(p, c)| column(format!("proba:{c}"), ColumnData::Float64(p))),
+                );
+                cols
+            }
+        };
+        Ok(vec![NamedValue {
+            name: "predictions".into(),
+            value: Value::Table(Table { columns }),
+        }])
+    }
+}
+
+/// The named numeric columns of a table as f64, refusing missing values, as the SDK's
+/// `Table::numeric_columns` does inside the plugin.
+fn table_columns(t: &Table, names: &[String]) -> Result<Vec<Vec<f64>>, String> {
+    let rows = t.columns.first().map_or(0, |c| column_len(&c.data));
+    if t.columns.iter().any(|c| column_len(&c.data) != rows) {
+        return Err("the table's columns differ in length".into());
+    }
+    names
+        .iter()
+        .map(|name| {
+            let c = t
+                .columns
+                .iter()
+                .find(|c| &c.name == name)
+                .ok_or_else(|| format!("no column `{name}`"))?;
+            let missing = c
+                .valid
+                .as_ref()
+                .map_or(0, |v| v.iter().filter(|ok| !**ok).count());
+            if missing > 0 {
+                return Err(format!(
+                    "column `{name}` has {missing} missing values; impute them first"
+                ));
+            }
+            match &c.data {
+                ColumnData::Float64(v) => Ok(v.clone()),
+                ColumnData::Int64(v) => Ok(v.iter().map(|&x| x as f64).collect()),
+                ColumnData::Boolean(v) => Ok(v.iter().map(|&b| f64::from(u8::from(b))).collect()),
+                ColumnData::Text(_) => Err(format!("column `{name}` is text, not numeric")),
+            }
+        })
+        .collect()
+}
+
+fn column_len(d: &ColumnData) -> usize {
+    match d {
+        ColumnData::Float64(v) => v.len(),
+        ColumnData::Int64(v) => v.len(),
+        ColumnData::Text(v) => v.len(),
+        ColumnData::Boolean(v) => v.len(),
+    }
+}
+
+/// A row-major `[rows, columns]` tensor as f64 columns.
+fn matrix_columns(
+    dtype: Dtype,
+    shape: &[u64],
+    data: &[u8],
+    columns: usize,
+) -> Result<Vec<Vec<f64>>, String> {
+    let [rows, cols] = shape else {
+        return Err(format!(
+            "a feature tensor has shape [rows, {columns}]; this one has {shape:?}"
+        ));
+    };
+    let (rows, cols) = (*rows as usize, *cols as usize);
+    if cols != columns {
+        return Err(format!(
+            "a feature tensor has {columns} columns; this one has {cols}"
+        ));
+    }
+    let size = crate::value::dtype_size(dtype);
+    let at = |i: usize| -> f64 {
+        let b = &data[i * size..(i + 1) * size];
+        match dtype {
+            Dtype::Float64 => f64::from_le_bytes(b.try_into().unwrap_or_default()),
+            Dtype::Float32 => f32::from_le_bytes(b.try_into().unwrap_or_default()).into(),
+            Dtype::Int64 => i64::from_le_bytes(b.try_into().unwrap_or_default()) as f64,
+            Dtype::Int32 => i32::from_le_bytes(b.try_into().unwrap_or_default()).into(),
+            Dtype::Uint8 | Dtype::Boolean => b[0].into(),
+        }
+    };
+    Ok((0..cols)
+        .map(|c| (0..rows).map(|r| at(r * cols + c)).collect())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> Box<dyn NativeModel> {
+        let artifact = serde_json::json!({
+            "format": ml_core::model::FORMAT, "kind": "linear", "features": ["a", "b"],
+            "target": "y", "coefficients": [[2.0, -1.0]], "intercepts": [0.5],
+        });
+        load("linear-runner", artifact.to_string().as_bytes()).unwrap()
+    }
+
+    fn predictions(out: &[NamedValue]) -> Vec<f64> {
+        match &out[0].value {
+            Value::Table(t) => match &t.columns[0].data {
+                ColumnData::Float64(v) => v.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_table_and_the_same_rows_as_a_tensor_predict_the_same() {
+        let m = model();
+        let table = Value::Table(Table {
+            columns: vec![
+                Column {
+                    name: "b".into(),
+                    data: ColumnData::Float64(vec![1.0, 0.0]),
+                    valid: None,
+                },
+                Column {
+                    name: "a".into(),
+                    data: ColumnData::Int64(vec![1, 3]),
+                    valid: None,
+                },
+            ],
+        });
+        let named = |value| {
+            vec![NamedValue {
+                name: "features".into(),
+                value,
+            }]
+        };
+        assert_eq!(predictions(&m.predict(&named(table)).unwrap()), [1.5, 6.5]);
+        let data: Vec<u8> = [1.0f32, 1.0, 3.0, 0.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let tensor = Value::Tensor(crate::bindings::Tensor {
+            dtype: Dtype::Float32,
+            shape: vec![2, 2],
+            data,
+        });
+        assert_eq!(predictions(&m.predict(&named(tensor)).unwrap()), [1.5, 6.5]);
+        let short = Value::Tensor(crate::bindings::Tensor {
+            dtype: Dtype::Float32,
+            shape: vec![2, 3],
+            data: vec![0; 24],
+        });
+        assert!(m.predict(&named(short)).unwrap_err().contains("2 columns"));
+        assert!(load("linear-runner", b"{}").is_err());
+        assert!(load("onnx-runner", b"{}").is_err());
+    }
+}
