@@ -2,7 +2,8 @@
 //! /v1 (rows, columns, MLflow's forms, a binary tensor) and the Open Inference Protocol,
 //! the same as its native twin; an alias moves under concurrent traffic without a failed
 //! request; overload is refused with 429 and the server stays healthy; a looping or
-//! trapping model is stopped and its instance replaced; bad bodies are refused.
+//! trapping model is stopped and its instance replaced; bad bodies are refused; metrics,
+//! readiness, graceful shutdown and the anonymous-reads switch.
 
 use std::{
     path::Path,
@@ -627,6 +628,108 @@ fn overload_is_refused_with_429_and_a_misbehaving_model_is_contained() {
     assert_eq!(doc["error"]["message"], "asked to fail");
     let (status, doc) = call(&s, None);
     assert_eq!(status, 200, "{doc}");
+
+    // The metrics tell the story: by route template and status, and per model version.
+    let (status, text) = s.call("GET", "/metrics", None, None);
+    assert_eq!(status, 200);
+    let text = String::from_utf8(text).unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    let model = r#"{model="hostile",version="1",backend="wasm"}"#;
+    assert!(value(&format!("kiln_predictions_rejected_total{model}")) >= 10.0);
+    assert_eq!(value(&format!("kiln_pool_instances{model}")), 1.0);
+    let busy = r#"kiln_http_requests_total{method="POST",route="/v1/models/{name}/{reference}/predict",status="429"}"#;
+    assert!(value(busy) >= 10.0);
+    assert!(text.contains("kiln_http_request_duration_seconds_bucket"));
+    assert!(text.contains(r#"kiln_compiled_cache{outcome="hit"}"#));
+    assert!(text.contains("hostile-runner"), "{text}");
+}
+
+#[test]
+fn shutdown_finishes_the_predictions_in_flight() {
+    let k = Kiln::new();
+    hostile_model(&k);
+    let s = Server::start(&k, None);
+    let (status, ready) = s.json("GET", "/readyz", None, None);
+    assert_eq!((status, &ready["ready"]), (200, &json!(true)));
+    let url = s.url.clone();
+    let slow = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let body = json!({"inputs": {"features": {"x": [1.0]}, "mode": "spin:600"}});
+        let mut r = agent
+            .post(format!("{url}/v1/models/hostile/1/predict"))
+            .send_json(&body)
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut s = s;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let (status, body) = slow.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(s.child.wait().unwrap().success());
+}
+
+#[test]
+fn with_anonymous_reads_off_every_route_but_the_probes_needs_a_token() {
+    let k = Kiln::new();
+    hostile_model(&k);
+    let read = "read-only-token-0123456789";
+    let s = Server::start(
+        &k,
+        Some(&format!(
+            "anonymous_reads = false\n\n[[tokens]]\ntoken = \"{read}\"\nscopes = [\"read\"]\n"
+        )),
+    );
+    let predict = json!({"inputs": {"features": {"x": [1.0]}}})
+        .to_string()
+        .into_bytes();
+    for (method, path, body) in [
+        ("GET", "/v1/runs", None),
+        ("GET", "/v1/models/hostile", None),
+        ("GET", "/v1/plugins", None),
+        ("GET", "/metrics", None),
+        ("GET", "/v2/models/hostile", None),
+        (
+            "POST",
+            "/v1/models/hostile/1/predict",
+            Some(predict.clone()),
+        ),
+        ("GET", "/api/2.0/mlflow/experiments/search", None),
+    ] {
+        let (status, _) = s.call(method, path, None, body.clone());
+        assert_eq!(status, 401, "{path}");
+        let (status, _) = s.call(
+            method,
+            path,
+            Some("not-a-token-of-this-server"),
+            body.clone(),
+        );
+        assert_eq!(status, 401, "{path}");
+        let (status, _) = s.call(method, path, Some(read), body);
+        assert_eq!(status, 200, "{path}");
+    }
+    for path in ["/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"] {
+        assert_eq!(s.call("GET", path, None, None).0, 200, "{path}");
+    }
+    // Reading does not grant moving an alias.
+    let (status, _) = s.call(
+        "PUT",
+        "/v1/models/hostile/aliases/production",
+        Some(read),
+        Some(json!({"version": 1}).to_string().into_bytes()),
+    );
+    assert_eq!(status, 403);
 }
 
 #[test]
@@ -676,4 +779,22 @@ fn batched_requests_are_each_answered_with_their_own_rows() {
     for c in clients {
         c.join().unwrap();
     }
+    // Requests were merged: fewer predict calls than predictions.
+    let (_, text) = s.call("GET", "/metrics", None, None);
+    let text = String::from_utf8(text).unwrap();
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find_map(|l| {
+                l.starts_with(prefix)
+                    .then(|| l.rsplit(' ').next()?.parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    };
+    let predictions = value("kiln_predictions_total{");
+    let calls = value("kiln_plugin_invocations_total{");
+    assert_eq!(predictions, 200.0);
+    assert!(
+        calls < predictions,
+        "{calls} calls for {predictions} predictions"
+    );
 }

@@ -1,13 +1,17 @@
 //! The HTTP API (axum): `fn router(state) -> Router`. It carries the marketplace
 //! (`/v1/plugins`, `/v1/blobs`, `/v1/keys`), runs and models (`/v1/runs`, `/v1/models`),
-//! MLflow's tracking API (`/api/2.0/mlflow/`) and health; serving joins it later.
+//! model serving (`/v1/models/{name}/{ref}/predict` and the Open Inference Protocol under
+//! `/v2`), MLflow's tracking API (`/api/2.0/mlflow/`), health, readiness and metrics.
 //!
-//! Reads are anonymous; writes need a bearer token whose scopes the server config grants.
-//! Bodies are size-limited, requests time out, and errors are JSON with stable codes.
-//! Handlers never block the runtime on plugin compilation: that runs on blocking threads.
+//! Reads are anonymous unless the config turns that off; writes need a bearer token whose
+//! scopes the server config grants. Bodies are size-limited (refused from their announced
+//! length when it is too large), requests time out, and errors are JSON with stable codes.
+//! Handlers never block the runtime on plugin compilation or store writes: those run on
+//! blocking threads, and predictions on their pools' own threads.
 
 mod error;
 mod marketplace;
+mod metrics;
 pub mod mlflow;
 mod oip;
 mod predict;
@@ -27,20 +31,38 @@ use crate::{plugin::PluginHost, registry::Registry};
 pub const MAX_BODY: usize = 64 << 20;
 
 /// `kiln-server.toml`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// Whether reads (GET routes, predictions, MLflow's API) need no token. With `false`,
+    /// every request but the health probes needs a token; any scope grants reading.
+    #[serde(default = "yes")]
+    pub anonymous_reads: bool,
     /// Seconds before a request is abandoned.
     #[serde(default = "default_timeout")]
     pub request_timeout_secs: u64,
+    /// Threads answering HTTP (default: half the cores, at least one; model instances
+    /// have their own threads, and on a small machine fewer threads than cores keep the
+    /// latency tail short).
+    #[serde(default = "half_the_cores")]
+    pub http_threads: usize,
     /// The largest prediction body, in MiB (other bodies: [`MAX_BODY`]).
     #[serde(default = "default_predict_body")]
     pub max_predict_body_mib: usize,
     /// Model serving: pools, queues, batching, per-model runners.
     #[serde(default)]
     pub serving: crate::serving::ServingConfig,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Half the machine's cores, at least one.
+pub fn half_the_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 fn default_predict_body() -> usize {
@@ -58,11 +80,22 @@ pub struct TokenConfig {
     pub scopes: Vec<String>,
 }
 
+/// Without a config file: every setting's default (no tokens: anonymous reads only).
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig::parse("").expect("every server setting has a default")
+    }
+}
+
 impl ServerConfig {
     /// Parses and checks a config file's text.
     pub fn parse(text: &str) -> anyhow::Result<ServerConfig> {
         let config: ServerConfig = toml::from_str(text)?;
         config.serving.check()?;
+        anyhow::ensure!(
+            (1..=1024).contains(&config.http_threads),
+            "http_threads is 1 to 1024"
+        );
         for t in &config.tokens {
             anyhow::ensure!(
                 t.token.len() >= 16,
@@ -87,6 +120,35 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub tracking: Arc<crate::tracking::Store>,
     pub serving: Arc<crate::serving::Serving>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// Set once the server begins to shut down: `/readyz` then answers 503.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AppState {
+    /// The state for a server over these stores and this config.
+    pub fn new(
+        registry: Arc<Registry>,
+        host: Arc<PluginHost>,
+        tracking: Arc<crate::tracking::Store>,
+        config: ServerConfig,
+    ) -> AppState {
+        let serving = Arc::new(crate::serving::Serving::new(
+            tracking.clone(),
+            host.clone(),
+            registry.clone(),
+            config.serving.clone(),
+        ));
+        AppState {
+            registry,
+            host,
+            config: Arc::new(config),
+            tracking,
+            serving,
+            metrics: Arc::default(),
+            draining: Arc::default(),
+        }
+    }
 }
 
 impl AppState {
@@ -115,6 +177,7 @@ impl AppState {
                 "unauthorized",
                 "unknown token",
             )),
+            Some(_) if scope == "read" => Ok(()),
             Some(t) if t.scopes.iter().any(|s| s == scope || s == "admin") => Ok(()),
             Some(_) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -168,11 +231,65 @@ fn with_limit(router: Router<AppState>, limit: usize) -> Router<AppState> {
         .layer(DefaultBodyLimit::max(limit))
 }
 
+/// Paths answered without a token whatever the config: the health probes.
+fn is_probe(path: &str) -> bool {
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/v2/health/live" | "/v2/health/ready"
+    )
+}
+
+/// With anonymous reads off, a request needs a valid token before anything else.
+async fn guard(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if !s.config.anonymous_reads
+        && !is_probe(request.uri().path())
+        && let Err(e) = s.authorize(request.headers(), "read")
+    {
+        return e.into_response();
+    }
+    next.run(request).await
+}
+
+/// `/readyz`: the stores answer and the server is not shutting down.
+async fn ready(
+    axum::extract::State(s): axum::extract::State<AppState>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    use axum::http::StatusCode;
+    if s.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "the server is shutting down",
+        ));
+    }
+    let (tracking, registry) = (s.tracking.clone(), s.registry.clone());
+    let ok = tokio::task::spawn_blocking(move || {
+        tracking.ping().is_ok() && registry.meta("schema").is_ok()
+    })
+    .await
+    .unwrap_or(false);
+    if !ok {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "a store does not answer",
+        ));
+    }
+    Ok(axum::Json(serde_json::json!({ "ready": true })))
+}
+
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs.max(1));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics::scrape))
         .merge(marketplace::routes())
         .merge(mlflow::routes())
         .merge(tracking::routes())
@@ -198,6 +315,11 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .layer(axum::middleware::from_fn(|r, n| {
             check_length(MAX_BODY, r, n)
         }))

@@ -27,21 +27,14 @@ pub fn serve(ctx: &Ctx, args: ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("in {}", path.display()))?,
         None => ServerConfig::default(),
     };
-    let (registry, host, tracking) = (ctx.registry()?, Arc::new(ctx.plugin_host()?), ctx.store()?);
-    let serving = Arc::new(crate::serving::Serving::new(
-        tracking.clone(),
-        host.clone(),
-        registry.clone(),
-        config.serving.clone(),
-    ));
-    let state = AppState {
-        registry,
-        host,
-        config: Arc::new(config),
-        tracking,
-        serving,
-    };
+    let state = AppState::new(
+        ctx.registry()?,
+        Arc::new(ctx.plugin_host()?),
+        ctx.store()?,
+        config,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(state.config.http_threads)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
@@ -49,8 +42,12 @@ pub fn serve(ctx: &Ctx, args: ServeArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {}", args.addr))?;
         emit(&format!("listening on http://{}\n", listener.local_addr()?))?;
+        let draining = state.draining.clone();
         axum::serve(listener, api::router(state))
-            .with_graceful_shutdown(shutdown())
+            .with_graceful_shutdown(async move {
+                shutdown().await;
+                draining.store(true, std::sync::atomic::Ordering::Relaxed);
+            })
             .await?;
         Ok(ExitCode::SUCCESS)
     })

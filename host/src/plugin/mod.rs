@@ -129,6 +129,16 @@ impl PluginHost {
         Ok(plugin)
     }
 
+    /// Every plugin loaded so far.
+    pub fn loaded(&self) -> Vec<Arc<Plugin>> {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     fn cached(&self, digest: &str) -> Option<Arc<Plugin>> {
         self.loaded
             .lock()

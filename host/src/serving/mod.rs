@@ -60,8 +60,9 @@ impl Backend {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServingConfig {
-    /// Warm instances per loaded model version (each has a worker thread).
-    #[serde(default = "default_instances")]
+    /// Warm instances per loaded model version, each with its own thread (default: half
+    /// the cores, at least one).
+    #[serde(default = "crate::api::half_the_cores")]
     pub instances: usize,
     /// Requests that may wait per model version; beyond that the answer is 429.
     #[serde(default = "default_queue")]
@@ -101,9 +102,6 @@ pub struct ModelServing {
     pub max_delay_us: Option<u64>,
 }
 
-fn default_instances() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
 fn default_queue() -> usize {
     256
 }

@@ -121,6 +121,12 @@ impl Store {
         &self.path
     }
 
+    /// Whether the store answers a read.
+    pub fn ping(&self) -> Result<()> {
+        self.db.begin_read()?.open_table(RUNS)?;
+        Ok(())
+    }
+
     /// Creates the tables added within this schema version, on first open of an older file.
     fn create_missing_tables(&self) -> Result<()> {
         let missing = matches!(
