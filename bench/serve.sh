@@ -10,11 +10,15 @@
 # the same body (MLflow's dataframe_split) for every server, after a warm-up. The load
 # generator shares the machine with the server. Prints a Markdown table.
 #
-#   bench/serve.sh [CONNECTIONS] [SECONDS]     (default 16 and 10)
+# The two Kiln servers take turns, ROUNDS times each (this machine is noisy); the summary
+# compares medians.
+#
+#   bench/serve.sh [CONNECTIONS] [SECONDS] [ROUNDS]     (default 16, 10 and 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conns=${1:-16}
 secs=${2:-10}
+rounds=${3:-3}
 
 if ! command -v wrk >/dev/null; then
   if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >&2; else sudo apt-get install -y wrk >&2; fi
@@ -73,7 +77,7 @@ wait_for() {
   return 1
 }
 
-# load NAME URL PID: warm up, then measure; prints a table row and remembers the rate.
+# load NAME URL PID: warm up, then measure; prints a table row and keeps the figures.
 declare -A rate p99
 load() {
   local name=$1 url=$2 pid=$3 answer
@@ -83,8 +87,8 @@ load() {
     -s "$work/post.lua" "$url" | sed -n 's/^RESULT //p')
   local rss
   rss=$(ps -o rss= --ppid "$pid" -p "$pid" | awk '{s+=$1} END {print int(s/1024)}')
-  rate[$name]=$r
-  p99[$name]=$p99v
+  rate[$name]="${rate[$name]:-} $r"
+  p99[$name]="${p99[$name]:-} $p99v"
   echo "| $name | $r | $p50 | $p99v | $n | $errors | $rss |"
   echo "  $name answered: $answer" >&2
 }
@@ -113,13 +117,18 @@ kiln_serve() {
   load "$name" "$url" "${pids[-1]}"
   kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 }
-kiln_serve "kiln serve (wasm runner)" ""
-kiln_serve "kiln serve (native twin)" $'[serving.models.diabetes-progression]\nrunner = "native"'
+for _ in $(seq 1 "$rounds"); do
+  kiln_serve "kiln serve (wasm runner)" ""
+  kiln_serve "kiln serve (native twin)" $'[serving.models.diabetes-progression]\nrunner = "native"'
+done
 
-"$server_py" - "${rate[mlflow models serve]}" "${rate[kiln serve (wasm runner)]}" "${rate[kiln serve (native twin)]}" <<'PY'
-import sys
-mlflow, wasm, native = map(float, sys.argv[1:])
+"$server_py" - "${rate[mlflow models serve]}" "${rate[kiln serve (wasm runner)]}" \
+  "${rate[kiln serve (native twin)]}" "${p99[kiln serve (wasm runner)]}" "${p99[kiln serve (native twin)]}" <<'PY'
+import statistics, sys
+mlflow, wasm, native, wasm_p99, native_p99 = (statistics.median(map(float, a.split())) for a in sys.argv[1:])
 print()
+print(f"Medians: kiln (wasm) {wasm:,.0f} requests/s, p99 {wasm_p99:.2f} ms; native {native:,.0f}, "
+      f"p99 {native_p99:.2f} ms; mlflow {mlflow:,.0f}.")
 print(f"kiln (wasm) / mlflow: **{wasm / mlflow:.0f}×** the throughput; "
       f"native / wasm: **{native / wasm:.2f}×**")
 PY

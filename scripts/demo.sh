@@ -4,7 +4,8 @@
 # dataset, validate it, split it, train least squares, predict, evaluate, and register the
 # model, every step a sandboxed plugin resolved from the registry (seeded on first use from
 # registry-data/). It then runs the workflow again (every step from the cache), replays the
-# first run to check it reproduces, and shows the lineage and the registered model.
+# first run to check it reproduces, shows the lineage and the registered model, and serves
+# it over HTTP: one prediction through Kiln's API and one through the Open Inference Protocol.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,24 @@ step "lineage of the first run (plugin digests, inputs and outputs of each step)
 
 step "the registered model"
 "$kiln" model show diabetes-progression
+
+step "serve it: kiln serve, one prediction over /v1 and one over the Open Inference Protocol"
+"$kiln" serve --addr 127.0.0.1:0 > "$KILN_HOME/serve.out" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do grep -q "listening on" "$KILN_HOME/serve.out" && break; sleep 0.1; done
+url=$(sed -n 's/^listening on //p' "$KILN_HOME/serve.out")
+row='{"age": 0.04, "sex": 0.05, "bmi": 0.06, "bp": 0.02, "s1": -0.04, "s2": -0.03, "s3": -0.04, "s4": 0.0, "s5": 0.02, "s6": -0.02}'
+echo "POST $url/v1/models/diabetes-progression/candidate/predict"
+curl -sf -X POST -H 'Content-Type: application/json' -d "{\"rows\": [$row]}" \
+  "$url/v1/models/diabetes-progression/candidate/predict"
+echo
+echo "POST $url/v2/models/diabetes-progression/versions/candidate/infer"
+curl -sf -X POST -H 'Content-Type: application/json' \
+  -d '{"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 10], "data": [0.04, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.02]}]}' \
+  "$url/v2/models/diabetes-progression/versions/candidate/infer"
+echo
+kill -TERM "$server" && wait "$server"
 
 step "a broken workflow is refused before anything runs, each error at its line"
 broken="$KILN_HOME/demo/broken.yaml"
