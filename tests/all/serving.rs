@@ -173,9 +173,10 @@ fn post_raw(
     (response.status().as_u16(), headers, bytes)
 }
 
+/// A POST that must be refused with `status` and the error `code`.
 #[track_caller]
-fn refused(s: &Server, method: &str, path: &str, body: Vec<u8>, status: u16, code: &str) -> J {
-    let (got, doc) = s.json(method, path, None, Some(body));
+fn refused(s: &Server, path: &str, body: impl Into<Vec<u8>>, status: u16, code: &str) -> J {
+    let (got, doc) = s.json("POST", path, None, Some(body.into()));
     assert_eq!(
         (got, doc["error"]["code"].as_str()),
         (status, Some(code)),
@@ -326,52 +327,30 @@ fn a_registered_model_answers_in_every_form_over_v1_and_v2() {
 
     // Refusals: JSON errors with stable codes, and nothing internal in them.
     let path = format!("/v1/models/{MODEL}/candidate/predict");
+    let infer = format!("/v2/models/{MODEL}/infer");
+    let text = |j: J| j.to_string();
+    refused(&s, "/v1/models/nope/1/predict", "{}", 404, "not_found");
     refused(
         &s,
-        "POST",
-        "/v1/models/nope/1/predict",
-        b"{}".to_vec(),
-        404,
-        "not_found",
-    );
-    refused(
-        &s,
-        "POST",
         &format!("/v1/models/{MODEL}/7/predict"),
-        b"{}".to_vec(),
+        "{}",
         404,
         "not_found",
     );
     refused(
         &s,
-        "POST",
         &format!("/v1/models/{MODEL}/champion/predict"),
-        b"{}".to_vec(),
+        "{}",
         404,
         "not_found",
     );
-    refused(
-        &s,
-        "POST",
-        &path,
-        b"{\"rows\": [".to_vec(),
-        400,
-        "bad_request",
-    );
-    refused(&s, "POST", &path, b"[1, 2]".to_vec(), 400, "bad_request");
-    refused(
-        &s,
-        "POST",
-        &path,
-        b"{\"table\": []}".to_vec(),
-        400,
-        "bad_request",
-    );
+    refused(&s, &path, "{\"rows\": [", 400, "bad_request");
+    refused(&s, &path, "[1, 2]", 400, "bad_request");
+    refused(&s, &path, "{\"table\": []}", 400, "bad_request");
     let doc = refused(
         &s,
-        "POST",
         &path,
-        json!({"rows": [{"age": 1.0}]}).to_string().into_bytes(),
+        text(json!({"rows": [{"age": 1.0}]})),
         400,
         "invalid_input",
     );
@@ -381,40 +360,18 @@ fn a_registered_model_answers_in_every_form_over_v1_and_v2() {
     );
     refused(
         &s,
-        "POST",
         &path,
-        json!({"rows": [{"age": [1]}]}).to_string().into_bytes(),
+        text(json!({"rows": [{"age": [1]}]})),
         400,
         "bad_request",
     );
-    refused(
-        &s,
-        "POST",
-        &path,
-        json!({"columns": {"a": [1], "b": [1, 2]}})
-            .to_string()
-            .into_bytes(),
-        400,
-        "bad_request",
-    );
-    refused(
-        &s,
-        "POST",
-        &format!("/v2/models/{MODEL}/infer"),
-        json!({"inputs": [{"name": "features", "datatype": "FP16", "shape": [1], "data": [1]}]})
-            .to_string()
-            .into_bytes(),
-        400,
-        "bad_request",
-    );
-    refused(
-        &s,
-        "POST",
-        &format!("/v2/models/{MODEL}/infer"),
-        json!({"inputs": [{"name": "features", "datatype": "FP64", "shape": [2, 10], "data": [1]}]}).to_string().into_bytes(),
-        400,
-        "bad_request",
-    );
+    let uneven = json!({"columns": {"a": [1], "b": [1, 2]}});
+    refused(&s, &path, text(uneven), 400, "bad_request");
+    let fp16 =
+        json!({"inputs": [{"name": "features", "datatype": "FP16", "shape": [1], "data": [1]}]});
+    refused(&s, &infer, text(fp16), 400, "bad_request");
+    let short = json!({"inputs": [{"name": "features", "datatype": "FP64", "shape": [2, 10], "data": [1]}]});
+    refused(&s, &infer, text(short), 400, "bad_request");
     // A body past the prediction limit (16 MiB) is refused from its length alone.
     let answer = s.head_only(&path, 17 << 20);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");

@@ -347,42 +347,34 @@ fn column<'a>(
     n: usize,
 ) -> Result<Column, String> {
     let first = values.clone().find(|v| !v.is_null()).unwrap_or(&J::Null);
-    let missing = values.clone().any(J::is_null);
-    let bad = |i: usize| format!("column `{name}` row {i} does not match the column's type");
+    // Every cell through `f`, a missing one as `T::default()`.
+    fn cells<'a, T: Default>(
+        name: &str,
+        values: impl Iterator<Item = &'a J>,
+        f: impl Fn(&'a J) -> Option<T>,
+    ) -> Result<Vec<T>, String> {
+        values
+            .enumerate()
+            .map(|(i, v)| match v {
+                J::Null => Ok(T::default()),
+                v => f(v).ok_or_else(|| {
+                    format!("column `{name}` row {i} does not match the column's type")
+                }),
+            })
+            .collect()
+    }
     let data = match first {
-        J::Number(_) | J::Null => ColumnData::Float64(
-            values
-                .clone()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    J::Null => Ok(0.0),
-                    v => v.as_f64().ok_or_else(|| bad(i)),
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        J::String(_) => ColumnData::Text(
-            values
-                .clone()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    J::Null => Ok(String::new()),
-                    v => v.as_str().map(String::from).ok_or_else(|| bad(i)),
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        J::Bool(_) => ColumnData::Boolean(
-            values
-                .clone()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    J::Null => Ok(false),
-                    v => v.as_bool().ok_or_else(|| bad(i)),
-                })
-                .collect::<Result<_, _>>()?,
-        ),
+        J::Number(_) | J::Null => ColumnData::Float64(cells(name, values.clone(), J::as_f64)?),
+        J::String(_) => ColumnData::Text(cells(name, values.clone(), |v| {
+            v.as_str().map(String::from)
+        })?),
+        J::Bool(_) => ColumnData::Boolean(cells(name, values.clone(), J::as_bool)?),
         _ => return Err(format!("column `{name}` holds lists or objects")),
     };
-    let valid = missing.then(|| values.map(|v| !v.is_null()).collect::<Vec<_>>());
+    let valid = values
+        .clone()
+        .any(J::is_null)
+        .then(|| values.map(|v| !v.is_null()).collect::<Vec<_>>());
     debug_assert!(valid.as_ref().is_none_or(|v| v.len() == n));
     Ok(Column {
         name: name.to_string(),
