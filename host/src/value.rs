@@ -164,34 +164,27 @@ pub fn to_json(v: &Value) -> J {
 }
 
 fn column_json(c: &Column) -> J {
-    let valid = |i: usize| {
-        c.valid
-            .as_ref()
-            .is_none_or(|v| v.get(i).copied().unwrap_or(false))
-    };
-    let values: Vec<J> = match &c.data {
-        ColumnData::Float64(v) => v
-            .iter()
+    json!({ "name": c.name, "type": column_type(&c.data), "values": column_cells(c) })
+}
+
+/// A column's cells as JSON, `null` where a value is missing.
+pub fn column_cells(c: &Column) -> Vec<J> {
+    fn each<T: serde::Serialize>(v: &[T], valid: Option<&Vec<bool>>) -> Vec<J> {
+        v.iter()
             .enumerate()
-            .map(|(i, x)| if valid(i) { json!(x) } else { J::Null })
-            .collect(),
-        ColumnData::Int64(v) => v
-            .iter()
-            .enumerate()
-            .map(|(i, x)| if valid(i) { json!(x) } else { J::Null })
-            .collect(),
-        ColumnData::Text(v) => v
-            .iter()
-            .enumerate()
-            .map(|(i, x)| if valid(i) { json!(x) } else { J::Null })
-            .collect(),
-        ColumnData::Boolean(v) => v
-            .iter()
-            .enumerate()
-            .map(|(i, x)| if valid(i) { json!(x) } else { J::Null })
-            .collect(),
-    };
-    json!({ "name": c.name, "type": column_type(&c.data), "values": values })
+            .map(|(i, x)| match valid {
+                Some(ok) if !ok.get(i).copied().unwrap_or(false) => J::Null,
+                _ => json!(x),
+            })
+            .collect()
+    }
+    let valid = c.valid.as_ref();
+    match &c.data {
+        ColumnData::Float64(v) => each(v, valid),
+        ColumnData::Int64(v) => each(v, valid),
+        ColumnData::Text(v) => each(v, valid),
+        ColumnData::Boolean(v) => each(v, valid),
+    }
 }
 
 /// Whether a JSON document is a Kiln value document.
@@ -254,30 +247,39 @@ fn tensor_from_json(j: &J) -> Result<Tensor> {
         .get("values")
         .and_then(J::as_array)
         .context("tensor has no `values` list")?;
-    let mut data = Vec::with_capacity(values.len() * dtype_size(dtype));
-    for (i, v) in values.iter().enumerate() {
-        let bad = || format!("tensor element {i} is not a valid {}", dtype_name(dtype));
-        match dtype {
-            Dtype::Float32 => data.extend((v.as_f64().with_context(bad)? as f32).to_le_bytes()),
-            Dtype::Float64 => data.extend(v.as_f64().with_context(bad)?.to_le_bytes()),
-            Dtype::Int32 => data.extend(
-                i32::try_from(v.as_i64().with_context(bad)?)
-                    .ok()
-                    .with_context(bad)?
-                    .to_le_bytes(),
-            ),
-            Dtype::Int64 => data.extend(v.as_i64().with_context(bad)?.to_le_bytes()),
-            Dtype::Uint8 => data.push(
-                u8::try_from(v.as_u64().with_context(bad)?)
-                    .ok()
-                    .with_context(bad)?,
-            ),
-            Dtype::Boolean => data.push(u8::from(v.as_bool().with_context(bad)?)),
-        }
-    }
+    let data = encode_elements(dtype, values)
+        .map_err(|i| anyhow::anyhow!("tensor element {i} is not a valid {}", dtype_name(dtype)))?;
     let t = Tensor { dtype, shape, data };
     check_tensor(&t)?;
     Ok(t)
+}
+
+/// JSON elements packed little-endian as `dtype`; `Err(i)` names the first element that
+/// is not a valid `dtype`.
+pub fn encode_elements<'a>(
+    dtype: Dtype,
+    values: impl IntoIterator<Item = &'a J>,
+) -> std::result::Result<Vec<u8>, usize> {
+    let values = values.into_iter();
+    let mut data = Vec::with_capacity(values.size_hint().0 * dtype_size(dtype));
+    for (i, v) in values.enumerate() {
+        let packed = match dtype {
+            Dtype::Float32 => v.as_f64().map(|x| data.extend((x as f32).to_le_bytes())),
+            Dtype::Float64 => v.as_f64().map(|x| data.extend(x.to_le_bytes())),
+            Dtype::Int32 => v
+                .as_i64()
+                .and_then(|x| i32::try_from(x).ok())
+                .map(|x| data.extend(x.to_le_bytes())),
+            Dtype::Int64 => v.as_i64().map(|x| data.extend(x.to_le_bytes())),
+            Dtype::Uint8 => v
+                .as_u64()
+                .and_then(|x| u8::try_from(x).ok())
+                .map(|x| data.push(x)),
+            Dtype::Boolean => v.as_bool().map(|b| data.push(u8::from(b))),
+        };
+        packed.ok_or(i)?;
+    }
+    Ok(data)
 }
 
 fn table_from_json(j: &J) -> Result<Table> {

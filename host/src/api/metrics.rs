@@ -212,8 +212,8 @@ pub async fn scrape(State(s): State<AppState>) -> Response {
     m.queued.clear();
     for loaded in s.serving.loaded() {
         let labels = ModelLabels {
-            model: loaded.name.clone(),
-            version: loaded.version.to_string(),
+            model: loaded.record.model.clone(),
+            version: loaded.record.version.to_string(),
             backend: loaded.backend.name(),
         };
         let stats = &loaded.pool.stats;

@@ -87,13 +87,13 @@ async fn describe(s: &AppState, name: &str, version: Option<&str>) -> Result<Jso
     let (_, versions) = super::store_task::<_, ApiError>(move || tracking.model(&model)).await?;
     let meta = &loaded.pool.metadata;
     Ok(Json(json!({
-        "name": loaded.name,
+        "name": loaded.record.model,
         "versions": versions.iter().map(|v| v.version.to_string()).collect::<Vec<_>>(),
         "platform": format!("kiln-{}", loaded.backend.name()),
         "inputs": meta.inputs.iter().map(port).collect::<Vec<_>>(),
         "outputs": meta.outputs.iter().map(port).collect::<Vec<_>>(),
         "parameters": {
-            "version": loaded.version.to_string(),
+            "version": loaded.record.version.to_string(),
             "properties": meta.properties.iter().map(|(k, v)| (k.clone(), J::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
         },
     })))
@@ -116,7 +116,7 @@ fn port(p: &Port) -> J {
 
 async fn ready(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<J>, ApiError> {
     let loaded = load(&s, &name, None).await?;
-    Ok(Json(json!({"name": loaded.name, "ready": true})))
+    Ok(Json(json!({"name": loaded.record.model, "ready": true})))
 }
 
 async fn ready_of(
@@ -124,7 +124,7 @@ async fn ready_of(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<J>, ApiError> {
     let loaded = load(&s, &name, Some(&version)).await?;
-    Ok(Json(json!({"name": loaded.name, "ready": true})))
+    Ok(Json(json!({"name": loaded.record.model, "ready": true})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,8 +190,8 @@ async fn run(
         tensors.retain(|t| request.outputs.iter().any(|w| w.name == name_of(t)));
     }
     let mut answer = json!({
-        "model_name": loaded.name,
-        "model_version": loaded.version.to_string(),
+        "model_name": loaded.record.model,
+        "model_version": loaded.record.version.to_string(),
         "outputs": tensors,
     });
     if let Some(id) = request.id {
@@ -321,7 +321,6 @@ fn unsupported(datatype: &str) -> String {
 
 fn tensor(input: &InferInput) -> Result<Value, String> {
     let items = elements(input)?;
-    let bad = || bad_element(input);
     let dtype = match input.datatype.as_str() {
         "BYTES" => {
             return match items[..] {
@@ -340,28 +339,7 @@ fn tensor(input: &InferInput) -> Result<Value, String> {
         "FP64" => Dtype::Float64,
         other => return Err(unsupported(other)),
     };
-    let mut data = Vec::with_capacity(items.len() * value::dtype_size(dtype));
-    for j in items {
-        match dtype {
-            Dtype::Boolean => data.push(u8::from(j.as_bool().ok_or_else(bad)?)),
-            Dtype::Uint8 => data.push(
-                j.as_u64()
-                    .and_then(|x| u8::try_from(x).ok())
-                    .ok_or_else(bad)?,
-            ),
-            Dtype::Int32 => data.extend_from_slice(
-                &j.as_i64()
-                    .and_then(|x| i32::try_from(x).ok())
-                    .ok_or_else(bad)?
-                    .to_le_bytes(),
-            ),
-            Dtype::Int64 => data.extend_from_slice(&j.as_i64().ok_or_else(bad)?.to_le_bytes()),
-            Dtype::Float32 => {
-                data.extend_from_slice(&(j.as_f64().ok_or_else(bad)? as f32).to_le_bytes())
-            }
-            Dtype::Float64 => data.extend_from_slice(&j.as_f64().ok_or_else(bad)?.to_le_bytes()),
-        }
-    }
+    let data = value::encode_elements(dtype, items).map_err(|_| bad_element(input))?;
     Ok(Value::Tensor(Tensor {
         dtype,
         shape: input.shape.clone(),
@@ -394,7 +372,7 @@ fn encode(o: &NamedValue) -> Vec<J> {
                     ColumnData::Text(_) => "BYTES",
                     ColumnData::Boolean(_) => "BOOL",
                 };
-                let cells = super::predict::cells(c);
+                let cells = value::column_cells(c);
                 one(&c.name, dt, json!([cells.len()]), J::Array(cells))
             })
             .collect(),

@@ -113,8 +113,8 @@ pub async fn predict(
         .map(|o| (o.name.clone(), render(&o.value, orientation)))
         .collect();
     Ok(Json(json!({
-        "model": loaded.name,
-        "version": loaded.version,
+        "model": loaded.record.model,
+        "version": loaded.record.version,
         "outputs": rendered,
     }))
     .into_response())
@@ -388,7 +388,7 @@ pub fn render(v: &Value, orientation: Orientation) -> J {
     let Value::Table(t) = v else {
         return value::to_json(v);
     };
-    let cells: Vec<Vec<J>> = t.columns.iter().map(cells).collect();
+    let cells: Vec<Vec<J>> = t.columns.iter().map(value::column_cells).collect();
     match orientation {
         Orientation::Columns => J::Object(
             t.columns
@@ -413,27 +413,6 @@ pub fn render(v: &Value, orientation: Orientation) -> J {
                     .collect(),
             )
         }
-    }
-}
-
-/// A column's cells as JSON, `null` where missing.
-pub fn cells(c: &Column) -> Vec<J> {
-    let ok = |i: usize| {
-        c.valid
-            .as_ref()
-            .is_none_or(|v| v.get(i).copied().unwrap_or(false))
-    };
-    fn each<T>(v: &[T], ok: impl Fn(usize) -> bool, f: impl Fn(&T) -> J) -> Vec<J> {
-        v.iter()
-            .enumerate()
-            .map(|(i, x)| if ok(i) { f(x) } else { J::Null })
-            .collect()
-    }
-    match &c.data {
-        ColumnData::Float64(v) => each(v, ok, |x| json!(x)),
-        ColumnData::Int64(v) => each(v, ok, |x| json!(x)),
-        ColumnData::Text(v) => each(v, ok, |x| json!(x)),
-        ColumnData::Boolean(v) => each(v, ok, |x| json!(x)),
     }
 }
 

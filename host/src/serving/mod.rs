@@ -192,10 +192,8 @@ impl Reference {
     }
 }
 
-/// A model version loaded for serving.
+/// A model version loaded for serving (`record.model`, `record.version` name it).
 pub struct Loaded {
-    pub name: String,
-    pub version: u64,
     pub backend: Backend,
     pub record: ModelVersion,
     pub pool: Pool,
@@ -249,10 +247,6 @@ impl Serving {
             pools: RwLock::default(),
             clock: AtomicU64::new(0),
         }
-    }
-
-    pub fn config(&self) -> &ServingConfig {
-        &self.config
     }
 
     /// The loaded version a request names, loading it on first use.
@@ -379,8 +373,6 @@ impl Serving {
             let make = factory(&record, backend, limits, &store, &host, &registry)?;
             let pool = Pool::start(&label, make, options)?;
             Ok(Arc::new(Loaded {
-                name: record.model.clone(),
-                version: record.version,
                 backend,
                 record,
                 pool,

@@ -133,8 +133,8 @@ impl NativeModel for Linear {
 /// The named numeric columns of a table as f64, refusing missing values, as the SDK's
 /// `Table::numeric_columns` does inside the plugin.
 fn table_columns(t: &Table, names: &[String]) -> Result<Vec<Vec<f64>>, String> {
-    let rows = t.columns.first().map_or(0, |c| column_len(&c.data));
-    if t.columns.iter().any(|c| column_len(&c.data) != rows) {
+    let rows = t.columns.first().map_or(0, Column::data_len);
+    if t.columns.iter().any(|c| c.data_len() != rows) {
         return Err("the table's columns differ in length".into());
     }
     names
@@ -162,15 +162,6 @@ fn table_columns(t: &Table, names: &[String]) -> Result<Vec<Vec<f64>>, String> {
             }
         })
         .collect()
-}
-
-fn column_len(d: &ColumnData) -> usize {
-    match d {
-        ColumnData::Float64(v) => v.len(),
-        ColumnData::Int64(v) => v.len(),
-        ColumnData::Text(v) => v.len(),
-        ColumnData::Boolean(v) => v.len(),
-    }
 }
 
 /// A row-major `[rows, columns]` tensor as f64 columns.

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 
 use super::native::NativeModel;
 use crate::{
-    bindings::{ColumnData, ModelMetadata, NamedValue, Table, Tensor, Value},
+    bindings::{Column, ColumnData, ModelMetadata, NamedValue, Table, Tensor, Value},
     plugin::{ModelInstance, PluginError},
 };
 
@@ -252,12 +252,16 @@ impl Worker {
     }
 
     fn call(&mut self, inputs: &[NamedValue]) -> Result<Vec<NamedValue>, ServeError> {
-        if self.runner.as_ref().is_none_or(|r| !r.usable()) {
-            self.runner = None;
-            self.runner = Some((self.make)()?);
-            self.stats.rebuilt.fetch_add(1, Ordering::Relaxed);
-        }
-        let runner = self.runner.as_mut().expect("a runner was just made");
+        let runner = match &mut self.runner {
+            Some(r) if r.usable() => r,
+            slot => {
+                // The trapped instance goes before its replacement takes memory.
+                *slot = None;
+                let fresh = slot.insert((self.make)()?);
+                self.stats.rebuilt.fetch_add(1, Ordering::Relaxed);
+                fresh
+            }
+        };
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         runner.predict(inputs)
     }
@@ -266,18 +270,9 @@ impl Worker {
 /// The rows of a table or tensor value; `None` for other kinds.
 fn rows(v: &Value) -> Option<usize> {
     match v {
-        Value::Table(t) => Some(t.columns.first().map_or(0, |c| data_len(&c.data))),
+        Value::Table(t) => Some(t.columns.first().map_or(0, Column::data_len)),
         Value::Tensor(t) => t.shape.first().map(|&r| r as usize),
         _ => None,
-    }
-}
-
-fn data_len(d: &ColumnData) -> usize {
-    match d {
-        ColumnData::Float64(v) => v.len(),
-        ColumnData::Int64(v) => v.len(),
-        ColumnData::Text(v) => v.len(),
-        ColumnData::Boolean(v) => v.len(),
     }
 }
 
@@ -367,7 +362,7 @@ fn stack<'a>(values: impl Iterator<Item = &'a Value> + Clone) -> Value {
                             let c = &t.columns[i];
                             match &c.valid {
                                 Some(ok) => valid.extend_from_slice(ok),
-                                None => valid.extend(std::iter::repeat_n(true, data_len(&c.data))),
+                                None => valid.extend(std::iter::repeat_n(true, c.data_len())),
                             }
                         }
                     }
@@ -433,7 +428,7 @@ fn slice(v: &Value, start: usize, n: usize) -> Value {
             columns: t
                 .columns
                 .iter()
-                .map(|c| crate::bindings::Column {
+                .map(|c| Column {
                     name: c.name.clone(),
                     data: match &c.data {
                         ColumnData::Float64(v) => ColumnData::Float64(v[start..start + n].to_vec()),
@@ -452,7 +447,7 @@ fn slice(v: &Value, start: usize, n: usize) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::{Column, Dtype};
+    use crate::bindings::Dtype;
 
     fn job(inputs: Vec<NamedValue>) -> Job {
         Job {
