@@ -23,20 +23,9 @@ rounds=${3:-3}
 if ! command -v wrk >/dev/null; then
   if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >&2; else sudo apt-get install -y wrk >&2; fi
 fi
-server_py=$(scripts/python-env.sh server)
-cargo build --release --locked -p kiln --bin kiln >&2
+. bench/common.sh
 kiln=$PWD/target/release/kiln
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 export KILN_HOME=$work/kiln
-
-free_port() { "$server_py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # The models: Kiln's from its demo; MLflow's fitted by scikit-learn on the same file.
 "$kiln" demo >"$work/demo.log" 2>&1 || { cat "$work/demo.log" >&2; exit 1; }

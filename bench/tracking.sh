@@ -11,18 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 points=${1:-50000}
 
-server_py=$(scripts/python-env.sh server)
-cargo build --release --locked -p kiln --bin kiln >&2
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { "$server_py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+. bench/common.sh
 
 # MLflow, as its docs start it, on SQLite.
 mlflow_port=$(free_port)

@@ -184,34 +184,62 @@ impl Server {
         token: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> (u16, Vec<u8>) {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let mut headers = Vec::new();
+        if let Some(b) = &bearer {
+            headers.push(("Authorization", b.as_str()));
+        }
+        // GET and DELETE go without a body; anything else sends one, as JSON.
+        let body = match method {
+            "GET" | "DELETE" => None,
+            _ => {
+                headers.push(("Content-Type", "application/json"));
+                Some(body.unwrap_or_default())
+            }
+        };
+        let (status, _, bytes) = self.send(method, path, &headers, body);
+        (status, bytes)
+    }
+
+    /// Any request, with these headers; the answer's status, headers and body.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> (u16, ureq::http::HeaderMap, Vec<u8>) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
             .into();
-        let url = format!("{}{path}", self.url);
-        let mut request = ureq::http::Request::builder().method(method).uri(&url);
-        if let Some(t) = token {
-            request = request.header("Authorization", format!("Bearer {t}"));
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
         }
-        // GET and DELETE go without a body; anything else sends one, as JSON.
-        let response = match method {
-            "GET" | "DELETE" => agent.run(request.body(()).unwrap()),
-            _ => agent.run(
-                request
-                    .header("Content-Type", "application/json")
-                    .body(body.unwrap_or_default())
-                    .unwrap(),
-            ),
+        let response = match body {
+            None => agent.run(request.body(()).unwrap()),
+            Some(bytes) => agent.run(request.body(bytes).unwrap()),
         };
         let mut response = response.unwrap();
-        let status = response.status().as_u16();
         let bytes = response
             .body_mut()
             .with_config()
             .limit(1 << 30)
             .read_to_vec()
             .unwrap_or_default();
-        (status, bytes)
+        (
+            response.status().as_u16(),
+            response.headers().clone(),
+            bytes,
+        )
+    }
+
+    /// A request with a JSON document as its body; the answer as JSON.
+    pub fn send_json(&self, method: &str, path: &str, token: Option<&str>, body: &J) -> (u16, J) {
+        self.json(method, path, token, Some(body.to_string().into_bytes()))
     }
 
     pub fn json(

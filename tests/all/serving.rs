@@ -141,38 +141,6 @@ fn numbers(j: &J) -> Vec<f64> {
         .collect()
 }
 
-/// A POST with any content type and accept header; returns status, headers and body.
-fn post_raw(
-    s: &Server,
-    path: &str,
-    content_type: &str,
-    accept: &str,
-    extra: &[(&str, &str)],
-    body: Vec<u8>,
-) -> (u16, ureq::http::HeaderMap, Vec<u8>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut request = ureq::http::Request::builder()
-        .method("POST")
-        .uri(format!("{}{path}", s.url))
-        .header("Content-Type", content_type)
-        .header("Accept", accept);
-    for (k, v) in extra {
-        request = request.header(*k, *v);
-    }
-    let mut response = agent.run(request.body(body).unwrap()).unwrap();
-    let headers = response.headers().clone();
-    let bytes = response
-        .body_mut()
-        .with_config()
-        .limit(1 << 30)
-        .read_to_vec()
-        .unwrap_or_default();
-    (response.status().as_u16(), headers, bytes)
-}
-
 /// A POST that must be refused with `status` and the error `code`.
 #[track_caller]
 fn refused(s: &Server, path: &str, body: impl Into<Vec<u8>>, status: u16, code: &str) -> J {
@@ -194,12 +162,8 @@ fn a_registered_model_answers_in_every_form_over_v1_and_v2() {
     let want: Vec<f64> = rows.iter().map(|r| model.predict(r)).collect();
     let s = Server::start(&k, None);
     let predict = |reference: &str, body: J| -> J {
-        let (status, doc) = s.json(
-            "POST",
-            &format!("/v1/models/{MODEL}/{reference}/predict"),
-            None,
-            Some(body.to_string().into_bytes()),
-        );
+        let path = format!("/v1/models/{MODEL}/{reference}/predict");
+        let (status, doc) = s.send_json("POST", &path, None, &body);
         assert_eq!(status, 200, "{doc}");
         assert_eq!(
             (doc["model"].as_str(), doc["version"].as_u64()),
@@ -255,13 +219,16 @@ fn a_registered_model_answers_in_every_form_over_v1_and_v2() {
         .flat_map(|&x| (x as f32).to_le_bytes())
         .collect();
     let binary = |body: Vec<u8>, shape: &str| {
-        post_raw(
-            &s,
+        s.send(
+            "POST",
             &format!("/v1/models/{MODEL}/candidate/predict"),
-            "application/octet-stream",
-            "application/octet-stream",
-            &[("kiln-dtype", "float32"), ("kiln-shape", shape)],
-            body,
+            &[
+                ("Content-Type", "application/octet-stream"),
+                ("Accept", "application/octet-stream"),
+                ("kiln-dtype", "float32"),
+                ("kiln-shape", shape),
+            ],
+            Some(body),
         )
     };
     let (status, headers, bytes) = binary(body.clone(), "3,10");
@@ -298,7 +265,7 @@ fn a_registered_model_answers_in_every_form_over_v1_and_v2() {
         assert_eq!(s.json("GET", path, None, None).0, 200, "{path}");
     }
     let infer = |path: &str, body: J| -> J {
-        let (status, doc) = s.json("POST", path, None, Some(body.to_string().into_bytes()));
+        let (status, doc) = s.send_json("POST", path, None, &body);
         assert_eq!(status, 200, "{doc}");
         doc
     };
@@ -397,15 +364,11 @@ fn a_registered_model_answers_in_every_form_over_v1_and_v2() {
         (status, meta["platform"].as_str()),
         (200, Some("kiln-native"))
     );
-    let (status, doc) = s.json(
+    let (status, doc) = s.send_json(
         "POST",
         &path,
         None,
-        Some(
-            json!({ "rows": model.rows_json(&rows) })
-                .to_string()
-                .into_bytes(),
-        ),
+        &json!({ "rows": model.rows_json(&rows) }),
     );
     assert_eq!(status, 200, "{doc}");
     all_close(&from_rows(&doc["outputs"]["predictions"]), &want, 1e-12);
@@ -427,12 +390,8 @@ fn moving_an_alias_switches_traffic_with_no_failed_request() {
         )),
     ));
     let set = |version: u64| {
-        let (status, doc) = s.json(
-            "PUT",
-            &format!("/v1/models/{MODEL}/aliases/production"),
-            Some(TOKEN),
-            Some(json!({ "version": version }).to_string().into_bytes()),
-        );
+        let path = format!("/v1/models/{MODEL}/aliases/production");
+        let (status, doc) = s.send_json("PUT", &path, Some(TOKEN), &json!({ "version": version }));
         assert_eq!(status, 200, "{doc}");
     };
     let body = json!({ "rows": models[0].rows_json(std::slice::from_ref(&row)) })
@@ -524,12 +483,8 @@ fn overload_is_refused_with_429_and_a_misbehaving_model_is_contained() {
         if let Some(m) = mode {
             inputs["mode"] = json!(m);
         }
-        s.json(
-            "POST",
-            "/v1/models/hostile/1/predict",
-            None,
-            Some(json!({ "inputs": inputs }).to_string().into_bytes()),
-        )
+        let body = json!({ "inputs": inputs });
+        s.send_json("POST", "/v1/models/hostile/1/predict", None, &body)
     };
     let (status, doc) = call(&s, None);
     assert_eq!(status, 200, "{doc}");
@@ -711,16 +666,9 @@ fn batched_requests_are_each_answered_with_their_own_rows() {
                         })
                         .collect();
                     let want: Vec<f64> = rows.iter().map(|r| model.predict(r)).collect();
-                    let (status, doc) = s.json(
-                        "POST",
-                        &format!("/v1/models/{MODEL}/1/predict"),
-                        None,
-                        Some(
-                            json!({ "rows": model.rows_json(&rows) })
-                                .to_string()
-                                .into_bytes(),
-                        ),
-                    );
+                    let path = format!("/v1/models/{MODEL}/1/predict");
+                    let body = json!({ "rows": model.rows_json(&rows) });
+                    let (status, doc) = s.send_json("POST", &path, None, &body);
                     assert_eq!(status, 200, "{doc}");
                     let got: Vec<f64> = doc["outputs"]["predictions"]
                         .as_array()

@@ -124,12 +124,8 @@ fn the_cli_reads_runs_and_moves_aliases_through_the_v1_api() {
 
 /// MLflow's API: a POST, expecting success.
 fn post(server: &Server, path: &str, body: J) -> J {
-    let (status, answer) = server.json(
-        "POST",
-        &format!("/api/2.0/mlflow/{path}"),
-        None,
-        Some(body.to_string().into_bytes()),
-    );
+    let (status, answer) =
+        server.send_json("POST", &format!("/api/2.0/mlflow/{path}"), None, &body);
     assert_eq!(status, 200, "{path}: {answer}");
     answer
 }
