@@ -8,6 +8,7 @@ mod library;
 mod mlflow;
 mod plugins;
 mod registry;
+mod runs;
 mod sandbox;
 mod seed;
 mod serve;

@@ -7,6 +7,8 @@
 //!   `kiln_predictions_rejected_total` (429s), `kiln_plugin_invocations_total` (predict
 //!   calls: fewer than predictions when batching merges them), `kiln_pool_instances`,
 //!   `kiln_pool_queued`;
+//! - `kiln_step_invocations_total{plugin,status}` and `kiln_workflow_runs_total{status}`:
+//!   workflow steps and runs over HTTP;
 //! - `kiln_compiled_cache_total{outcome}`: plugins loaded from compiled code (`hit`) or
 //!   compiled (`compiled`).
 //!
@@ -63,6 +65,17 @@ struct PluginLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    plugin: String,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -81,6 +94,8 @@ pub struct Metrics {
     instances: Family<ModelLabels, Gauge>,
     queued: Family<ModelLabels, Gauge>,
     compiled: Family<OutcomeLabels, Gauge>,
+    steps: Family<StepLabels, Counter>,
+    runs: Family<StatusLabels, Counter>,
     /// One scrape at a time copies the pools' figures.
     scrape: Mutex<()>,
 }
@@ -97,6 +112,7 @@ impl Default for Metrics {
         let latency: Histograms = Family::new_with_constructor(latency_histogram);
         let (predictions, failures, rejected, invocations) = Default::default();
         let (instances, queued, compiled) = Default::default();
+        let (steps, runs) = Default::default();
         registry.register(
             "http_requests",
             "HTTP requests answered",
@@ -142,8 +158,20 @@ impl Default for Metrics {
             "Plugins loaded, from compiled code (hit) or compiled now",
             Family::clone(&compiled),
         );
+        registry.register(
+            "step_invocations",
+            "Workflow steps run over HTTP, by plugin and how they ended (cached steps call no plugin)",
+            Family::clone(&steps),
+        );
+        registry.register(
+            "workflow_runs",
+            "Workflow runs over HTTP that ended, by status",
+            Family::clone(&runs),
+        );
         Metrics {
             registry,
+            steps,
+            runs,
             requests,
             latency,
             predictions,
@@ -155,6 +183,27 @@ impl Default for Metrics {
             compiled,
             scrape: Mutex::new(()),
         }
+    }
+}
+
+impl Metrics {
+    /// A workflow step run over HTTP ended.
+    pub fn step_finished(&self, plugin: &str, status: crate::tracking::Status) {
+        self.steps
+            .get_or_create(&StepLabels {
+                plugin: plugin.to_string(),
+                status: status.as_str(),
+            })
+            .inc();
+    }
+
+    /// A workflow run over HTTP ended.
+    pub fn run_finished(&self, status: crate::tracking::Status) {
+        self.runs
+            .get_or_create(&StatusLabels {
+                status: status.as_str(),
+            })
+            .inc();
     }
 }
 

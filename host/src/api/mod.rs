@@ -1,5 +1,6 @@
 //! The HTTP API (axum): `fn router(state) -> Router`. It carries the marketplace
 //! (`/v1/plugins`, `/v1/blobs`, `/v1/keys`), runs and models (`/v1/runs`, `/v1/models`),
+//! workflow runs started, followed and cancelled over HTTP (`/v1/runs`, `runs`),
 //! model serving (`/v1/models/{name}/{ref}/predict` and the Open Inference Protocol under
 //! `/v2`), MLflow's tracking API (`/api/2.0/mlflow/`), health, readiness and metrics.
 //!
@@ -15,6 +16,7 @@ mod metrics;
 pub mod mlflow;
 mod oip;
 mod predict;
+mod runs;
 mod tracking;
 
 use std::{sync::Arc, time::Duration};
@@ -24,6 +26,7 @@ use serde::Deserialize;
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::ApiError;
+pub use runs::{Runs, WorkflowsConfig};
 
 use crate::{plugin::PluginHost, registry::Registry};
 
@@ -54,6 +57,9 @@ pub struct ServerConfig {
     /// Model serving: pools, queues, batching, per-model runners.
     #[serde(default)]
     pub serving: crate::serving::ServingConfig,
+    /// Workflows run over HTTP: what they may reach, how many at once.
+    #[serde(default)]
+    pub workflows: runs::WorkflowsConfig,
 }
 
 fn yes() -> bool {
@@ -92,6 +98,7 @@ impl ServerConfig {
     pub fn parse(text: &str) -> anyhow::Result<ServerConfig> {
         let config: ServerConfig = toml::from_str(text)?;
         config.serving.check()?;
+        config.workflows.check()?;
         anyhow::ensure!(
             (1..=1024).contains(&config.http_threads),
             "http_threads is 1 to 1024"
@@ -121,6 +128,8 @@ pub struct AppState {
     pub tracking: Arc<crate::tracking::Store>,
     pub serving: Arc<crate::serving::Serving>,
     pub metrics: Arc<metrics::Metrics>,
+    /// Workflow runs in progress.
+    pub runs: Arc<runs::Runs>,
     /// Set once the server begins to shut down: `/readyz` then answers 503.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -146,6 +155,7 @@ impl AppState {
             tracking,
             serving,
             metrics: Arc::default(),
+            runs: Arc::default(),
             draining: Arc::default(),
         }
     }
@@ -293,6 +303,7 @@ pub fn router(state: AppState) -> Router {
         .merge(marketplace::routes())
         .merge(mlflow::routes())
         .merge(tracking::routes())
+        .merge(runs::routes())
         .merge(with_limit(
             Router::new()
                 .route(

@@ -1,7 +1,8 @@
 //! Kiln's own API over the tracking store, the one `kiln runs` and `kiln model` use with
 //! `--server`: workflow runs and their lineage, registered models, and their aliases.
 //!
-//! - `GET /v1/runs`, `GET /v1/runs/{id}` (a unique start of an id will do),
+//! - `GET /v1/runs`, `GET /v1/runs/{id}` (a unique start of an id will do; a run in
+//!   progress answers from memory, see `runs`),
 //!   `GET /v1/runs/{id}/outputs/{step}/{output}` (the value document);
 //! - `GET /v1/models`, `GET /v1/models/{name}` (the model and its versions);
 //! - `PUT|DELETE /v1/models/{name}/aliases/{alias}` (body `{"version": N}`),
@@ -24,7 +25,7 @@ use crate::tracking::{RunSummary, TrackingError};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/runs", get(runs))
+        .route("/v1/runs", get(runs).post(super::runs::start))
         .route("/v1/runs/{id}", get(run))
         .route("/v1/runs/{id}/outputs/{step}/{output}", get(output))
         .route("/v1/models", get(models))
@@ -81,6 +82,9 @@ async fn runs(State(s): State<AppState>) -> Result<Json<J>, ApiError> {
 }
 
 async fn run(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<J>, ApiError> {
+    if let Some(live) = super::runs::live_doc(&s, &id) {
+        return Ok(Json(live));
+    }
     let run = blocking(move || s.tracking.run(&id)).await?;
     to_json(&run)
 }

@@ -259,6 +259,7 @@ fn run_plugin(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         grants,
         log: log_sink(&args.log_level)?,
         deterministic: None,
+        cancel: None,
     };
     let host = ctx.plugin_host()?;
     let plugin = ctx.load_plugin(&host, &args.file, args.role)?;

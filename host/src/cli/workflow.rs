@@ -169,7 +169,7 @@ fn run_prepared(
     let run = runtime.block_on(async move {
         let interrupt = tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("kiln: interrupted; finishing the steps already running");
+                eprintln!("kiln: interrupted; stopping the run");
                 cancel.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         });
@@ -403,10 +403,10 @@ fn summary(run: &RunRecord) -> String {
         o,
         "\nrun {} {}: {ran} ran, {cached} cached, {} failed, {} skipped in {}",
         run.id,
-        if run.status == Status::Succeeded {
-            "succeeded"
-        } else {
-            "FAILED"
+        match run.status {
+            Status::Succeeded => "succeeded",
+            Status::Cancelled => "CANCELLED",
+            _ => "FAILED",
         },
         failed.len(),
         run.steps

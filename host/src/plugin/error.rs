@@ -19,6 +19,8 @@ pub enum PluginError {
     WrongWorld { plugin: String, reason: String },
     #[error("plugin `{plugin}` was stopped at its deadline of {}", humantime::format_duration(*.timeout))]
     Deadline { plugin: String, timeout: Duration },
+    #[error("plugin `{plugin}` was cancelled")]
+    Cancelled { plugin: String },
     #[error("plugin `{plugin}` exceeded its memory limit of {}{}", bytesize::ByteSize(*.cap).display().iec(), .wanted.map(|w| format!(" (it asked for {})", bytesize::ByteSize(w).display().iec())).unwrap_or_default())]
     Memory {
         plugin: String,
@@ -67,6 +69,7 @@ impl PluginError {
             PluginError::Malformed { plugin, .. }
             | PluginError::WrongWorld { plugin, .. }
             | PluginError::Deadline { plugin, .. }
+            | PluginError::Cancelled { plugin }
             | PluginError::Memory { plugin, .. }
             | PluginError::Fuel { plugin, .. }
             | PluginError::Trap { plugin, .. }
@@ -83,6 +86,7 @@ impl PluginError {
             PluginError::Malformed { .. } => "plugin_malformed",
             PluginError::WrongWorld { .. } => "plugin_wrong_world",
             PluginError::Deadline { .. } => "plugin_deadline",
+            PluginError::Cancelled { .. } => "plugin_cancelled",
             PluginError::Memory { .. } => "plugin_memory_limit",
             PluginError::Fuel { .. } => "plugin_out_of_fuel",
             PluginError::Trap { .. } => "plugin_trap",

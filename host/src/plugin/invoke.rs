@@ -1,7 +1,13 @@
 //! Calling a plugin: a fresh store per invocation, limits set, the role's function called,
 //! and every failure turned into a [`PluginError`] that names the plugin.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use wasmtime::{
     Store, Trap,
@@ -26,6 +32,8 @@ pub struct CallOptions {
     pub log: LogSink,
     /// Fixes the plugin's random sources (seeded with this) and clocks.
     pub deterministic: Option<u64>,
+    /// When set, the call stops within one epoch tick of the flag being raised.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for CallOptions {
@@ -35,6 +43,7 @@ impl Default for CallOptions {
             grants: Grants::default(),
             log: LogSink::Collect,
             deterministic: None,
+            cancel: None,
         }
     }
 }
@@ -84,6 +93,9 @@ impl Plugin {
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
         self.arm(&mut store, &opts.limits)?;
+        if let Some(flag) = &opts.cancel {
+            watch_cancel(&mut store, flag.clone(), &opts.limits);
+        }
         Ok(store)
     }
 
@@ -123,6 +135,9 @@ impl Plugin {
                 cap: store.data().limiter.cap(),
                 wanted: Some(wanted),
             };
+        }
+        if err.downcast_ref::<Cancelled>().is_some() {
+            return PluginError::Cancelled { plugin };
         }
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => PluginError::Deadline {
@@ -408,6 +423,36 @@ impl Drop for ModelInstance {
             let _ = model.resource_drop(&mut self.store);
         }
     }
+}
+
+/// Why a call was stopped by [`CallOptions::cancel`].
+#[derive(Debug)]
+struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+/// Checks `flag` at every epoch tick of a call into `store`, keeping the call's own
+/// deadline: the call stops with [`Cancelled`] once the flag is raised, or is
+/// interrupted as usual when its ticks run out.
+fn watch_cancel(store: &mut Store<PluginState>, flag: Arc<AtomicBool>, limits: &Limits) {
+    let mut left = KilnEngine::deadline_ticks(limits.timeout);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if flag.load(Ordering::Relaxed) {
+            return Err(Cancelled.into());
+        }
+        left = left.saturating_sub(1);
+        if left == 0 {
+            return Err(Trap::Interrupt.into());
+        }
+        Ok(wasmtime::UpdateDeadline::Continue(1))
+    });
 }
 
 /// The typed function at `index` in `instance`, without a type check.

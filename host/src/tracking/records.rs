@@ -61,6 +61,8 @@ pub enum Status {
     Failed,
     /// Not run because a step it needs failed.
     Skipped,
+    /// A run stopped on request (steps are never in this state).
+    Cancelled,
 }
 
 impl Status {
@@ -72,6 +74,15 @@ impl Status {
             Status::Cached => "cached",
             Status::Failed => "failed",
             Status::Skipped => "skipped",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// The word JSON documents and metrics use (serde's name for it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Succeeded => "succeeded",
+            other => other.name(),
         }
     }
 

@@ -48,10 +48,12 @@ pub struct ExecOptions {
     pub jobs: usize,
     /// Take step outputs from the cache when their key matches.
     pub use_cache: bool,
-    /// Set to stop starting steps; those running finish.
+    /// Set to cancel the run: no step starts, and those running are stopped.
     pub cancel: Arc<AtomicBool>,
     /// For a replay: the run being re-executed.
     pub replay_of: Option<String>,
+    /// The new run's id (default: a fresh time-ordered UUID).
+    pub run_id: Option<String>,
 }
 
 impl Default for ExecOptions {
@@ -61,8 +63,14 @@ impl Default for ExecOptions {
             use_cache: true,
             cancel: Arc::new(AtomicBool::new(false)),
             replay_of: None,
+            run_id: None,
         }
     }
+}
+
+/// A fresh run id: a time-ordered UUID, as 32 hex digits.
+pub fn new_run_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 /// Progress, as the executor reports it.
@@ -158,7 +166,7 @@ pub async fn execute(
     let writer = Writer::start(store.clone());
     let started_ms = crate::now_ms();
     let mut run = RunRecord {
-        id: uuid::Uuid::now_v7().simple().to_string(),
+        id: opts.run_id.clone().unwrap_or_else(new_run_id),
         workflow: plan.name.clone(),
         status: Status::Running,
         started_ms,
@@ -276,6 +284,7 @@ pub async fn execute(
                 use_cache: opts.use_cache && step.cache,
                 seed: plan.seed.map(|s| step_seed(s, &step.id)),
                 on_event: on_event.clone(),
+                cancel: opts.cancel.clone(),
             };
             running += 1;
             tasks.spawn_blocking(move || (i, task.run()));
@@ -413,7 +422,9 @@ pub async fn execute(
         .steps
         .iter()
         .any(|s| s.status != Status::Succeeded && s.status != Status::Cached);
-    run.status = if failed {
+    run.status = if failed && opts.cancel.load(Ordering::Relaxed) {
+        Status::Cancelled
+    } else if failed {
         Status::Failed
     } else {
         Status::Succeeded
@@ -520,10 +531,10 @@ fn track_end(run: &RunRecord) -> Write {
     params.retain(|(k, _)| k.len() <= MAX_KEY_LEN);
     metrics.retain(|(k, _)| k.len() <= MAX_KEY_LEN);
     tags.retain(|(k, _)| k.len() <= MAX_KEY_LEN);
-    let status = if run.status == Status::Succeeded {
-        "FINISHED"
-    } else {
-        "FAILED"
+    let status = match run.status {
+        Status::Succeeded => "FINISHED",
+        Status::Cancelled => "KILLED",
+        _ => "FAILED",
     };
     let mut datasets: Vec<DatasetInput> = Vec::new();
     for s in &run.steps {
@@ -727,7 +738,10 @@ fn cache_key(
     field(b"kiln-step-cache/1");
     field(step.plugin.digest.as_bytes());
     field(step.role.interface().as_bytes());
-    for (k, v) in &step.config {
+    // The order config is written in means nothing to a plugin.
+    let mut config: Vec<&(String, String)> = step.config.iter().collect();
+    config.sort_unstable();
+    for (k, v) in config {
         field(k.as_bytes());
         field(v.as_bytes());
     }
@@ -809,6 +823,8 @@ struct StepTask {
     use_cache: bool,
     seed: Option<u64>,
     on_event: Arc<dyn Fn(&Event) + Send + Sync>,
+    /// The run's cancel flag: it stops the plugin call, and no retry follows.
+    cancel: Arc<AtomicBool>,
 }
 
 impl StepTask {
@@ -855,6 +871,7 @@ impl StepTask {
             grants: self.step.grants.clone(),
             log: LogSink::Collect,
             deterministic: self.seed,
+            cancel: Some(self.cancel.clone()),
         };
         let mut attempt = 0;
         let mut wait = Duration::from_millis(self.step.backoff_ms);
@@ -867,7 +884,11 @@ impl StepTask {
                     ran.elapsed_ms = t0.elapsed().as_secs_f64() * 1e3;
                     return Done::Ran(ran);
                 }
-                Err((error, checks)) if attempt > self.step.retries || !checks.is_empty() => {
+                Err((error, checks))
+                    if attempt > self.step.retries
+                        || !checks.is_empty()
+                        || self.cancel.load(Ordering::Relaxed) =>
+                {
                     return Done::Failed {
                         error,
                         attempts: attempt,

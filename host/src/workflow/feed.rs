@@ -97,6 +97,7 @@ fn deliver(
         grants: t.grants.clone(),
         log: LogSink::Collect,
         deterministic: None,
+        cancel: None,
     };
     for batch in rx {
         if record.error.is_some() {

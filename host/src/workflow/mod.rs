@@ -11,5 +11,5 @@ pub mod plan;
 pub mod spec;
 
 pub use diag::{Diagnostic, Diagnostics};
-pub use exec::{Event, ExecOptions, execute};
-pub use plan::{Plan, Plugins, PrepareError, Prepared, Resolver, prepare};
+pub use exec::{Event, ExecOptions, execute, new_run_id};
+pub use plan::{Origin, Plan, Plugins, PrepareError, Prepared, Resolver, prepare, prepare_text};

@@ -169,14 +169,22 @@ impl Resolver<'_> {
         Ok(self.host.load_bytes(&r.name, &bytes, None)?)
     }
 
+    /// Finds the plugin `uses` names: a component file beside the workflow (when `files`
+    /// gives the directory) or a registry requirement.
     fn resolve(
         &self,
         uses: &str,
-        base: &Path,
+        files: Option<&Path>,
         lock: &mut Lockfile,
     ) -> Result<(PluginRef, Arc<Plugin>, Option<Manifest>), String> {
         let is_file = uses.contains('/') || uses.ends_with(".wasm");
         if is_file {
+            let Some(base) = files else {
+                return Err(
+                    "a workflow sent to the server uses registry plugins only (`name@requirement`)"
+                        .into(),
+                );
+            };
             let path = base.join(uses);
             let bytes = std::fs::read(&path)
                 .map_err(|e| format!("cannot read plugin file {}: {e}", path.display()))?;
@@ -290,7 +298,59 @@ pub fn prepare(
 ) -> Result<Prepared, PrepareError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| PrepareError::Other(anyhow::anyhow!("reading {}: {e}", path.display())))?;
-    prepare_text(&text, path, resolver, deterministic)
+    prepare_text(&text, Origin::File(path), resolver, deterministic)
+}
+
+/// Where a workflow's text came from, and so what on this machine it may reach.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// A file: plugin files and granted directories are found beside it, and the
+    /// lockfile beside it is read.
+    File(&'a Path),
+    /// A request to the server: registry plugins only, no lockfile, and granted
+    /// directories only inside `root` (none at all without one).
+    Posted { root: Option<&'a Path> },
+}
+
+impl Origin<'_> {
+    /// The name errors give the workflow.
+    fn label(&self) -> String {
+        match self {
+            Origin::File(path) => path.display().to_string(),
+            Origin::Posted { .. } => "request".into(),
+        }
+    }
+
+    /// Where relative paths start.
+    fn base(&self) -> PathBuf {
+        match self {
+            Origin::File(path) => path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            Origin::Posted { root } => root.map(Path::to_path_buf).unwrap_or_default(),
+        }
+    }
+
+    /// The host directory a grant names, if this origin may have it.
+    fn grant_dir(&self, base: &Path, path: &Path) -> Result<PathBuf, String> {
+        let host = base.join(path);
+        let Origin::Posted { root } = self else {
+            return Ok(host);
+        };
+        let root = root.ok_or(
+            "this server grants no directories to workflows sent to it (its config sets no `[workflows] root`)",
+        )?;
+        let inside = match (host.canonicalize(), root.canonicalize()) {
+            (Ok(h), Ok(r)) => h.starts_with(r),
+            _ => false,
+        };
+        if inside {
+            Ok(host)
+        } else {
+            Err(format!(
+                "granted directory `{}` is not a directory inside the server's workflow root",
+                path.display()
+            ))
+        }
+    }
 }
 
 /// Why a workflow could not be prepared.
@@ -305,23 +365,30 @@ pub enum PrepareError {
 /// As [`prepare`], for text already read (`path` names the file and anchors relative paths).
 pub fn prepare_text(
     text: &str,
-    path: &Path,
+    origin: Origin<'_>,
     resolver: &Resolver<'_>,
     deterministic: bool,
 ) -> Result<Prepared, PrepareError> {
-    let spec = WorkflowSpec::parse(text, path).map_err(PrepareError::Invalid)?;
-    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let lock_path = Lockfile::path_for(path);
-    let mut lock = Lockfile::read(&lock_path).map_err(PrepareError::Other)?;
+    let label = origin.label();
+    let spec = WorkflowSpec::parse(text, &label).map_err(PrepareError::Invalid)?;
+    let base = origin.base();
+    let mut lock = match origin {
+        Origin::File(path) => {
+            Lockfile::read(&Lockfile::path_for(path)).map_err(PrepareError::Other)?
+        }
+        Origin::Posted { .. } => Lockfile::default(),
+    };
     let before = lock.clone();
-    let mut c = Collector::new(path.display().to_string(), text);
+    let files = matches!(origin, Origin::File(_));
+    let mut c = Collector::new(label.clone(), text);
 
     // Resolve and describe every plugin once per `uses`.
     let mut by_uses: HashMap<String, Option<Resolved>> = HashMap::new();
     let mut resolve = |uses: &Spanned<String>, step: Option<&str>, c: &mut Collector<'_>| {
         if !by_uses.contains_key(&uses.value) {
-            let got = resolver.resolve(&uses.value, &base, &mut lock).and_then(
-                |(plugin_ref, plugin, manifest)| {
+            let got = resolver
+                .resolve(&uses.value, files.then_some(base.as_path()), &mut lock)
+                .and_then(|(plugin_ref, plugin, manifest)| {
                     let descriptor = plugin
                         .describe(&CallOptions::default())
                         .map_err(|e| format!("describe() failed: {e}"))?;
@@ -331,8 +398,7 @@ pub fn prepare_text(
                         manifest,
                         descriptor,
                     })
-                },
-            );
+                });
             let got = match got {
                 Ok(r) => Some(r),
                 Err(e) => {
@@ -383,7 +449,13 @@ pub fn prepare_text(
             );
         }
         let config = check_config(&mut c, id, s, resolved.as_ref().map(|r| &r.3));
-        let grants = check_grants(&mut c, id, s, &base, resolved.as_ref().map(|r| &r.2));
+        let grants = check_grants(
+            &mut c,
+            id,
+            s,
+            (&origin, &base),
+            resolved.as_ref().map(|r| &r.2),
+        );
         let (memory, timeout) = check_limits(&mut c, id, s);
         let backoff = match &s.backoff {
             Some(b) => spec::duration(&b.value).unwrap_or_else(|e| {
@@ -502,7 +574,13 @@ pub fn prepare_text(
             );
         }
         let config = check_config(&mut c, id, s, resolved.as_ref().map(|r| &r.3));
-        let grants = check_grants(&mut c, id, s, &base, resolved.as_ref().map(|r| &r.2));
+        let grants = check_grants(
+            &mut c,
+            id,
+            s,
+            (&origin, &base),
+            resolved.as_ref().map(|r| &r.2),
+        );
         let (memory, timeout) = check_limits(&mut c, id, s);
         if let Some((plugin_ref, plugin, _, _)) = resolved {
             trackers.push((
@@ -684,7 +762,7 @@ pub fn prepare_text(
     Ok(Prepared {
         plan: Plan {
             name: spec.name.value.clone(),
-            file: path.display().to_string(),
+            file: label,
             seed: deterministic
                 .then_some(spec.seed)
                 .or(spec.deterministic.then_some(spec.seed)),
@@ -759,7 +837,7 @@ fn check_grants(
     c: &mut Collector<'_>,
     id: &str,
     s: &StepSpec,
-    base: &Path,
+    (origin, base): (&Origin<'_>, &Path),
     manifest: Option<&Option<Manifest>>,
 ) -> Grants {
     let mut grants = Grants::default();
@@ -769,7 +847,15 @@ fn check_grants(
         for d in &g.value.dirs {
             match DirGrant::parse(&d.value) {
                 Ok(mut grant) => {
-                    grant.host = base.join(&grant.host);
+                    match origin.grant_dir(base, &grant.host) {
+                        Ok(host) => grant.host = host,
+                        Err(e) => {
+                            // Kept, so the capability check below says nothing more.
+                            c.error(loc(d), Some(id), e);
+                            grants.dirs.push(grant);
+                            continue;
+                        }
+                    }
                     if !grant.host.is_dir() {
                         c.error(
                             loc(d),
