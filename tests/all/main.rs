@@ -8,6 +8,7 @@ mod library;
 mod mlflow;
 mod plugins;
 mod registry;
+mod routes;
 mod runs;
 mod sandbox;
 mod seed;

@@ -18,15 +18,45 @@ fn the_official_mlflow_client_works_unchanged() {
     );
     let python = String::from_utf8(setup.stdout).unwrap().trim().to_string();
 
+    // With tokens configured, MLflow's writes take the `run` scope: the client sends
+    // MLFLOW_TRACKING_TOKEN as a bearer token.
     let k = Kiln::new();
-    let server = Server::start(&k, None);
-
-    let out = Command::new(&python)
-        .arg(repo.join("tests/mlflow/client_test.py"))
-        .env("MLFLOW_TRACKING_URI", &server.url)
-        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        .output()
-        .expect("running the client script");
+    let token = "mlflow-run-token-0123456789";
+    let server = Server::start(
+        &k,
+        Some(&format!(
+            "[[tokens]]\ntoken = \"{token}\"\nscopes = [\"run\"]\n"
+        )),
+    );
+    let client = |script: &[&str], token: Option<&str>| {
+        let mut c = Command::new(&python);
+        c.args(script)
+            .env("MLFLOW_TRACKING_URI", &server.url)
+            .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+            .env_remove("MLFLOW_TRACKING_TOKEN");
+        if let Some(t) = token {
+            c.env("MLFLOW_TRACKING_TOKEN", t);
+        }
+        c.output().expect("running the client")
+    };
+    let anonymous = client(
+        &[
+            "-c",
+            "import mlflow\nprint(len(mlflow.search_experiments()))\nmlflow.create_experiment('anonymous')",
+        ],
+        None,
+    );
+    assert!(!anonymous.status.success());
+    assert_eq!(String::from_utf8_lossy(&anonymous.stdout).trim(), "1");
+    assert!(
+        String::from_utf8_lossy(&anonymous.stderr).contains("UNAUTHENTICATED"),
+        "{}",
+        String::from_utf8_lossy(&anonymous.stderr)
+    );
+    let out = client(
+        &[repo.join("tests/mlflow/client_test.py").to_str().unwrap()],
+        Some(token),
+    );
     drop(server);
     assert!(
         out.status.success(),

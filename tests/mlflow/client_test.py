@@ -95,8 +95,11 @@ assert math.isnan(client.get_run(rid).data.metrics["odd"])
 expect_error("INVALID_PARAMETER_VALUE", client.log_param, rid, "lr", "0.02")
 # The client splits big batches itself; over HTTP, an oversized batch is refused.
 uri = os.environ["MLFLOW_TRACKING_URI"]
+# Raw requests carry the token the client uses, when the server wants one.
+token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+auth = {"Authorization": f"Bearer {token}"} if token else {}
 too_big = {"run_id": rid, "metrics": [{"key": "x", "value": 1.0, "timestamp": now, "step": i} for i in range(1001)]}
-answer = requests.post(f"{uri}/api/2.0/mlflow/runs/log-batch", json=too_big, timeout=10)
+answer = requests.post(f"{uri}/api/2.0/mlflow/runs/log-batch", json=too_big, headers=auth, timeout=10)
 assert answer.status_code == 400 and answer.json()["error_code"] == "INVALID_PARAMETER_VALUE", answer.text
 client.log_batch(rid, metrics=[Metric("split", 1.0, now, i) for i in range(2500)])
 assert len(client.get_metric_history(rid, "split")) == 2500
@@ -104,6 +107,7 @@ assert len(client.get_metric_history(rid, "split")) == 2500
 answer = requests.post(
     f"{uri}/api/2.0/mlflow/runs/log-metric",
     json={"run_id": rid, "key": "s", "value": "1.5", "timestamp": str(now), "step": "7"},
+    headers=auth,
     timeout=10,
 )
 assert answer.status_code == 200, answer.text
@@ -160,7 +164,7 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(os.path.join(got, "weights.bin"), "rb") as f:
         assert f.read() == bytes(range(256)) * 4096
     assert mlflow.artifacts.load_text(f"runs:/{aid}/texts/a.txt") == "inline text"
-    answer = requests.put(f"{uri}/api/2.0/mlflow-artifacts/artifacts/{exp_id}/{aid}/artifacts/../../x", data=b"x", timeout=10)
+    answer = requests.put(f"{uri}/api/2.0/mlflow-artifacts/artifacts/{exp_id}/{aid}/artifacts/../../x", data=b"x", headers=auth, timeout=10)
     assert answer.status_code in (400, 404), answer.status_code
 
 # The model registry: register, versions, aliases, search.

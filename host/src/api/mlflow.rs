@@ -194,6 +194,53 @@ fn next_token(offset: usize, shown: usize, total: usize) -> Option<String> {
         .then(|| base64::engine::general_purpose::STANDARD.encode((offset + shown).to_string()))
 }
 
+/// MLflow's endpoints that are POSTs but only read.
+const READ_POSTS: [&str; 5] = [
+    "experiments/search",
+    "runs/search",
+    "logged-models/search",
+    "registered-models/search",
+    "registered-models/get-latest-versions",
+];
+
+/// Whether a request to MLflow's API changes anything.
+fn writes(request: &axum::extract::Request) -> bool {
+    use axum::http::Method;
+    let m = request.method();
+    if m == Method::GET || m == Method::HEAD {
+        return false;
+    }
+    let endpoint = request.uri().path().strip_prefix("/api/2.0/mlflow/");
+    !(m == Method::POST && endpoint.is_some_and(|e| READ_POSTS.contains(&e)))
+}
+
+/// Once the server config has tokens, MLflow's writes take the `run` scope (the `mlflow`
+/// client sends `MLFLOW_TRACKING_TOKEN` as a bearer token); reads follow
+/// `anonymous_reads`. A server without tokens takes writes from anyone, as an MLflow
+/// tracking server does.
+pub async fn writes_take_run(
+    State(s): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !s.config.tokens.is_empty()
+        && writes(&request)
+        && let Err(e) = s.authorize(request.headers(), "run")
+    {
+        let code = if e.status == StatusCode::UNAUTHORIZED {
+            "UNAUTHENTICATED"
+        } else {
+            "PERMISSION_DENIED"
+        };
+        return (
+            e.status,
+            Json(json!({"error_code": code, "message": e.message})),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
 /// The routes under `/api/2.0/mlflow/`.
 pub fn routes() -> Router<AppState> {
     let p = |s: &str| format!("/api/2.0/mlflow/{s}");

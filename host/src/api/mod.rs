@@ -2,10 +2,11 @@
 //! (`/v1/plugins`, `/v1/blobs`, `/v1/keys`), runs and models (`/v1/runs`, `/v1/models`),
 //! workflow runs started, followed and cancelled over HTTP (`/v1/runs`, `runs`),
 //! model serving (`/v1/models/{name}/{ref}/predict` and the Open Inference Protocol under
-//! `/v2`), MLflow's tracking API (`/api/2.0/mlflow/`), health, readiness and metrics.
+//! `/v2`), MLflow's tracking API (`/api/2.0/mlflow/`), health, readiness, metrics and the
+//! OpenAPI document of it all (`/openapi.json`, from `openapi::ROUTES`).
 //!
 //! Reads are anonymous unless the config turns that off; writes need a bearer token whose
-//! scopes the server config grants. Bodies are size-limited (refused from their announced
+//! scopes the server config grants (MLflow's writes too, once the config has tokens). Bodies are size-limited (refused from their announced
 //! length when it is too large), requests time out, and errors are JSON with stable codes.
 //! Handlers never block the runtime on plugin compilation or store writes: those run on
 //! blocking threads, and predictions on their pools' own threads.
@@ -15,6 +16,7 @@ mod marketplace;
 mod metrics;
 pub mod mlflow;
 mod oip;
+mod openapi;
 mod predict;
 mod runs;
 mod tracking;
@@ -300,8 +302,14 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics::scrape))
+        .route("/openapi.json", get(openapi::serve))
         .merge(marketplace::routes())
-        .merge(mlflow::routes())
+        .merge(
+            mlflow::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                mlflow::writes_take_run,
+            )),
+        )
         .merge(tracking::routes())
         .merge(runs::routes())
         .merge(with_limit(
