@@ -1,7 +1,7 @@
 //! Workflow runs over HTTP against a real `kiln serve`: the quickstart posted as YAML and
 //! as JSON runs to the end while its events stream as SSE; a finished run's events are
 //! told again and resume from `Last-Event-ID`; invalid or overreaching workflows are
-//! refused with the CLI's diagnostics; a run is cancelled mid-step; runs beyond
+//! refused with the CLI's diagnostics; a run is cancelled mid-step, and by SIGTERM; runs beyond
 //! `max_running` get 429; the `run` scope is required.
 
 use std::path::{Path, PathBuf};
@@ -416,12 +416,18 @@ fn a_run_is_cancelled_mid_step_and_runs_beyond_the_limit_get_429() {
     let (status, _) = s.json("POST", "/v1/runs/ffffffff/cancel", Some(RUN), None);
     assert_eq!(status, 404);
 
-    // The slot is free again.
-    let (status, _) = post(
-        &s,
-        "name: echo\nsteps:\n  a:\n    uses: hostile@^0.1\n",
-        "application/yaml",
-        "",
-    );
+    // The slot is free again. On SIGTERM the server cancels what runs and waits for it.
+    let (status, started) = post(&s, spin, "application/yaml", "");
     assert_eq!(status, 202);
+    let id = started["run"].as_str().unwrap().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut s = s;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(s.child.wait().unwrap().success());
+    let record = k.json(&["runs", "show", &id]);
+    assert_eq!(record["status"], "cancelled");
 }
