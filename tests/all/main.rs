@@ -281,6 +281,17 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Sends SIGTERM, as a service manager stops a server.
+    pub fn terminate(&self) {
+        let term = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

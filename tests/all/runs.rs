@@ -422,11 +422,7 @@ fn a_run_is_cancelled_mid_step_and_runs_beyond_the_limit_get_429() {
     let id = started["run"].as_str().unwrap().to_string();
     std::thread::sleep(std::time::Duration::from_millis(200));
     let mut s = s;
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &s.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    s.terminate();
     assert!(s.child.wait().unwrap().success());
     let record = k.json(&["runs", "show", &id]);
     assert_eq!(record["status"], "cancelled");

@@ -582,11 +582,7 @@ fn shutdown_finishes_the_predictions_in_flight() {
     });
     std::thread::sleep(std::time::Duration::from_millis(200));
     let mut s = s;
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &s.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    s.terminate();
     let (status, body) = slow.join().unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(s.child.wait().unwrap().success());
