@@ -281,10 +281,7 @@ pub async fn scrape(State(s): State<AppState>) -> Response {
         // The plugin's name and version; never a file path.
         let plugin = match &loaded.record.runner {
             Some(r) => {
-                let named = match &r.version {
-                    Some(v) => format!("{}@{v}", r.name),
-                    None => r.name.clone(),
-                };
+                let named = r.name_version();
                 match loaded.backend {
                     crate::serving::Backend::Wasm => named,
                     crate::serving::Backend::Native => format!("{named} (native)"),

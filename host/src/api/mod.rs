@@ -6,8 +6,9 @@
 //! OpenAPI document of it all (`/openapi.json`, from `openapi::ROUTES`).
 //!
 //! Reads are anonymous unless the config turns that off; writes need a bearer token whose
-//! scopes the server config grants (MLflow's writes too, once the config has tokens). Bodies are size-limited (refused from their announced
-//! length when it is too large), requests time out, and errors are JSON with stable codes.
+//! scopes the server config grants (MLflow's writes too, once the config has tokens).
+//! Bodies are size-limited (refused from their announced length when it is too large),
+//! requests time out, and errors are JSON with stable codes.
 //! Handlers never block the runtime on plugin compilation or store writes: those run on
 //! blocking threads, and predictions on their pools' own threads.
 

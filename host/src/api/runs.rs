@@ -163,6 +163,12 @@ struct LiveState {
     ended: bool,
 }
 
+impl LiveState {
+    fn step(&mut self, id: &str) -> Option<&mut LiveStep> {
+        self.steps.iter_mut().find(|s| s.id == id)
+    }
+}
+
 #[derive(Serialize)]
 struct LiveStep {
     id: String,
@@ -191,13 +197,13 @@ impl LiveRun {
         match e {
             Event::Begun { .. } => {}
             Event::Started { step } => {
-                if let Some(s) = st.steps.iter_mut().find(|s| &s.id == step) {
+                if let Some(s) = st.step(step) {
                     s.status = Status::Running;
                     s.attempts = 1;
                 }
             }
             Event::Retrying { step, attempt, .. } => {
-                if let Some(s) = st.steps.iter_mut().find(|s| &s.id == step) {
+                if let Some(s) = st.step(step) {
                     s.attempts = attempt + 1;
                 }
             }
@@ -207,7 +213,7 @@ impl LiveRun {
                 elapsed_ms,
                 error,
             } => {
-                if let Some(s) = st.steps.iter_mut().find(|s| &s.id == step) {
+                if let Some(s) = st.step(step) {
                     s.status = *status;
                     s.elapsed_ms = *elapsed_ms;
                     s.error = error.clone();
@@ -292,7 +298,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/runs/{id}/cancel", post(cancel))
 }
 
-/// The body of `POST /v1/runs`: mounted beside `GET /v1/runs` in `tracking`.
+/// The query of `POST /v1/runs` (mounted beside `GET /v1/runs` in `tracking`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartQuery {
@@ -318,16 +324,9 @@ pub async fn start(
         .to_string();
     let config = &s.config.workflows;
     if s.runs.lock().len() >= config.max_running {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "overloaded",
-            format!(
-                "{} runs are in progress, as many as this server runs at once",
-                config.max_running
-            ),
-        ));
+        return Err(full(config.max_running));
     }
-    let jobs = q.jobs.unwrap_or(config.jobs).clamp(1, config.jobs.max(1));
+    let jobs = q.jobs.unwrap_or(config.jobs).clamp(1, config.jobs);
     let (host, registry, root) = (s.host.clone(), s.registry.clone(), config.root.clone());
     let deterministic = q.deterministic;
     let prepared = tokio::task::spawn_blocking(move || {
@@ -351,12 +350,8 @@ pub async fn start(
     let prepared = match prepared {
         Ok(p) => p,
         Err(PrepareError::Invalid(d)) => {
-            let n = d.0.len();
             let body = json!({
-                "error": {
-                    "code": "invalid_workflow",
-                    "message": format!("the workflow has {n} error{}; nothing ran", if n == 1 { "" } else { "s" }),
-                },
+                "error": { "code": "invalid_workflow", "message": d.summary() },
                 "diagnostics": d,
             });
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
@@ -392,11 +387,7 @@ pub async fn start(
         let mut runs = s.runs.lock();
         // Checked again now that the workflow is prepared: others may have started.
         if runs.len() >= config.max_running {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "overloaded",
-                "as many runs are in progress as this server runs at once",
-            ));
+            return Err(full(config.max_running));
         }
         runs.insert(id.clone(), live.clone());
     }
@@ -410,7 +401,7 @@ pub async fn start(
     let labels: HashMap<String, String> = plan
         .steps
         .iter()
-        .map(|p| (p.id.clone(), plugin_label(&p.plugin)))
+        .map(|p| (p.id.clone(), p.plugin.name_version()))
         .collect();
     let on_event = {
         let (live, metrics) = (live.clone(), s.metrics.clone());
@@ -424,8 +415,11 @@ pub async fn start(
         })
     };
     let (store, runs, metrics) = (s.tracking.clone(), s.runs.clone(), s.metrics.clone());
-    tokio::spawn(async move {
-        let outcome = execute(plan, prepared.plugins, store, opts, on_event).await;
+    // The executor opens and closes the run with store writes that wait on a commit: it
+    // is driven from a blocking thread, so the HTTP threads never wait on them.
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let outcome = handle.block_on(execute(plan, prepared.plugins, store, opts, on_event));
         let end = match &outcome {
             Ok(run) => end_doc(run),
             Err(_) => json!({
@@ -458,12 +452,13 @@ pub async fn start(
         .into_response())
 }
 
-/// A plugin as metrics name it: name and version, never a path.
-fn plugin_label(p: &PluginRef) -> String {
-    match &p.version {
-        Some(v) => format!("{}@{v}", p.name),
-        None => p.name.clone(),
-    }
+/// The answer when `max_running` runs are in progress.
+fn full(max_running: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "overloaded",
+        format!("{max_running} runs are in progress, as many as this server runs at once"),
+    )
 }
 
 fn internal() -> ApiError {

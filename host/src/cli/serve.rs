@@ -37,7 +37,7 @@ pub fn serve(ctx: &Ctx, args: ServeArgs) -> Result<ExitCode> {
         .worker_threads(state.config.http_threads)
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
             .with_context(|| format!("listening on {}", args.addr))?;
@@ -56,7 +56,10 @@ pub fn serve(ctx: &Ctx, args: ServeArgs) -> Result<ExitCode> {
             eprintln!("kiln: workflow runs did not stop within 30 s; leaving them");
         }
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // A run that did not stop is left, not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }
 
 async fn shutdown() {

@@ -84,12 +84,8 @@ fn report_invalid(e: PrepareError, json: bool) -> Result<ExitCode> {
             if json {
                 emit_json(&d)?;
             } else {
-                let n = d.0.len();
                 eprintln!("{d}");
-                eprintln!(
-                    "kiln: the workflow has {n} error{}; nothing ran",
-                    if n == 1 { "" } else { "s" }
-                );
+                eprintln!("kiln: {}", d.summary());
             }
             Ok(ExitCode::from(2))
         }

@@ -92,16 +92,23 @@ impl Plugin {
         })?;
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        self.arm(&mut store, &opts.limits)?;
-        if let Some(flag) = &opts.cancel {
-            watch_cancel(&mut store, flag.clone(), &opts.limits);
-        }
+        self.arm(&mut store, &opts.limits, opts.cancel.as_ref())?;
         Ok(store)
     }
 
-    /// Sets the deadline (and fuel) for the next call into `store`.
-    fn arm(&self, store: &mut Store<PluginState>, limits: &Limits) -> Result<(), PluginError> {
-        store.set_epoch_deadline(KilnEngine::deadline_ticks(limits.timeout));
+    /// Sets the deadline (and fuel) for the next call into `store`; with a cancel flag,
+    /// the call also stops once the flag is raised.
+    fn arm(
+        &self,
+        store: &mut Store<PluginState>,
+        limits: &Limits,
+        cancel: Option<&Arc<AtomicBool>>,
+    ) -> Result<(), PluginError> {
+        let ticks = KilnEngine::deadline_ticks(limits.timeout);
+        match cancel {
+            None => store.set_epoch_deadline(ticks),
+            Some(flag) => watch_cancel(store, flag.clone(), ticks),
+        }
         if self.engine.fuel_enabled() {
             store
                 .set_fuel(limits.fuel.unwrap_or(u64::MAX))
@@ -339,6 +346,7 @@ impl Plugin {
                 guest,
                 model: Some(model),
                 limits: opts.limits,
+                cancel: opts.cancel.clone(),
                 poisoned: false,
             }),
             Ok((_, Err(e))) => Err(self.failed(e)),
@@ -354,6 +362,7 @@ pub struct ModelInstance {
     guest: model_runner::Guest,
     model: Option<ResourceAny>,
     limits: Limits,
+    cancel: Option<Arc<AtomicBool>>,
     poisoned: bool,
 }
 
@@ -377,7 +386,7 @@ impl ModelInstance {
                 });
             }
         };
-        plugin.arm(&mut self.store, &self.limits)?;
+        plugin.arm(&mut self.store, &self.limits, self.cancel.as_ref())?;
         match f(&self.guest.model(), &mut self.store, model) {
             Ok(v) => Ok(v),
             Err(e) => {
@@ -438,10 +447,10 @@ impl std::fmt::Display for Cancelled {
 impl std::error::Error for Cancelled {}
 
 /// Checks `flag` at every epoch tick of a call into `store`, keeping the call's own
-/// deadline: the call stops with [`Cancelled`] once the flag is raised, or is
+/// deadline of `ticks`: the call stops with [`Cancelled`] once the flag is raised, or is
 /// interrupted as usual when its ticks run out.
-fn watch_cancel(store: &mut Store<PluginState>, flag: Arc<AtomicBool>, limits: &Limits) {
-    let mut left = KilnEngine::deadline_ticks(limits.timeout);
+fn watch_cancel(store: &mut Store<PluginState>, flag: Arc<AtomicBool>, ticks: u64) {
+    let mut left = ticks;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         if flag.load(Ordering::Relaxed) {

@@ -60,6 +60,17 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+impl Diagnostics {
+    /// The closing line of a refusal: how many errors, and that nothing ran.
+    pub fn summary(&self) -> String {
+        let n = self.0.len();
+        format!(
+            "the workflow has {n} error{}; nothing ran",
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
 /// Collects diagnostics against one file's text.
 pub struct Collector<'a> {
     file: String,

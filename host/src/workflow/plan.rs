@@ -47,6 +47,15 @@ impl PluginRef {
             None => self.uses.clone(),
         }
     }
+
+    /// `name@version`, or the name alone for a component file: never a path, so fit for
+    /// metrics labels and whoever reads them.
+    pub fn name_version(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{}@{v}", self.name),
+            None => self.name.clone(),
+        }
+    }
 }
 
 /// An input port fed by another step's output.
