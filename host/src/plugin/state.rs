@@ -71,9 +71,14 @@ pub struct PluginState {
     pub(crate) deterministic: bool,
 }
 
-/// The clocks of deterministic mode: the wall clock reads 2020-01-01T00:00:00Z and the
-/// monotonic clock reads zero, always.
-struct FixedClock;
+/// The clocks of deterministic mode: the wall clock reads 2020-01-01T00:00:00Z, always;
+/// the monotonic clock starts at one second and moves on one microsecond per reading, so
+/// the same calls read the same times, and runtimes that need time to pass (Go's refuses
+/// a clock reading zero) still see it pass.
+#[derive(Default)]
+struct FixedClock {
+    readings: std::sync::atomic::AtomicU64,
+}
 
 impl wasmtime_wasi::HostWallClock for FixedClock {
     fn resolution(&self) -> std::time::Duration {
@@ -86,10 +91,13 @@ impl wasmtime_wasi::HostWallClock for FixedClock {
 
 impl wasmtime_wasi::HostMonotonicClock for FixedClock {
     fn resolution(&self) -> u64 {
-        1
+        1_000
     }
     fn now(&self) -> u64 {
-        0
+        let n = self
+            .readings
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        1_000_000_000 + n * 1_000
     }
 }
 
@@ -129,8 +137,8 @@ impl PluginState {
                     seed ^ 0x9e37_79b9_7f4a_7c15,
                 ))
                 .insecure_random_seed(u128::from(seed))
-                .wall_clock(FixedClock)
-                .monotonic_clock(FixedClock);
+                .wall_clock(FixedClock::default())
+                .monotonic_clock(FixedClock::default());
         }
         Ok(PluginState {
             plugin,
