@@ -35,6 +35,7 @@ fn manifest(name: &str, version: &str) -> Manifest {
             component: None,
         },
         capabilities: Capabilities::default(),
+        build: None,
     }
 }
 

@@ -12,6 +12,7 @@ pub mod digest;
 pub mod engine;
 pub mod host_impl;
 pub mod plugin;
+pub mod polyglot;
 pub mod registry;
 pub mod serving;
 pub mod tracking;

@@ -16,6 +16,7 @@ use crate::{
     engine::{CacheOutcome, Limits},
     host_impl::{LogLine, LogSink, TrackingEvent},
     plugin::{CallOptions, DirGrant, Grants, Plugin, Role},
+    polyglot::{self, Lang},
     value,
 };
 
@@ -42,6 +43,33 @@ pub enum PluginCommand {
     },
     /// Run one plugin on inputs from files and print its outputs.
     Run(RunArgs),
+    /// Create a plugin project: kiln.toml and a working template for the role, in the language.
+    New {
+        /// The plugin's name (lowercase letters, digits and dashes).
+        name: String,
+        /// The language: rust, python, js, c or go.
+        #[arg(long, value_parser = parse_lang)]
+        lang: Lang,
+        /// The role: step, validator, model-runner or tracker.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Where to create it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build a plugin project into a component with its language's toolchain, and check it
+    /// implements its manifest's role.
+    Build {
+        /// The project directory (holding kiln.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Where to write the component (default: DIR/target/NAME.wasm).
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -87,7 +115,100 @@ pub fn run(ctx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
     match cmd {
         PluginCommand::Inspect { file, json, role } => inspect(ctx, &file, json, role),
         PluginCommand::Run(args) => run_plugin(ctx, args),
+        PluginCommand::New {
+            name,
+            lang,
+            role,
+            dir,
+        } => new_project(&name, lang, role, dir),
+        PluginCommand::Build { dir, out, json } => build_project(ctx, &dir, out, json),
     }
+}
+
+fn parse_lang(s: &str) -> Result<Lang, String> {
+    Lang::parse(s).ok_or_else(|| format!("`{s}` is not a language: rust, python, js, c or go"))
+}
+
+fn new_project(name: &str, lang: Lang, role: Role, dir: Option<PathBuf>) -> Result<ExitCode> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let made = polyglot::new_project(&dir, name, lang, role)?;
+    let mut o = String::new();
+    out!(
+        o,
+        "created {lang} {role} plugin `{name}` in {}",
+        dir.display()
+    );
+    for f in &made.files {
+        out!(o, "  {}", f.display());
+    }
+    out!(o, "next: kiln plugin build {}", dir.display());
+    emit(&o)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build_project(
+    ctx: &Context,
+    dir: &Path,
+    out: Option<PathBuf>,
+    as_json: bool,
+) -> Result<ExitCode> {
+    let built = polyglot::build(dir, &polyglot::BuildOptions { out })
+        .with_context(|| format!("building the plugin in {}", dir.display()))?;
+    // The exports must be the manifest's role's world, and describe() must answer.
+    let host = ctx.plugin_host()?;
+    let spec = format!("{}@{}", built.name, built.version);
+    let plugin = host
+        .load_bytes(&spec, &built.bytes, Some(built.role))
+        .with_context(|| {
+            format!(
+                "{} does not implement its manifest's role",
+                built.path.display()
+            )
+        })?;
+    let descriptor = plugin
+        .describe(&CallOptions::default())
+        .with_context(|| format!("calling describe() of {}", built.path.display()))?;
+    if as_json {
+        emit_json(&json!({
+            "name": built.name,
+            "version": built.version,
+            "lang": built.lang,
+            "role": built.role,
+            "path": built.path,
+            "size": built.bytes.len(),
+            "digest": format!("sha256:{}", plugin.digest()),
+            "build_ms": built.elapsed.as_millis() as u64,
+            "exports": plugin.surface().exports,
+            "describe": descriptor_json(&descriptor),
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut o = String::new();
+    out!(
+        o,
+        "built {} {} ({} {}) in {:.1}s",
+        built.name,
+        built.version,
+        built.lang,
+        built.role,
+        built.elapsed.as_secs_f64()
+    );
+    out!(
+        o,
+        "  component {} ({} bytes)",
+        built.path.display(),
+        built.bytes.len()
+    );
+    out!(o, "  digest    sha256:{}", plugin.digest());
+    out!(o, "  exports   {}", plugin.surface().exports.join(", "));
+    out!(
+        o,
+        "  describe  {} — {}",
+        descriptor.name,
+        descriptor.description
+    );
+    emit(&o)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {

@@ -156,14 +156,18 @@ fn locate(args: &PublishArgs) -> Result<(Manifest, PathBuf, PathBuf)> {
     let component = match component {
         Some(c) => c,
         None => {
-            let rel = manifest.plugin.component.clone().with_context(|| {
-                format!(
+            let base = manifest_path.parent().unwrap_or(Path::new("."));
+            match (&manifest.plugin.component, &manifest.build) {
+                (Some(rel), _) => base.join(rel),
+                // Where `kiln plugin build` writes it.
+                (None, Some(_)) => base
+                    .join("target")
+                    .join(format!("{}.wasm", manifest.plugin.name)),
+                (None, None) => bail!(
                     "{} names no `component`: pass the .wasm file instead of the directory",
                     manifest_path.display()
-                )
-            })?;
-            let base = manifest_path.parent().unwrap_or(Path::new("."));
-            base.join(rel)
+                ),
+            }
         }
     };
     Ok((manifest, manifest_path, component))

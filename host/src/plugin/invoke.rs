@@ -176,6 +176,16 @@ impl Plugin {
         }
     }
 
+    /// Instantiates into a fresh store and drops it, calling nothing: what every call pays
+    /// before the plugin runs (the benchmarks time it).
+    pub fn instantiate(&self, opts: &CallOptions) -> Result<(), PluginError> {
+        let mut store = self.store(opts)?;
+        match self.pre.instantiate(&mut store) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.call_error(&store, &opts.limits, e)),
+        }
+    }
+
     /// Instantiates into a fresh store and runs `f` on it, mapping failures.
     fn with_instance<T>(
         &self,

@@ -17,6 +17,9 @@
 //! hosts = ["api.example.com:443"]
 //! memory = "64MiB"
 //! timeout = "10s"
+//!
+//! [build]                        # for `kiln plugin build`
+//! lang = "python"                # rust | python | js | c | go
 //! ```
 //!
 //! The manifest lives beside the source rather than in a custom section of the component
@@ -34,6 +37,16 @@ pub struct Manifest {
     pub plugin: PluginSection,
     #[serde(default)]
     pub capabilities: Capabilities,
+    /// How `kiln plugin build` builds it; absent for a plain Rust crate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildSection>,
+}
+
+/// `[build]`: the language the plugin is written in (rust, python, js, c or go).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSection {
+    pub lang: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
