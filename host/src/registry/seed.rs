@@ -35,6 +35,11 @@ pub struct SeedEntry {
     /// The component's file, relative to the seed directory.
     pub file: String,
     pub manifest: Manifest,
+    /// For a plugin whose toolchain does not build reproducibly (componentize-py and
+    /// componentize-js snapshot a heap): the sha256 of the sources the component was built
+    /// from, so a checkout can tell that the shipped component is still its build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<String>,
 }
 
 /// Where the seed is: `KILN_SEED` if set (`off` for none), else the `registry-data/` of
