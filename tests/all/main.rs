@@ -3,10 +3,12 @@
 
 mod cache;
 mod cli;
+mod conformance;
 mod guests;
 mod library;
 mod mlflow;
 mod plugins;
+mod polyglot;
 mod registry;
 mod routes;
 mod runs;
