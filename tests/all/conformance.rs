@@ -275,13 +275,7 @@ pub fn run(s: &Subject) {
     // Every config key with a malformed value: a result or an invalid-config error.
     for key in &d.config {
         for bad in ["", "not-a-value,,", "-1e999", "\u{0}"] {
-            let mut config: Vec<(String, String)> = s
-                .config
-                .iter()
-                .filter(|(k, _)| *k != key.name)
-                .cloned()
-                .collect();
-            config.push((key.name.clone(), bad.to_string()));
+            let config = with_config(&s.config, &key.name, bad);
             let case = format!("config `{}` = {bad:?}", key.name);
             if let Err(PluginError::Failed { kind, .. }) = call(s, &s.inputs, &config)
                 && !["invalid-config", "invalid-input"].contains(&kind)
@@ -360,13 +354,7 @@ fn tracker(s: &Subject, name: &str) {
     ];
     tolerated("odd events", name, send(&odd));
     for key in &s.plugin.describe(&s.opts).expect("describe()").config {
-        let mut config: Vec<(String, String)> = s
-            .config
-            .iter()
-            .filter(|(k, _)| *k != key.name)
-            .cloned()
-            .collect();
-        config.push((key.name.clone(), "\u{0}/../..".into()));
+        let config = with_config(&s.config, &key.name, "\u{0}/../..");
         let case = format!("config `{}` malformed", key.name);
         tolerated(
             &case,
@@ -375,4 +363,12 @@ fn tracker(s: &Subject, name: &str) {
                 .send_events("run-0001", &sample_events(), &config, &s.opts),
         );
     }
+}
+
+/// `config` with `key` set to `value`, in place of any value it had.
+fn with_config(config: &[(String, String)], key: &str, value: &str) -> Vec<(String, String)> {
+    let mut config: Vec<(String, String)> =
+        config.iter().filter(|(k, _)| k != key).cloned().collect();
+    config.push((key.to_string(), value.to_string()));
+    config
 }

@@ -240,22 +240,14 @@ fn go_plugins_build_from_source_and_conform() {
 /// SDK's with `go test` in a built plugin's staging directory, beside the plugin's own.
 #[test]
 fn the_sdks_unit_tests_pass() {
-    let out = Command::new("node")
-        .current_dir(root())
-        .args([
-            "--import",
-            "./sdk/js/test/register.mjs",
-            "--test",
-            "sdk/js/test/kiln.test.mjs",
-        ])
-        .output()
-        .expect("node (Node.js 20 or newer) on PATH");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "node --test:\n{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut node = Command::new("node");
+    node.current_dir(root()).args([
+        "--import",
+        "./sdk/js/test/register.mjs",
+        "--test",
+        "sdk/js/test/kiln.test.mjs",
+    ]);
+    let text = passes(&mut node, "node --test (Node.js 20 or newer)");
     assert!(
         text.contains("# fail 0") && !text.contains("# pass 0"),
         "{text}"
@@ -263,24 +255,17 @@ fn the_sdks_unit_tests_pass() {
 
     let dir = root().join("plugins/class-balance");
     build_once("class-balance", &dir);
-    let out = Command::new("go")
-        .current_dir(dir.join("target/kiln/src"))
+    let mut go = Command::new("go");
+    go.current_dir(dir.join("target/kiln/src"))
         .env("PATH", toolchain_path())
         .envs([
             ("GOPROXY", "off"),
             ("GOFLAGS", "-mod=mod"),
             ("GOTOOLCHAIN", "local"),
+            ("GOWORK", "off"),
         ])
-        .env("GOWORK", "off")
-        .args(["test", "./..."])
-        .output()
-        .expect("go test");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "go test:\n{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .args(["test", "./..."]);
+    let text = passes(&mut go, "go test");
     assert!(
         text.contains("ok  \twit_component/kiln"),
         "the SDK's tests did not run:\n{text}"
@@ -289,6 +274,18 @@ fn the_sdks_unit_tests_pass() {
         text.contains("ok  \twit_component\t"),
         "the plugin's tests did not run:\n{text}"
     );
+}
+
+/// Runs `cmd`, asserting it succeeds; its standard output.
+fn passes(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what}:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
 }
 
 /// `kiln plugin new` for every language and role, then `kiln plugin build`: each template
