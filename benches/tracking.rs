@@ -47,6 +47,7 @@ fn in_process() {
         host: &host,
         registry: &no_registry,
         update: false,
+        models: None,
     };
     let prepared = prepare(&file, &resolver, false).expect("a valid workflow");
     let store = Arc::new(Store::open(&data).expect("store"));

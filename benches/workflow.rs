@@ -60,6 +60,7 @@ fn main() {
         host: &host,
         registry: &no_registry,
         update: false,
+        models: None,
     };
     let t = Instant::now();
     let prepared = prepare(&file, &resolver, false).expect("a valid DAG");

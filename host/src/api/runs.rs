@@ -328,6 +328,7 @@ pub async fn start(
     }
     let jobs = q.jobs.unwrap_or(config.jobs).clamp(1, config.jobs);
     let (host, registry, root) = (s.host.clone(), s.registry.clone(), config.root.clone());
+    let models = s.tracking.clone();
     let deterministic = q.deterministic;
     let prepared = tokio::task::spawn_blocking(move || {
         let registry = move || Ok(registry.clone());
@@ -335,6 +336,7 @@ pub async fn start(
             host: &host,
             registry: &registry,
             update: false,
+            models: Some(&models),
         };
         prepare_text(
             &text,

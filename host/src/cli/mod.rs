@@ -10,6 +10,7 @@ macro_rules! out {
 }
 
 mod key;
+mod model;
 mod plugin;
 mod registry;
 mod serve;

@@ -305,7 +305,7 @@ pub(crate) fn descriptor_json(d: &Descriptor) -> J {
     })
 }
 
-fn split_pair<'a>(s: &'a str, what: &str) -> Result<(&'a str, &'a str)> {
+pub(crate) fn split_pair<'a>(s: &'a str, what: &str) -> Result<(&'a str, &'a str)> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k, v)),
         _ => bail!("{what} `{s}` must look like NAME=VALUE"),
@@ -313,7 +313,7 @@ fn split_pair<'a>(s: &'a str, what: &str) -> Result<(&'a str, &'a str)> {
 }
 
 /// Reads an input file: a Kiln value document becomes its value, anything else bytes.
-fn read_input(path: &Path) -> Result<Value> {
+pub(crate) fn read_input(path: &Path) -> Result<Value> {
     let bytes = std::fs::read(path).with_context(|| format!("reading input {}", path.display()))?;
     if let Ok(doc) = serde_json::from_slice::<J>(&bytes)
         && value::is_document(&doc)
@@ -460,7 +460,7 @@ fn call(
     })
 }
 
-fn write_outputs(dir: &Path, outputs: &[NamedValue]) -> Result<()> {
+pub(crate) fn write_outputs(dir: &Path, outputs: &[NamedValue]) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for o in outputs {
         anyhow::ensure!(

@@ -55,6 +55,10 @@ pub enum ModelCommand {
     /// Move, remove, trace and roll back a model's aliases.
     #[command(subcommand)]
     Alias(AliasCommand),
+    /// Register a model file made elsewhere (ONNX) as a new version, served by onnx-runner.
+    Import(super::model::ImportArgs),
+    /// Predict with a registered version, in the sandbox (or natively with --native).
+    Predict(super::model::PredictArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -374,6 +378,11 @@ pub fn runs(ctx: &Ctx, cmd: RunsCommand) -> Result<ExitCode> {
 
 /// `kiln model`.
 pub fn model(ctx: &Ctx, cmd: ModelCommand) -> Result<ExitCode> {
+    let cmd = match cmd {
+        ModelCommand::Import(args) => return super::model::import(ctx, args),
+        ModelCommand::Predict(args) => return super::model::predict(ctx, args),
+        other => other,
+    };
     let source = Source::open(ctx)?;
     match cmd {
         ModelCommand::List { json } => {
@@ -394,6 +403,7 @@ pub fn model(ctx: &Ctx, cmd: ModelCommand) -> Result<ExitCode> {
             }
         }
         ModelCommand::Alias(cmd) => return alias(&source, cmd),
+        ModelCommand::Import(_) | ModelCommand::Predict(_) => unreachable!("handled above"),
         ModelCommand::Show { name, json } => {
             let (m, versions) = source.model(&name)?;
             if json {

@@ -55,10 +55,12 @@ impl Ctx {
 pub fn validate(ctx: &Ctx, workflow: &Path, json: bool) -> Result<ExitCode> {
     let host = ctx.plugin_host()?;
     let registry = || ctx.registry();
+    let store = ctx.store()?;
     let resolver = Resolver {
         host: &host,
         registry: &registry,
         update: false,
+        models: Some(&store),
     };
     match prepare(workflow, &resolver, false) {
         Ok(p) => {
@@ -97,12 +99,18 @@ fn report_invalid(e: PrepareError, json: bool) -> Result<ExitCode> {
 pub fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode> {
     let host = ctx.plugin_host()?;
     let registry = || ctx.registry();
-    let resolver = Resolver {
-        host: &host,
-        registry: &registry,
-        update: args.update,
+    let prepared = {
+        // Closed before the run opens it again (one handle per process).
+        let store = ctx.store()?;
+        let resolver = Resolver {
+            host: &host,
+            registry: &registry,
+            update: args.update,
+            models: Some(&store),
+        };
+        prepare(&args.workflow, &resolver, args.deterministic)
     };
-    let prepared = match prepare(&args.workflow, &resolver, args.deterministic) {
+    let prepared = match prepared {
         Ok(p) => p,
         Err(e) => return report_invalid(e, args.json),
     };
@@ -425,6 +433,7 @@ pub fn replay(ctx: &Ctx, id: &str, jobs: Option<usize>, json: bool) -> Result<Ex
         host: &host,
         registry: &registry,
         update: false,
+        models: Some(&store),
     };
     let mut plugins = crate::workflow::Plugins::default();
     for s in &original.plan.steps {

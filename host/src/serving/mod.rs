@@ -10,6 +10,7 @@
 //!
 //! It never speaks HTTP (that is `api::serving`) and never changes the model registry.
 
+pub mod import;
 pub mod native;
 mod pool;
 
@@ -25,7 +26,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-pub use pool::{Pool, PoolOptions, PoolStats, Runner, ServeError};
+pub use pool::{Factory, Pool, PoolOptions, PoolStats, Runner, ServeError};
 
 use crate::{
     bindings::Value,
@@ -393,7 +394,7 @@ impl Serving {
 
 /// What makes one more instance of a version's model: its runner (the plugin, or its
 /// native twin) and its artifact, read once.
-fn factory(
+pub fn factory(
     record: &ModelVersion,
     backend: Backend,
     limits: Limits,
@@ -440,6 +441,7 @@ fn factory(
                 host,
                 registry: &move || Ok(registry.clone()),
                 update: false,
+                models: None,
             }
             .load_ref(runner)
             .map_err(|e| {

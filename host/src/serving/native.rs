@@ -3,8 +3,9 @@
 //! (`runner = "native"` in the server config); nothing else changes for the client.
 //!
 //! A twin exists for a runner only where its model code is a Rust crate the host can link:
-//! today `linear-runner` (the `ml-core` crate). It must answer exactly as the plugin does:
-//! the same inputs, outputs, metadata and errors.
+//! `linear-runner` (the `ml-core` crate) and, with the `onnx` feature, `onnx-runner` (the
+//! `onnx-core` crate: tract). It must answer exactly as the plugin does: the same inputs,
+//! outputs, metadata and errors.
 
 use ml_core::{ModelArtifact, ModelKind};
 
@@ -21,13 +22,15 @@ pub trait NativeModel: Send {
 
 /// Whether `runner` (a plugin name) has a native twin.
 pub fn has_twin(runner: &str) -> bool {
-    runner == "linear-runner"
+    runner == "linear-runner" || (cfg!(feature = "onnx") && runner == "onnx-runner")
 }
 
 /// Loads `artifact` with the native twin of `runner`.
 pub fn load(runner: &str, artifact: &[u8]) -> Result<Box<dyn NativeModel>, String> {
     match runner {
         "linear-runner" => Ok(Box::new(Linear(ModelArtifact::from_json(artifact)?))),
+        #[cfg(feature = "onnx")]
+        "onnx-runner" => Ok(Box::new(onnx::Onnx::load(artifact)?)),
         other => Err(format!("the model runner `{other}` has no native twin")),
     }
 }
@@ -131,12 +134,27 @@ impl NativeModel for Linear {
 }
 
 /// The named numeric columns of a table as f64, refusing missing values, as the SDK's
-/// `Table::numeric_columns` does inside the plugin.
+/// `Table::numeric_columns` does inside the plugin (no names: every numeric column).
 fn table_columns(t: &Table, names: &[String]) -> Result<Vec<Vec<f64>>, String> {
     let rows = t.columns.first().map_or(0, Column::data_len);
     if t.columns.iter().any(|c| c.data_len() != rows) {
         return Err("the table's columns differ in length".into());
     }
+    let numeric: Vec<String>;
+    let names = if names.is_empty() {
+        numeric = t
+            .columns
+            .iter()
+            .filter(|c| !matches!(c.data, ColumnData::Text(_)))
+            .map(|c| c.name.clone())
+            .collect();
+        if numeric.is_empty() {
+            return Err("no numeric feature columns".into());
+        }
+        &numeric
+    } else {
+        names
+    };
     names
         .iter()
         .map(|name| {
@@ -262,5 +280,143 @@ mod tests {
         assert!(m.predict(&named(short)).unwrap_err().contains("2 columns"));
         assert!(load("linear-runner", b"{}").is_err());
         assert!(load("onnx-runner", b"{}").is_err());
+    }
+}
+
+/// `onnx-runner`'s twin: the same `onnx-core` code, compiled into the host.
+#[cfg(feature = "onnx")]
+mod onnx {
+    use onnx_core::{Elem, In, OnnxModel, Options, Output, Prediction};
+
+    use super::{NativeModel, port, table_columns};
+    use crate::bindings::{
+        Column, ColumnData, Dtype, ModelMetadata, NamedValue, Table, Tensor, Value, ValueKind,
+    };
+
+    pub struct Onnx {
+        model: OnnxModel,
+        options: Options,
+    }
+
+    impl Onnx {
+        pub fn load(artifact: &[u8]) -> Result<Onnx, String> {
+            let model = OnnxModel::load(artifact).map_err(|e| e.message)?;
+            Ok(Onnx {
+                model,
+                options: Options::default(),
+            })
+        }
+    }
+
+    impl NativeModel for Onnx {
+        fn metadata(&self) -> ModelMetadata {
+            let ports = |ports: &[onnx_core::Port]| {
+                ports
+                    .iter()
+                    .map(|p| port(&p.name, ValueKind::Any, p.description()))
+                    .collect()
+            };
+            ModelMetadata {
+                inputs: ports(self.model.inputs()),
+                outputs: ports(self.model.outputs()),
+                properties: self.model.metadata_properties(),
+            }
+        }
+
+        fn predict(&self, inputs: &[NamedValue]) -> Result<Vec<NamedValue>, String> {
+            let mut request = Vec::with_capacity(inputs.len());
+            for v in inputs {
+                let value = match &v.value {
+                    Value::Tensor(t) => {
+                        crate::value::check_tensor(t).map_err(|e| e.to_string())?;
+                        In::Tensor {
+                            elem: elem(t.dtype),
+                            shape: &t.shape,
+                            data: &t.data,
+                        }
+                    }
+                    Value::Table(t) => In::Columns(table_columns(t, &self.options.features)?),
+                    other => {
+                        return Err(format!(
+                            "input `{}` is {}; the model takes tensors (or a table of features)",
+                            v.name,
+                            crate::value::kind_name(other)
+                        ));
+                    }
+                };
+                request.push((v.name.as_str(), value));
+            }
+            let named = |name: String, value| NamedValue { name, value };
+            Ok(match self.model.predict(&self.options, request)? {
+                Prediction::Outputs(outputs) => outputs
+                    .into_iter()
+                    .map(|(name, out)| match out {
+                        Output::Tensor { elem, shape, data } => named(
+                            name,
+                            Value::Tensor(Tensor {
+                                dtype: dtype(elem),
+                                shape,
+                                data,
+                            }),
+                        ),
+                        Output::Text { values, .. } => {
+                            let column = Column {
+                                name: name.clone(),
+                                data: ColumnData::Text(values),
+                                valid: None,
+                            };
+                            named(
+                                name,
+                                Value::Table(Table {
+                                    columns: vec![column],
+                                }),
+                            )
+                        }
+                    })
+                    .collect(),
+                Prediction::Table(cols) => {
+                    let columns = cols
+                        .into_iter()
+                        .map(|(name, c)| Column {
+                            name,
+                            data: column_data(c),
+                            valid: None,
+                        })
+                        .collect();
+                    vec![named("predictions".into(), Value::Table(Table { columns }))]
+                }
+            })
+        }
+    }
+
+    fn elem(d: Dtype) -> Elem {
+        match d {
+            Dtype::Float32 => Elem::Float32,
+            Dtype::Float64 => Elem::Float64,
+            Dtype::Int32 => Elem::Int32,
+            Dtype::Int64 => Elem::Int64,
+            Dtype::Uint8 => Elem::Uint8,
+            Dtype::Boolean => Elem::Boolean,
+        }
+    }
+
+    fn dtype(e: Elem) -> Dtype {
+        match e {
+            Elem::Float32 => Dtype::Float32,
+            Elem::Float64 => Dtype::Float64,
+            Elem::Int32 => Dtype::Int32,
+            Elem::Int64 => Dtype::Int64,
+            Elem::Uint8 => Dtype::Uint8,
+            Elem::Boolean | Elem::Text => Dtype::Boolean,
+        }
+    }
+
+    fn column_data(c: onnx_core::Column) -> ColumnData {
+        match c {
+            onnx_core::Column::Float64(v) => ColumnData::Float64(v),
+            onnx_core::Column::Int64(v) => ColumnData::Int64(v),
+            onnx_core::Column::Boolean(v) => ColumnData::Boolean(v),
+            onnx_core::Column::Text(v) => ColumnData::Text(v),
+        }
     }
 }

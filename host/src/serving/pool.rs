@@ -47,7 +47,7 @@ impl Runner {
         }
     }
 
-    fn predict(&mut self, inputs: &[NamedValue]) -> Result<Vec<NamedValue>, ServeError> {
+    pub fn predict(&mut self, inputs: &[NamedValue]) -> Result<Vec<NamedValue>, ServeError> {
         match self {
             Runner::Wasm(m) => m
                 .predict(inputs)

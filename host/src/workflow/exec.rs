@@ -266,6 +266,20 @@ pub async fn execute(
                     digest: inp.digest.clone(),
                 })
                 .collect();
+            let mut inputs = inputs;
+            if let Some(m) = &step.model {
+                // A registered model's artifact, read from the store when the step runs.
+                inputs.push(Input {
+                    port: MODEL_PORT.to_string(),
+                    digest: m.artifact.clone(),
+                    value: None,
+                });
+                run.steps[i].inputs.push(InputRef {
+                    port: MODEL_PORT.to_string(),
+                    from: format!("models:/{}/{}", m.model, m.version),
+                    digest: m.artifact.clone(),
+                });
+            }
             let key = cache_key(step, &inputs, plan.seed).map(|(key, datasets)| {
                 run.steps[i].datasets = datasets;
                 key

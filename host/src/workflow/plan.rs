@@ -23,7 +23,11 @@ use crate::{
     digest::sha256_hex,
     plugin::{CallOptions, DirGrant, Grants, Plugin, PluginHost, Role},
     registry::{Manifest, Registry, resolve::parse_spec},
+    tracking::{ModelVersion, Store},
 };
+
+/// How a step names a registered model: `models:/NAME@ALIAS` or `models:/NAME/VERSION`.
+pub const MODELS_SCHEME: &str = "models:/";
 
 /// The plugin a `uses` resolved to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +70,15 @@ pub struct Wire {
     pub output: String,
 }
 
+/// A registered model version a step predicts with (`uses: models:/NAME@ALIAS`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInput {
+    pub model: String,
+    pub version: u64,
+    /// The digest of its artifact in the store, which the step's `model` input carries.
+    pub artifact: String,
+}
+
 /// One step, resolved and checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanStep {
@@ -81,6 +94,9 @@ pub struct PlanStep {
     pub retries: u32,
     pub backoff_ms: u64,
     pub cache: bool,
+    /// For `uses: models:/...`: the model version whose runner this step is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelInput>,
 }
 
 impl PlanStep {
@@ -145,6 +161,8 @@ pub struct Resolver<'a> {
     pub registry: &'a dyn Fn() -> anyhow::Result<Arc<Registry>>,
     /// Ignore the lockfile's choices and resolve afresh.
     pub update: bool,
+    /// The model registry, for steps that use a registered model (`models:/...`).
+    pub models: Option<&'a Store>,
 }
 
 struct Resolved {
@@ -178,14 +196,55 @@ impl Resolver<'_> {
         Ok(self.host.load_bytes(&r.name, &bytes, None)?)
     }
 
+    /// The model version `models:/NAME@ALIAS` or `models:/NAME/VERSION` names.
+    pub fn registered(&self, uses: &str) -> Result<ModelVersion, String> {
+        let what = uses.strip_prefix(MODELS_SCHEME).unwrap_or(uses);
+        let store = self
+            .models
+            .ok_or("registered models are not available here (no tracking store)")?;
+        let found = match (what.split_once('@'), what.split_once('/')) {
+            (Some((name, alias)), _) => store.version_by_alias(name, alias),
+            (None, Some((name, v))) => match v.parse() {
+                Ok(v) => store.model_version(name, v),
+                Err(_) => return Err(format!("`{v}` is not a version number")),
+            },
+            (None, None) => {
+                return Err(format!(
+                    "name the version: `{MODELS_SCHEME}{what}@ALIAS` or `{MODELS_SCHEME}{what}/VERSION`"
+                ));
+            }
+        };
+        found.map_err(|e| e.to_string())
+    }
+
     /// Finds the plugin `uses` names: a component file beside the workflow (when `files`
-    /// gives the directory) or a registry requirement.
+    /// gives the directory), a registered model's runner (`models:/...`), or a registry
+    /// requirement.
     fn resolve(
         &self,
         uses: &str,
         files: Option<&Path>,
         lock: &mut Lockfile,
     ) -> Result<(PluginRef, Arc<Plugin>, Option<Manifest>), String> {
+        if uses.starts_with(MODELS_SCHEME) {
+            // Not locked: the alias says which version; the run records its digests.
+            let version = self.registered(uses)?;
+            let runner = version.runner.ok_or_else(|| {
+                format!(
+                    "version {} of `{}` names no model runner",
+                    version.version, version.model
+                )
+            })?;
+            let plugin = self.load_ref(&runner).map_err(|e| format!("{e:#}"))?;
+            return Ok((
+                PluginRef {
+                    uses: uses.to_string(),
+                    ..runner
+                },
+                plugin,
+                None,
+            ));
+        }
         let is_file = uses.contains('/') || uses.ends_with(".wasm");
         if is_file {
             let Some(base) = files else {
@@ -521,6 +580,28 @@ pub fn prepare_text(
             after.push(a.value.clone());
         }
         let plugin_ref = resolved.as_ref().map(|r| r.0.clone());
+        let model = if s.uses.value.starts_with(MODELS_SCHEME) && resolved.is_some() {
+            let v = resolver.registered(&s.uses.value).ok();
+            v.map(|v| ModelInput {
+                model: v.model,
+                version: v.version,
+                artifact: v.artifact,
+            })
+        } else {
+            None
+        };
+        if model.is_some()
+            && let Some((port, _)) = s.inputs.iter().find(|(p, _)| p.value == MODEL_PORT)
+        {
+            c.error(
+                loc(port),
+                Some(id),
+                format!(
+                    "`{}` brings its own model; drop input `{MODEL_PORT}`",
+                    s.uses.value
+                ),
+            );
+        }
         drafts.push(Draft {
             step: PlanStep {
                 id: id.to_string(),
@@ -541,6 +622,7 @@ pub fn prepare_text(
                 retries: s.retries,
                 backoff_ms: backoff.as_millis() as u64,
                 cache: s.cache.unwrap_or(true),
+                model,
             },
             plugin: resolved.as_ref().map(|r| r.1.clone()),
             descriptor: resolved.map(|r| r.3),
@@ -606,6 +688,7 @@ pub fn prepare_text(
                     retries: 0,
                     backoff_ms: 0,
                     cache: false,
+                    model: None,
                 },
                 plugin,
             ));
@@ -646,7 +729,7 @@ pub fn prepare_text(
                     .iter()
                     .map(|p| (p.name.clone(), Some(p.kind), p.optional))
                     .collect();
-                if d.step.role == Role::ModelRunner {
+                if d.step.role == Role::ModelRunner && d.step.model.is_none() {
                     ports.push((MODEL_PORT.into(), Some(ValueKind::Bytes), false));
                 }
                 ports
