@@ -10,6 +10,7 @@ const SOURCES: &[&str] = &[
     include_str!("seed.rs"),
     include_str!("serve.rs"),
     include_str!("serving.rs"),
+    include_str!("onnx.rs"),
 ];
 
 #[test]

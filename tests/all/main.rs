@@ -7,6 +7,7 @@ mod conformance;
 mod guests;
 mod library;
 mod mlflow;
+mod onnx;
 mod plugins;
 mod polyglot;
 mod registry;
@@ -157,7 +158,19 @@ pub struct Server {
 impl Server {
     /// Starts `kiln serve` on a free port, with `config` as its kiln-server.toml.
     pub fn start(k: &Kiln, config: Option<&str>) -> Server {
+        Server::start_with::<&str>(k, config, &[])
+    }
+
+    /// Starts `kiln serve` with these environment variables set as well.
+    pub fn start_with<V: AsRef<std::ffi::OsStr>>(
+        k: &Kiln,
+        config: Option<&str>,
+        env: &[(&str, V)],
+    ) -> Server {
         let mut cmd = k.cmd();
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
         cmd.args(["serve", "--addr", "127.0.0.1:0"]);
         if let Some(text) = config {
             let path = k.home().join("kiln-server.toml");
