@@ -1,0 +1,192 @@
+//! ONNX inference, side by side in one run, on the same models and batch sizes:
+//! (a) the onnx-runner plugin (tract compiled to wasm32-wasip2 with SIMD128, in the
+//! sandbox, inputs and outputs copied across the component boundary);
+//! (b) its native twin (the same onnx-core code, tract in the host: the baseline);
+//! (c) onnxruntime through its Python API (`bench/onnx_ort.py`, one thread).
+//!
+//! Run with `cargo bench --bench onnx`. The models come from `scripts/onnx-models.sh`
+//! (scikit-learn + skl2onnx, an onnx CNN); the figures are printed as a Markdown table
+//! with each path's ratio to native tract. `KILN_BENCH_SECONDS` sets the time per point.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use kiln::{
+    bindings::{Dtype, NamedValue, Tensor, Value},
+    engine::{ArtifactCache, EngineOptions, KilnEngine},
+    plugin::{CallOptions, PluginHost},
+    serving::native,
+};
+use serde_json::Value as J;
+
+const BATCHES: [usize; 3] = [1, 8, 64];
+
+/// (file stem, input name, one row's shape).
+const MODELS: [(&str, &str, &[usize]); 2] = [
+    ("iris-pipeline", "features", &[4]),
+    ("digits-cnn", "image", &[1, 8, 8]),
+];
+
+struct Figures {
+    p50: f64,
+    p99: f64,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Calls `f` for about `seconds` after a warm-up; p50 and p99 in µs.
+fn measure(seconds: f64, mut f: impl FnMut()) -> Figures {
+    let warm = Instant::now();
+    while warm.elapsed().as_secs_f64() < seconds / 10.0 {
+        f();
+    }
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < seconds || times.len() < 50 {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed());
+    }
+    times.sort();
+    let at = |p: f64| {
+        let i = ((times.len() as f64 - 1.0) * p).round() as usize;
+        times[i].as_secs_f64() * 1e6
+    };
+    Figures {
+        p50: at(0.5),
+        p99: at(0.99),
+    }
+}
+
+/// A seeded float32 tensor of `batch` rows, values in [0, 1).
+fn input(name: &str, batch: usize, row: &[usize]) -> Vec<NamedValue> {
+    let mut shape = vec![batch as u64];
+    shape.extend(row.iter().map(|&d| d as u64));
+    let count = batch * row.iter().product::<usize>();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut data = Vec::with_capacity(count * 4);
+    for _ in 0..count {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let x = (state >> 40) as f32 / (1u64 << 24) as f32;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    vec![NamedValue {
+        name: name.into(),
+        value: Value::Tensor(Tensor {
+            dtype: Dtype::Float32,
+            shape,
+            data,
+        }),
+    }]
+}
+
+fn onnxruntime(dir: &Path, seconds: f64) -> Option<J> {
+    let python = root().join("target/toolchains/onnx-venv/bin/python");
+    let batches: Vec<String> = BATCHES.iter().map(usize::to_string).collect();
+    let out = Command::new(python)
+        .arg(root().join("bench/onnx_ort.py"))
+        .arg(dir)
+        .args(["--batches", &batches.join(",")])
+        .args(["--seconds", &seconds.to_string()])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "onnxruntime bench failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+fn main() {
+    let seconds: f64 = std::env::var("KILN_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2.0);
+    let made = Command::new(root().join("scripts/onnx-models.sh"))
+        .output()
+        .expect("running scripts/onnx-models.sh");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let dir = PathBuf::from(String::from_utf8_lossy(&made.stdout).trim());
+
+    let cache = tempfile::tempdir().expect("temp dir");
+    let engine = KilnEngine::new(&EngineOptions::default()).expect("engine");
+    let host = PluginHost::new(
+        engine.clone(),
+        ArtifactCache::new(engine.engine(), cache.path()),
+    )
+    .expect("host");
+    let runner = host
+        .load_file(Path::new(kiln_test_artifacts::ONNX_RUNNER), None)
+        .expect("onnx-runner");
+    let size = std::fs::metadata(kiln_test_artifacts::ONNX_RUNNER)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let opts = CallOptions::default();
+
+    let ort = onnxruntime(&dir, seconds);
+    let ort_p50 = |model: &str, batch: usize| -> Option<f64> {
+        ort.as_ref()?["results"]
+            .as_array()?
+            .iter()
+            .find(|r| r["model"] == model && r["batch"] == batch)?["p50_us"]
+            .as_f64()
+    };
+
+    println!(
+        "onnx-runner component: {:.1} MB (tract, wasm32-wasip2 + SIMD128); onnxruntime {}",
+        size as f64 / 1e6,
+        ort.as_ref()
+            .and_then(|o| o["onnxruntime"].as_str())
+            .unwrap_or("not measured")
+    );
+    println!();
+    println!(
+        "| model | batch | wasm p50 µs (p99) | native tract p50 µs (p99) | onnxruntime p50 µs | wasm ÷ native | onnxruntime ÷ native |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (model, port, row) in MODELS {
+        let bytes = std::fs::read(dir.join(format!("{model}.onnx"))).expect("model file");
+        let mut wasm = runner
+            .load_model(&bytes, &Vec::new(), &opts)
+            .expect("the plugin loads the model");
+        let twin = native::load("onnx-runner", &bytes).expect("the twin loads the model");
+        for batch in BATCHES {
+            let inputs = input(port, batch, row);
+            // Both answer alike before either is timed.
+            let a = wasm.predict(&inputs).expect("wasm predict").value;
+            let b = twin.predict(&inputs).expect("native predict");
+            assert_eq!(a.len(), b.len());
+            let w = measure(seconds, || {
+                wasm.predict(&inputs).expect("wasm predict");
+            });
+            let n = measure(seconds, || {
+                twin.predict(&inputs).expect("native predict");
+            });
+            let o = ort_p50(model, batch);
+            println!(
+                "| {model} | {batch} | {:.1} ({:.1}) | {:.1} ({:.1}) | {} | {:.2}× | {} |",
+                w.p50,
+                w.p99,
+                n.p50,
+                n.p99,
+                o.map_or("-".into(), |o| format!("{o:.1}")),
+                w.p50 / n.p50,
+                o.map_or("-".into(), |o| format!("{:.2}×", o / n.p50)),
+            );
+        }
+    }
+}
