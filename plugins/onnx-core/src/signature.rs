@@ -107,13 +107,17 @@ impl Port {
         format!("{} {}", self.elem.name(), self.shape_text())
     }
 
-    pub(crate) fn check_shape(&self, shape: &[u64]) -> Result<(), String> {
-        let fits = shape.len() == self.shape.len()
+    /// Whether `shape` has this port's rank and its fixed dimensions.
+    fn fits(&self, shape: &[u64]) -> bool {
+        shape.len() == self.shape.len()
             && shape
                 .iter()
                 .zip(&self.shape)
-                .all(|(&d, want)| want.is_none_or(|w| w == d));
-        if fits {
+                .all(|(&d, want)| want.is_none_or(|w| w == d))
+    }
+
+    pub(crate) fn check_shape(&self, shape: &[u64]) -> Result<(), String> {
+        if self.fits(shape) {
             Ok(())
         } else {
             Err(format!(
@@ -142,16 +146,11 @@ impl Port {
     }
 
     pub(crate) fn check_output(&self, shape: &[u64], batch: Option<u64>) -> Result<(), String> {
-        let fits = shape.len() == self.shape.len()
-            && shape
-                .iter()
-                .zip(&self.shape)
-                .all(|(&d, want)| want.is_none_or(|w| w == d));
         let batch_kept = match (batch, shape.first(), self.shape.first()) {
             (Some(b), Some(&d), Some(None)) => b == d,
             _ => true,
         };
-        if fits && batch_kept {
+        if self.fits(shape) && batch_kept {
             Ok(())
         } else {
             Err(format!(
