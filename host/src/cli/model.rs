@@ -12,8 +12,9 @@ use crate::{
     bindings::NamedValue,
     engine::Limits,
     serving::{
-        Backend,
+        Backend, DEFAULT_ALIAS, Reference,
         import::{self, ImportRequest},
+        version_number,
     },
     tracking::Store,
     value,
@@ -137,25 +138,10 @@ pub fn import(ctx: &Ctx, args: ImportArgs) -> Result<ExitCode> {
 pub fn predict(ctx: &Ctx, args: PredictArgs) -> Result<ExitCode> {
     local_only(ctx, "predict")?;
     let store = Store::open(&ctx.data_dir)?;
-    let (name, version) = match (args.model.split_once('/'), args.model.split_once('@')) {
-        (Some((name, v)), _) => {
-            let v: u64 = v
-                .parse()
-                .with_context(|| format!("`{v}` is not a version number"))?;
-            (name.to_string(), v)
-        }
-        (None, Some((name, alias))) => (
-            name.to_string(),
-            store.version_by_alias(name, alias)?.version,
-        ),
-        (None, None) => {
-            let (m, _) = store.model(&args.model)?;
-            let v = m.aliases.get("production").copied().unwrap_or(m.latest);
-            anyhow::ensure!(v > 0, "registered model `{}` has no versions", args.model);
-            (args.model.clone(), v)
-        }
-    };
-    let record = store.model_version(&name, version)?;
+    let (name, reference) = Reference::split(&args.model).map_err(anyhow::Error::msg)?;
+    let version =
+        version_number(&store, name, &reference, DEFAULT_ALIAS).map_err(anyhow::Error::msg)?;
+    let record = store.model_version(name, version)?;
     let mut inputs = Vec::new();
     for spec in &args.inputs {
         let (port, path) = plugin::split_pair(spec, "input")?;

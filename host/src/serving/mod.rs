@@ -118,8 +118,11 @@ fn default_memory() -> u64 {
 fn default_loaded() -> usize {
     16
 }
+/// The alias a bare model name serves, unless `[serving] default_alias` says otherwise.
+pub const DEFAULT_ALIAS: &str = "production";
+
 fn default_alias() -> String {
-    "production".into()
+    DEFAULT_ALIAS.into()
 }
 
 impl Default for ServingConfig {
@@ -189,6 +192,45 @@ impl Reference {
         match text.parse() {
             Ok(v) => Reference::Version(v),
             Err(_) => Reference::Alias(text.to_string()),
+        }
+    }
+
+    /// `NAME@ALIAS`, `NAME/VERSION` or a bare `NAME` (the default): the name and reference.
+    pub fn split(text: &str) -> Result<(&str, Reference), String> {
+        if let Some((name, alias)) = text.split_once('@') {
+            return Ok((name, Reference::Alias(alias.to_string())));
+        }
+        match text.split_once('/') {
+            Some((name, v)) => v
+                .parse()
+                .map(|v| (name, Reference::Version(v)))
+                .map_err(|_| format!("`{v}` is not a version number")),
+            None => Ok((text, Reference::Default)),
+        }
+    }
+}
+
+/// The version number a reference names, read from the registry: `Default` is
+/// `default_alias`, or else the latest version. A version number is taken as given.
+pub fn version_number(
+    store: &Store,
+    name: &str,
+    reference: &Reference,
+    default_alias: &str,
+) -> Result<u64, String> {
+    match reference {
+        Reference::Version(v) => Ok(*v),
+        Reference::Alias(a) => store
+            .version_by_alias(name, a)
+            .map(|v| v.version)
+            .map_err(|e| e.to_string()),
+        Reference::Default => {
+            let (m, _) = store.model(name).map_err(|e| e.to_string())?;
+            match m.aliases.get(default_alias) {
+                Some(&v) => Ok(v),
+                None if m.latest > 0 => Ok(m.latest),
+                None => Err(format!("registered model `{name}` has no versions")),
+            }
         }
     }
 }
@@ -268,24 +310,13 @@ impl Serving {
         {
             return Ok(v);
         }
-        let not_found = |e: crate::tracking::TrackingError| ServeError::NotFound(e.to_string());
-        let version = if alias == DEFAULT_KEY {
-            let (m, _) = self.store.model(name).map_err(not_found)?;
-            match m.aliases.get(&self.config.default_alias) {
-                Some(&v) => v,
-                None if m.latest > 0 => m.latest,
-                None => {
-                    return Err(ServeError::NotFound(format!(
-                        "registered model `{name}` has no versions"
-                    )));
-                }
-            }
+        let reference = if alias == DEFAULT_KEY {
+            Reference::Default
         } else {
-            self.store
-                .version_by_alias(name, alias)
-                .map_err(not_found)?
-                .version
+            Reference::Alias(alias.to_string())
         };
+        let version = version_number(&self.store, name, &reference, &self.config.default_alias)
+            .map_err(ServeError::NotFound)?;
         write(&self.aliases)
             .entry(name.to_string())
             .or_default()

@@ -23,6 +23,7 @@ use crate::{
     digest::sha256_hex,
     plugin::{CallOptions, DirGrant, Grants, Plugin, PluginHost, Role},
     registry::{Manifest, Registry, resolve::parse_spec},
+    serving::{Reference, version_number},
     tracking::{ModelVersion, Store},
 };
 
@@ -202,19 +203,16 @@ impl Resolver<'_> {
         let store = self
             .models
             .ok_or("registered models are not available here (no tracking store)")?;
-        let found = match (what.split_once('@'), what.split_once('/')) {
-            (Some((name, alias)), _) => store.version_by_alias(name, alias),
-            (None, Some((name, v))) => match v.parse() {
-                Ok(v) => store.model_version(name, v),
-                Err(_) => return Err(format!("`{v}` is not a version number")),
-            },
-            (None, None) => {
-                return Err(format!(
-                    "name the version: `{MODELS_SCHEME}{what}@ALIAS` or `{MODELS_SCHEME}{what}/VERSION`"
-                ));
-            }
-        };
-        found.map_err(|e| e.to_string())
+        let (name, reference) = Reference::split(what)?;
+        if reference == Reference::Default {
+            return Err(format!(
+                "name the version: `{MODELS_SCHEME}{what}@ALIAS` or `{MODELS_SCHEME}{what}/VERSION`"
+            ));
+        }
+        let version = version_number(store, name, &reference, "")?;
+        store
+            .model_version(name, version)
+            .map_err(|e| e.to_string())
     }
 
     /// Finds the plugin `uses` names: a component file beside the workflow (when `files`
