@@ -31,6 +31,8 @@ use serde_json::Value as J;
 /// A `kiln` with its own data directory.
 pub struct Kiln {
     home: tempfile::TempDir,
+    /// Import the shipped seed of standard plugins (`registry-data/`) on first use.
+    seeded: bool,
 }
 
 impl Default for Kiln {
@@ -43,6 +45,15 @@ impl Kiln {
     pub fn new() -> Kiln {
         Kiln {
             home: tempfile::tempdir().expect("temp dir"),
+            seeded: false,
+        }
+    }
+
+    /// A `kiln` whose registry starts with the shipped standard plugins.
+    pub fn seeded() -> Kiln {
+        Kiln {
+            seeded: true,
+            ..Kiln::new()
         }
     }
 
@@ -54,8 +65,15 @@ impl Kiln {
         let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
         // Tests start from an empty registry; the seed's own tests opt in.
         c.env("KILN_HOME", self.home.path())
-            .env("KILN_SEED", "off")
             .env_remove("KILN_BACKTRACE");
+        if self.seeded {
+            c.env(
+                "KILN_SEED",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../registry-data"),
+            );
+        } else {
+            c.env("KILN_SEED", "off");
+        }
         c
     }
 
@@ -158,19 +176,7 @@ pub struct Server {
 impl Server {
     /// Starts `kiln serve` on a free port, with `config` as its kiln-server.toml.
     pub fn start(k: &Kiln, config: Option<&str>) -> Server {
-        Server::start_with::<&str>(k, config, &[])
-    }
-
-    /// Starts `kiln serve` with these environment variables set as well.
-    pub fn start_with<V: AsRef<std::ffi::OsStr>>(
-        k: &Kiln,
-        config: Option<&str>,
-        env: &[(&str, V)],
-    ) -> Server {
         let mut cmd = k.cmd();
-        for (key, value) in env {
-            cmd.env(key, value);
-        }
         cmd.args(["serve", "--addr", "127.0.0.1:0"]);
         if let Some(text) = config {
             let path = k.home().join("kiln-server.toml");

@@ -54,53 +54,16 @@ fn cases(name: &str) -> Vec<J> {
         .clone()
 }
 
-/// A Kiln with the standard plugins (the seed holds onnx-runner).
-fn kiln() -> Kiln {
-    Kiln::new()
-}
-
-fn seeded(k: &Kiln) -> Command {
-    let mut c = k.cmd();
-    c.env("KILN_SEED", root().join("registry-data"));
-    c
-}
-
-fn run_ok(mut c: Command, args: &[&str]) -> String {
-    let out = c.args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "kiln {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn run_err(mut c: Command, args: &[&str]) -> String {
-    let out = c.args(args).output().unwrap();
-    assert!(
-        !out.status.success(),
-        "kiln {args:?} should have failed:\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn import(k: &Kiln, file: &str, name: &str) -> J {
-    let out = run_ok(
-        seeded(k),
-        &[
-            "model",
-            "import",
-            &model(file),
-            "--name",
-            name,
-            "--alias",
-            "production",
-            "--json",
-        ],
-    );
-    serde_json::from_str(&out).unwrap()
+    k.json(&[
+        "model",
+        "import",
+        &model(file),
+        "--name",
+        name,
+        "--alias",
+        "production",
+    ])
 }
 
 /// The numbers or strings of an answer: a value document (tensor, or a table's first
@@ -148,7 +111,7 @@ fn same(got: &J, want: &J, what: &str) -> f64 {
 
 #[test]
 fn imported_models_predict_as_onnxruntime_does_through_the_cli() {
-    let k = kiln();
+    let k = Kiln::seeded();
     let iris = import(&k, "iris-pipeline.onnx", "iris");
     assert_eq!(iris["new"], true);
     let sig = &iris["version"]["signature"];
@@ -184,7 +147,7 @@ fn imported_models_predict_as_onnxruntime_does_through_the_cli() {
                     a.push("--native".into());
                 }
                 let a: Vec<&str> = a.iter().map(String::as_str).collect();
-                let doc: J = serde_json::from_str(&run_ok(seeded(&k), &a)).unwrap();
+                let doc: J = serde_json::from_str(&k.ok(&a)).unwrap();
                 assert_eq!(doc["backend"], if native { "native" } else { "wasm" });
                 for (output, want) in case["outputs"].as_object().unwrap() {
                     same(
@@ -202,12 +165,12 @@ fn imported_models_predict_as_onnxruntime_does_through_the_cli() {
 
 #[test]
 fn the_serving_api_answers_as_onnxruntime_does_in_the_sandbox_and_natively() {
-    let k = kiln();
+    let k = Kiln::seeded();
     import(&k, "iris-pipeline.onnx", "iris");
     import(&k, "digits-cnn.onnx", "digits");
     let native = "[serving.models.iris]\nrunner = \"native\"\n[serving.models.digits]\nrunner = \"native\"\n";
     for config in [None, Some(native)] {
-        let server = Server::start_with(&k, config, &[("KILN_SEED", root().join("registry-data"))]);
+        let server = Server::start(&k, config);
         for (file, name) in [("iris-pipeline", "iris"), ("digits-cnn", "digits")] {
             let (status, meta) = server.json("GET", &format!("/v2/models/{name}"), None, None);
             assert_eq!(status, 200, "{meta}");
@@ -263,25 +226,19 @@ fn the_serving_api_answers_as_onnxruntime_does_in_the_sandbox_and_natively() {
 
 #[test]
 fn broken_and_unsupported_models_are_refused_at_import_and_nothing_is_stored() {
-    let k = kiln();
+    let k = Kiln::seeded();
     import(&k, "digits-cnn.onnx", "digits");
-    let before = run_ok(seeded(&k), &["model", "list", "--json"]);
-    let err = run_err(
-        seeded(&k),
-        &["model", "import", &model("broken.onnx"), "--name", "digits"],
-    );
+    let before = k.ok(&["model", "list", "--json"]);
+    let err = k.fails(&["model", "import", &model("broken.onnx"), "--name", "digits"]);
     assert!(err.contains("not an ONNX model"), "{err}");
     assert!(err.contains("nothing was imported"), "{err}");
-    let err = run_err(
-        seeded(&k),
-        &[
-            "model",
-            "import",
-            &model("iris-zipmap.onnx"),
-            "--name",
-            "iris",
-        ],
-    );
+    let err = k.fails(&[
+        "model",
+        "import",
+        &model("iris-zipmap.onnx"),
+        "--name",
+        "iris",
+    ]);
     assert!(
         err.contains("unsupported operator: ZipMap (ai.onnx.ml)"),
         "{err}"
@@ -290,28 +247,22 @@ fn broken_and_unsupported_models_are_refused_at_import_and_nothing_is_stored() {
     // An empty file, and one that is not there.
     let empty = k.home().join("empty.onnx");
     std::fs::write(&empty, b"").unwrap();
-    let err = run_err(
-        seeded(&k),
-        &["model", "import", empty.to_str().unwrap(), "--name", "e"],
-    );
+    let err = k.fails(&["model", "import", empty.to_str().unwrap(), "--name", "e"]);
     assert!(err.contains("empty"), "{err}");
-    assert_eq!(run_ok(seeded(&k), &["model", "list", "--json"]), before);
+    assert_eq!(k.ok(&["model", "list", "--json"]), before);
     // A prediction with the wrong input is refused with the model's signature.
     let bad = write_json(
         k.home(),
         "bad.json",
         &json!({"$kiln": "value/1", "kind": "tensor", "dtype": "float32", "shape": [1, 4], "values": [1, 2, 3, 4]}),
     );
-    let err = run_err(
-        seeded(&k),
-        &["model", "predict", "digits", "-i", &format!("image={bad}")],
-    );
+    let err = k.fails(&["model", "predict", "digits", "-i", &format!("image={bad}")]);
     assert!(err.contains("[N, 1, 8, 8]"), "{err}");
 }
 
 #[test]
 fn a_workflow_step_evaluates_a_registered_model() {
-    let k = kiln();
+    let k = Kiln::seeded();
     import(&k, "iris-pipeline.onnx", "iris");
     let dir = k.home().join("wf");
     std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -342,7 +293,7 @@ steps:
 "#,
     )
     .unwrap();
-    let out = run_ok(seeded(&k), &["run", workflow.to_str().unwrap(), "--json"]);
+    let out = k.ok(&["run", workflow.to_str().unwrap(), "--json"]);
     let run: J = serde_json::from_str(&out).unwrap();
     assert_eq!(run["status"], "succeeded", "{run}");
     let predict = run["steps"]
@@ -382,7 +333,7 @@ steps:
             .replace("models:/iris@production", "models:/iris@staging"),
     )
     .unwrap();
-    let err = run_err(seeded(&k), &["run", workflow.to_str().unwrap()]);
+    let err = k.fails(&["run", workflow.to_str().unwrap()]);
     assert!(err.contains("staging"), "{err}");
 }
 
