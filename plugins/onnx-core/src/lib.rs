@@ -3,17 +3,19 @@
 //!
 //! A model is read from its bytes with tract, checked (every operator known, every input and
 //! output of a type a Kiln value can carry), optimised once, and then run many times. The
-//! batch dimension stays symbolic: one loaded model serves every batch size.
+//! batch dimension stays symbolic: one loaded model serves every batch size (and a batch
+//! size that recurs gets a plan of its own, see `plans`).
 //!
 //! The signature speaks in Kiln's terms: an input or output is a tensor of `float32`,
 //! `float64`, `int32`, `int64`, `uint8` or `boolean`, or (outputs only) of text, as
 //! scikit-learn classifiers converted with skl2onnx return their labels.
 
+mod plans;
 mod predict;
 mod scaler;
 mod signature;
 
-use std::sync::Arc;
+use std::cell::RefCell;
 
 use tract_onnx::prelude::*;
 
@@ -23,9 +25,9 @@ pub use signature::{Elem, Port};
 /// The largest model accepted, in bytes.
 pub const MAX_MODEL_BYTES: usize = 512 << 20;
 
-/// A loaded, optimised model.
+/// A loaded, optimised model. It is `Send` but not `Sync`: a call takes its plans' state.
 pub struct OnnxModel {
-    plan: Arc<TypedRunnableModel>,
+    plans: RefCell<plans::Plans>,
     inputs: Vec<Port>,
     outputs: Vec<Port>,
     /// The model's `producer_name` and version, and its opsets, for the metadata.
@@ -123,13 +125,11 @@ impl OnnxModel {
         };
         let inputs = signature::ports(&typed, &typed.inputs, true).map_err(unsupported)?;
         let outputs = signature::ports(&typed, &typed.outputs, false).map_err(unsupported)?;
-        let optimised = typed
+        let batch = inputs.iter().any(|p| p.shape.first() == Some(&None));
+        let plans = typed
             .into_decluttered()
-            .and_then(|m| m.into_optimized())
+            .and_then(|m| plans::Plans::new(m, batch))
             .map_err(|e| format!("the model cannot be optimised: {}", chain(&e)))?;
-        let plan = optimised
-            .into_runnable()
-            .map_err(|e| format!("the model cannot be planned: {}", chain(&e)))?;
         let mut properties = vec![("format".to_string(), "onnx".to_string())];
         if !proto.producer_name.is_empty() {
             properties.push((
@@ -153,7 +153,7 @@ impl OnnxModel {
             .collect();
         properties.push(("opsets".into(), opsets.join(",")));
         Ok(OnnxModel {
-            plan,
+            plans: RefCell::new(plans),
             inputs,
             outputs,
             properties,
@@ -218,8 +218,9 @@ impl OnnxModel {
         let batch = signature::batch_of(&self.inputs, &inputs)?;
         let values: TVec<TValue> = inputs.into_iter().map(TValue::from).collect();
         let out = self
-            .plan
-            .run(values)
+            .plans
+            .borrow_mut()
+            .run(batch, values)
             .map_err(|e| format!("the model failed: {}", chain(&e)))?;
         out.into_iter()
             .zip(&self.outputs)

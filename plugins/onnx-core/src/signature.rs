@@ -244,10 +244,13 @@ fn walk(graph: &GraphProto, f: &mut dyn FnMut(&tract_onnx::pb::NodeProto)) {
     }
 }
 
+/// The batch dimension's symbol.
+pub(crate) const BATCH: &str = "N";
+
 /// Makes an input's unknown first dimension the batch symbol `N`; any other unknown
 /// dimension is refused.
 pub(crate) fn symbolic_batch(model: &mut InferenceModel) -> TractResult<()> {
-    let n = model.symbols.sym("N");
+    let n = model.symbols.sym(BATCH);
     for i in 0..model.inputs.len() {
         let mut fact = model.input_fact(i)?.clone();
         let name = model.node(model.inputs[i].node).name.clone();
