@@ -39,19 +39,31 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Calls `f` for about `seconds` after a warm-up; p50 and p99 in µs.
-fn measure(seconds: f64, mut f: impl FnMut()) -> Figures {
+/// Calls `a` and `b` in turns (a few calls of one, then of the other) for about `seconds`
+/// after a warm-up, so both see the same machine: a busy neighbour or a clock change lands
+/// on both, not on whichever ran second. p50 and p99 in µs, of each.
+fn measure_pair(seconds: f64, mut a: impl FnMut(), mut b: impl FnMut()) -> (Figures, Figures) {
+    const TURN: usize = 16;
     let warm = Instant::now();
     while warm.elapsed().as_secs_f64() < seconds / 10.0 {
-        f();
+        a();
+        b();
     }
-    let mut times = Vec::new();
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
     let start = Instant::now();
-    while start.elapsed().as_secs_f64() < seconds || times.len() < 50 {
-        let t = Instant::now();
-        f();
-        times.push(t.elapsed());
+    while start.elapsed().as_secs_f64() < seconds || ta.len() < 64 {
+        for (f, times) in [(&mut a as &mut dyn FnMut(), &mut ta), (&mut b, &mut tb)] {
+            for _ in 0..TURN {
+                let t = Instant::now();
+                f();
+                times.push(t.elapsed());
+            }
+        }
     }
+    (figures(ta), figures(tb))
+}
+
+fn figures(mut times: Vec<std::time::Duration>) -> Figures {
     times.sort();
     let at = |p: f64| {
         let i = ((times.len() as f64 - 1.0) * p).round() as usize;
@@ -170,12 +182,15 @@ fn main() {
             let a = wasm.predict(&inputs).expect("wasm predict").value;
             let b = twin.predict(&inputs).expect("native predict");
             assert_eq!(a.len(), b.len());
-            let w = measure(seconds, || {
-                wasm.predict(&inputs).expect("wasm predict");
-            });
-            let n = measure(seconds, || {
-                twin.predict(&inputs).expect("native predict");
-            });
+            let (w, n) = measure_pair(
+                seconds,
+                || {
+                    wasm.predict(&inputs).expect("wasm predict");
+                },
+                || {
+                    twin.predict(&inputs).expect("native predict");
+                },
+            );
             let o = ort_p50(model, batch);
             println!(
                 "| {model} | {batch} | {:.1} ({:.1}) | {:.1} ({:.1}) | {} | {:.2}× | {} |",
