@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod bindings;
+pub mod bundle;
 pub mod cli;
 pub mod db;
 pub mod digest;

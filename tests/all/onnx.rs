@@ -402,3 +402,79 @@ fn the_runner_component_predicts_on_its_own_and_reports_its_signature() {
     ]);
     assert!(err.contains("unknown config key `colour`"), "{err}");
 }
+
+#[test]
+fn a_bundle_carries_a_model_to_another_data_directory_and_predicts_there_without_compiling() {
+    let k = Kiln::seeded();
+    import(&k, "digits-cnn.onnx", "digits");
+    // Bundling signs with the user's key; without one it says how to make it.
+    let app = k.home().join("digits.kiln");
+    let app = app.to_str().unwrap();
+    let err = k.fails(&["bundle", "model", "digits@production", "-o", app]);
+    assert!(err.contains("kiln key generate"), "{err}");
+    k.ok(&["key", "generate"]);
+    let made = k.json(&["bundle", "model", "digits@production", "-o", app]);
+    assert_eq!(made["manifest"]["model"]["name"], "digits");
+    assert_eq!(made["manifest"]["plugins"][0]["name"], "onnx-runner");
+    let key = made["key"].as_str().unwrap().to_string();
+    // Another machine's data directory: it predicts only once it trusts the bundler's key.
+    let device = Kiln::seeded();
+    let case = &cases("digits-cnn")[1];
+    let input = write_json(device.home(), "image.json", &case["inputs"]["image"]);
+    let predict = ["bundle", "predict", app, "-i", &format!("image={input}")];
+    let err = device.fails(&predict);
+    assert!(err.contains("not trusted here"), "{err}");
+    let public = k
+        .json(&["key", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == key.as_str())
+        .expect("the bundler's key is listed")["public"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    device.ok(&["key", "trust", &public, "--name", "bundler"]);
+    let doc = device.json(&predict);
+    assert_eq!(doc["compiled"], false, "{doc}");
+    same(
+        &doc["outputs"]["probabilities"],
+        &case["outputs"]["probabilities"],
+        "bundle predict",
+    );
+    let shown = device.ok(&["bundle", "inspect", app]);
+    assert!(
+        shown.contains("model    digits version 1 @production"),
+        "{shown}"
+    );
+    // A byte changed anywhere in the precompiled code is caught before anything loads.
+    let mut bytes = std::fs::read(app).unwrap();
+    let at = bytes.len() - 4096;
+    bytes[at] ^= 0x55;
+    let tampered = device.home().join("tampered.kiln");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let tampered = tampered.to_str().unwrap();
+    let err = device.fails(&[
+        "bundle",
+        "predict",
+        tampered,
+        "-i",
+        &format!("image={input}"),
+    ]);
+    assert!(err.contains("does not match its digest"), "{err}");
+    // Something that is no bundle at all.
+    let junk = write_json(device.home(), "junk.kiln", &json!({"not": "a bundle"}));
+    let err = device.fails(&["bundle", "inspect", &junk]);
+    assert!(err.contains("is not a usable bundle"), "{err}");
+    // Another target is refused with the reason, until cross-compilation is built in.
+    let err = k.fails(&[
+        "bundle",
+        "model",
+        "digits",
+        "--target",
+        "aarch64-unknown-linux-gnu",
+        "-o",
+        app,
+    ]);
+    assert!(err.contains("aarch64-unknown-linux-gnu"), "{err}");
+}

@@ -9,6 +9,7 @@ macro_rules! out {
     }};
 }
 
+mod bundle;
 mod key;
 mod model;
 mod plugin;
@@ -110,6 +111,9 @@ enum Command {
     /// Registered models.
     #[command(subcommand)]
     Model(tracking::ModelCommand),
+    /// Bundles for devices: a registered model and its runner, precompiled and signed.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
     /// Run the quickstart end to end: read, validate, split, train, evaluate, register.
     Demo {
         #[arg(long, short = 'j')]
@@ -136,6 +140,7 @@ pub fn main() -> Result<ExitCode> {
         Command::Replay { id, jobs, json } => workflow::replay(&ctx, &id, jobs, json),
         Command::Runs(cmd) => tracking::runs(&ctx, cmd),
         Command::Model(cmd) => tracking::model(&ctx, cmd),
+        Command::Bundle(cmd) => bundle::run(&ctx, cmd),
         Command::Demo { jobs } => workflow::demo(&ctx, jobs),
     }
 }

@@ -178,7 +178,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn engine_key(engine: &Engine) -> String {
+/// A short fingerprint of what an engine's compiled code is compatible with.
+pub fn engine_key(engine: &Engine) -> String {
     let mut h = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
     format!("{:016x}", h.finish())

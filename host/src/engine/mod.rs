@@ -17,7 +17,7 @@ use std::{
 use anyhow::{Context, Result};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub use cache::{ArtifactCache, CacheOutcome, CompiledStore};
+pub use cache::{ArtifactCache, CacheOutcome, CompiledStore, engine_key};
 pub use limits::{Limits, MemoryLimiter};
 
 /// How often the epoch ticker advances the engine's epoch: the granularity of deadlines.

@@ -21,7 +21,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use wasmtime::component::{ComponentExportIndex, InstancePre, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 
 pub use error::PluginError;
 pub use invoke::{CallOptions, ModelInstance, NamedInput, NamedValueRef, Outcome};
@@ -147,6 +147,48 @@ impl PluginHost {
             .cloned()
     }
 
+    /// Loads a component from code precompiled for this engine (a bundle's): nothing is
+    /// compiled. `digest` is the sha256 of the component the code was compiled from and
+    /// `size` its length.
+    ///
+    /// # Safety
+    ///
+    /// `code` must be what `Engine::precompile_component` wrote for an engine configured as
+    /// this one, and as trusted as the `kiln` binary: deserializing native code is sound
+    /// only for such bytes. A bundle's code is, once its digests and signature verified.
+    pub unsafe fn load_precompiled(
+        &self,
+        name: &str,
+        digest: &str,
+        code: &[u8],
+        size: usize,
+    ) -> Result<Arc<Plugin>, PluginError> {
+        if let Some(plugin) = self.cached(digest) {
+            return Ok(plugin);
+        }
+        let engine = self.engine.engine();
+        // SAFETY: the caller vouches for `code`, as this function's contract says.
+        let component = unsafe { Component::deserialize(engine, code) }.map_err(|e| {
+            PluginError::Malformed {
+                plugin: name.to_string(),
+                reason: format!("its precompiled code does not load: {e:#}"),
+            }
+        })?;
+        let plugin = Arc::new(self.finish(
+            name,
+            digest.to_string(),
+            component,
+            CacheOutcome::Hit,
+            size,
+            None,
+        )?);
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.to_string(), plugin.clone());
+        Ok(plugin)
+    }
+
     fn load_new(
         &self,
         name: &str,
@@ -158,16 +200,35 @@ impl PluginHost {
             plugin: name.to_string(),
             reason,
         };
+        check_header(bytes).map_err(malformed)?;
+        let (component, cache_outcome) = self
+            .cache
+            .load(self.engine.engine(), &digest, bytes)
+            .map_err(|e| malformed(format!("{e:#}")))?;
+        self.finish(
+            name,
+            digest,
+            component,
+            cache_outcome,
+            bytes.len(),
+            expected,
+        )
+    }
+
+    fn finish(
+        &self,
+        name: &str,
+        digest: String,
+        component: Component,
+        cache_outcome: CacheOutcome,
+        size: usize,
+        expected: Option<Role>,
+    ) -> Result<Plugin, PluginError> {
         let wrong_world = |reason: String| PluginError::WrongWorld {
             plugin: name.to_string(),
             reason,
         };
-        check_header(bytes).map_err(malformed)?;
         let engine = self.engine.engine();
-        let (component, cache_outcome) = self
-            .cache
-            .load(engine, &digest, bytes)
-            .map_err(|e| malformed(format!("{e:#}")))?;
         let surface = Surface::of(engine, &component);
         let role = world::detect_role(&surface, expected).map_err(wrong_world)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
@@ -181,7 +242,7 @@ impl PluginHost {
             digest,
             role,
             surface,
-            size: bytes.len(),
+            size,
             cache_outcome,
             pre,
             exports,

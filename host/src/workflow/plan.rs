@@ -176,6 +176,12 @@ struct Resolved {
 impl Resolver<'_> {
     /// Loads the plugin a lock entry or a run record names, checking its digest.
     pub fn load_ref(&self, r: &PluginRef) -> anyhow::Result<Arc<Plugin>> {
+        let bytes = self.component(r)?;
+        Ok(self.host.load_bytes(&r.name, &bytes, None)?)
+    }
+
+    /// The component `r` names, its digest checked against the one recorded.
+    pub fn component(&self, r: &PluginRef) -> anyhow::Result<Vec<u8>> {
         let bytes = match (&r.file, &r.version) {
             (Some(path), _) => std::fs::read(path)
                 .map_err(|e| anyhow::anyhow!("cannot read plugin {}: {e}", path.display()))?,
@@ -194,7 +200,7 @@ impl Resolver<'_> {
             r.label(),
             r.digest
         );
-        Ok(self.host.load_bytes(&r.name, &bytes, None)?)
+        Ok(bytes)
     }
 
     /// The model version `models:/NAME@ALIAS` or `models:/NAME/VERSION` names.
