@@ -13,6 +13,10 @@
 //! digest, the signature against the keys the caller trusts, and that the code was compiled
 //! for this binary's target and engine. A bundle that fails any of these is refused with
 //! the reason.
+//!
+//! Targets: any triple wasmtime's Cranelift compiles for (x86_64 and aarch64 Linux are the
+//! ones Kiln tests), or `pulley64`/`pulley32`, wasmtime's interpreter, for devices where no
+//! JIT code may run; a Pulley bundle runs on any machine of that pointer width.
 
 use std::{
     collections::HashMap,
@@ -39,6 +43,27 @@ const SEAL: &str = "kiln-bundle.sig";
 /// fills memory.
 const MAX_ENTRIES: usize = 1024;
 const MAX_BYTES: u64 = 4 << 30;
+
+/// Whether code for `target` runs on this machine: code for its own triple, or for
+/// Pulley, wasmtime's portable interpreter (of this machine's pointer width).
+pub fn runs_here(target: &str) -> bool {
+    target == HOST_TARGET || is_pulley(target)
+}
+
+/// Whether `target` is Pulley of this machine's pointer width and byte order.
+pub fn is_pulley(target: &str) -> bool {
+    let native = if cfg!(target_pointer_width = "64") {
+        "pulley64"
+    } else {
+        "pulley32"
+    };
+    let native = if cfg!(target_endian = "big") {
+        format!("{native}be")
+    } else {
+        native.to_string()
+    };
+    target == native
+}
 
 /// What a bundle holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -261,8 +286,8 @@ impl Bundle {
     pub fn check_engine(&self, engine_key: &str) -> Result<()> {
         let m = &self.manifest;
         ensure!(
-            m.target == HOST_TARGET,
-            "it was built for {}; this kiln runs on {HOST_TARGET} (build one with `kiln bundle ... --target {HOST_TARGET}`)",
+            runs_here(&m.target),
+            "it was built for {}; this kiln runs {HOST_TARGET} or pulley (build one with `kiln bundle ... --target {HOST_TARGET}`)",
             m.target
         );
         ensure!(

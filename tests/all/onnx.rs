@@ -466,15 +466,32 @@ fn a_bundle_carries_a_model_to_another_data_directory_and_predicts_there_without
     let junk = write_json(device.home(), "junk.kiln", &json!({"not": "a bundle"}));
     let err = device.fails(&["bundle", "inspect", &junk]);
     assert!(err.contains("is not a usable bundle"), "{err}");
-    // Another target is refused with the reason, until cross-compilation is built in.
-    let err = k.fails(&[
-        "bundle",
-        "model",
-        "digits",
-        "--target",
-        "aarch64-unknown-linux-gnu",
-        "-o",
-        app,
+    // Pulley, wasmtime's interpreter, runs anywhere and answers alike.
+    let portable = k.home().join("digits-pulley.kiln");
+    let portable = portable.to_str().unwrap();
+    k.ok(&[
+        "bundle", "model", "digits", "--target", "pulley64", "-o", portable,
     ]);
-    assert!(err.contains("aarch64-unknown-linux-gnu"), "{err}");
+    let doc = device.json(&[
+        "bundle",
+        "predict",
+        portable,
+        "-i",
+        &format!("image={input}"),
+    ]);
+    same(
+        &doc["outputs"]["probabilities"],
+        &case["outputs"]["probabilities"],
+        "pulley bundle predict",
+    );
+    // Code for another machine verifies here but does not run here.
+    let arm = k.home().join("digits-aarch64.kiln");
+    let arm = arm.to_str().unwrap();
+    let target = "aarch64-unknown-linux-gnu";
+    k.ok(&["bundle", "model", "digits", "--target", target, "-o", arm]);
+    let shown = device.json(&["bundle", "inspect", arm]);
+    assert_eq!(shown["manifest"]["target"], target);
+    assert_eq!(shown["runs_here"], false);
+    let err = device.fails(&["bundle", "predict", arm, "-i", &format!("image={input}")]);
+    assert!(err.contains(&format!("it was built for {target}")), "{err}");
 }

@@ -10,9 +10,12 @@ use serde_json::json;
 use super::{Ctx, emit, emit_json, plugin};
 use crate::{
     bindings::{NamedValue, Value},
-    bundle::{Builder, Bundle, FileEntry, HOST_TARGET, Manifest, ModelEntry, PluginEntry},
+    bundle::{
+        Builder, Bundle, FileEntry, HOST_TARGET, Manifest, ModelEntry, PluginEntry, is_pulley,
+        runs_here,
+    },
     digest::sha256_hex,
-    engine::{ArtifactCache, KilnEngine, engine_key},
+    engine::{ArtifactCache, EngineOptions, KilnEngine, engine_key},
     plugin::{CallOptions, PluginHost},
     registry::sign,
     serving::{DEFAULT_ALIAS, Reference, version_number},
@@ -27,7 +30,8 @@ pub enum BundleCommand {
     /// precompiled for the target, signed with your key.
     Model {
         model: String,
-        /// The target triple to compile for (this build compiles for its own).
+        /// The target to compile for: a triple (x86_64-unknown-linux-gnu,
+        /// aarch64-unknown-linux-gnu, ...) or pulley64/pulley32, wasmtime's interpreter.
         #[arg(long, default_value = HOST_TARGET)]
         target: String,
         /// The bundle file to write.
@@ -39,7 +43,7 @@ pub enum BundleCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Check a bundle (digests, signature, target, engine) and show what it holds.
+    /// Check a bundle's digests and signature and show what it holds and where it runs.
     Inspect {
         file: PathBuf,
         #[arg(long)]
@@ -81,11 +85,6 @@ fn bundle_model(
     key_name: &str,
     json: bool,
 ) -> Result<ExitCode> {
-    if target != HOST_TARGET {
-        bail!(
-            "this kiln compiles bundles for {HOST_TARGET} only; cross-compiling for {target} is not built in yet"
-        );
-    }
     let key_path = ctx.key_path(key_name);
     if !key_path.exists() {
         bail!("no signing key `{key_name}`: make one with `kiln key generate --name {key_name}`");
@@ -114,7 +113,9 @@ fn bundle_model(
         models: None,
     }
     .component(runner)?;
-    let engine = host.engine().engine();
+    // The same engine settings as the device's runtime, for the device's target.
+    let compiler = engine_for(ctx, target)?;
+    let engine = compiler.engine();
     let code = engine
         .precompile_component(&component)
         .map_err(anyhow::Error::from)
@@ -169,12 +170,39 @@ fn bundle_model(
     Ok(ExitCode::SUCCESS)
 }
 
+/// An engine like the runtime's, compiling for `target`.
+fn engine_for(ctx: &Ctx, target: &str) -> Result<KilnEngine> {
+    let options = EngineOptions {
+        target: (target != HOST_TARGET).then(|| target.to_string()),
+        ..ctx.engine_options.clone()
+    };
+    KilnEngine::new(&options)
+}
+
 /// Reads `file` and checks it all: digests, signature (against the keys this data
-/// directory trusts), target and engine.
-fn open(ctx: &Ctx, file: &std::path::Path, host: &PluginHost) -> Result<Bundle> {
+/// directory trusts), target and engine; and the host that runs its code.
+fn open(ctx: &Ctx, file: &std::path::Path) -> Result<(Bundle, PluginHost)> {
+    let bundle = read_verified(ctx, file)?;
+    let target = &bundle.manifest.target;
+    let engine = if is_pulley(target) {
+        engine_for(ctx, target)?
+    } else {
+        KilnEngine::new(&ctx.engine_options)?
+    };
+    // No compiled-code cache: a bundle brings its code.
+    let cache = ArtifactCache::disabled(engine.engine());
+    let host = PluginHost::new(engine, cache).context("setting up the plugin host")?;
+    bundle
+        .check_engine(&engine_key(host.engine().engine()))
+        .map_err(|e| refusing(e, file))?;
+    Ok((bundle, host))
+}
+
+/// Reads `file`, checking its digests and its signature against the keys this data
+/// directory trusts.
+fn read_verified(ctx: &Ctx, file: &std::path::Path) -> Result<Bundle> {
     let bundle = Bundle::read(file)?;
     let registry = ctx.registry()?;
-    let refuse = |e: anyhow::Error| e.context(format!("refusing bundle {}", file.display()));
     bundle
         .verify_signature(&|id| {
             registry
@@ -183,26 +211,25 @@ fn open(ctx: &Ctx, file: &std::path::Path, host: &PluginHost) -> Result<Bundle> 
                 .flatten()
                 .map(|record| record.public)
         })
-        .map_err(refuse)?;
-    bundle
-        .check_engine(&engine_key(host.engine().engine()))
-        .map_err(refuse)?;
+        .map_err(|e| refusing(e, file))?;
     Ok(bundle)
 }
 
-/// A host whose compiled-code cache is off: a bundle brings its code.
-fn bundle_host(ctx: &Ctx) -> Result<PluginHost> {
-    let engine = KilnEngine::new(&ctx.engine_options)?;
-    let cache = ArtifactCache::disabled(engine.engine());
-    PluginHost::new(engine, cache).context("setting up the plugin host")
+fn refusing(e: anyhow::Error, file: &std::path::Path) -> anyhow::Error {
+    e.context(format!("refusing bundle {}", file.display()))
 }
 
 fn inspect(ctx: &Ctx, file: &std::path::Path, json: bool) -> Result<ExitCode> {
-    let host = bundle_host(ctx)?;
-    let bundle = open(ctx, file, &host)?;
+    let bundle = read_verified(ctx, file)?;
     let m = &bundle.manifest;
+    let here = runs_here(&m.target);
     if json {
-        emit_json(&json!({"manifest": m, "key": bundle.seal.key, "verified": true}))?;
+        emit_json(&json!({
+            "manifest": m,
+            "key": bundle.seal.key,
+            "verified": true,
+            "runs_here": here,
+        }))?;
     } else {
         let mut o = String::new();
         out!(
@@ -211,7 +238,16 @@ fn inspect(ctx: &Ctx, file: &std::path::Path, json: bool) -> Result<ExitCode> {
             file.display(),
             bundle.seal.key
         );
-        out!(o, "  target   {}", m.target);
+        out!(
+            o,
+            "  target   {}{}",
+            m.target,
+            if here {
+                ""
+            } else {
+                " (does not run on this machine)"
+            }
+        );
         out!(o, "  engine   {}", m.engine);
         out!(
             o,
@@ -242,8 +278,7 @@ fn inspect(ctx: &Ctx, file: &std::path::Path, json: bool) -> Result<ExitCode> {
 }
 
 fn predict(ctx: &Ctx, file: &std::path::Path, specs: &[String], json: bool) -> Result<ExitCode> {
-    let host = bundle_host(ctx)?;
-    let bundle = open(ctx, file, &host)?;
+    let (bundle, host) = open(ctx, file)?;
     let m = &bundle.manifest;
     let runner = bundle.plugin(&m.model.runner)?;
     let code: &FileEntry = &runner.code;

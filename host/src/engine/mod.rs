@@ -44,6 +44,10 @@ pub struct EngineOptions {
     pub fuel: bool,
     /// Concurrent instances the pool has room for.
     pub pool_instances: u32,
+    /// The target to compile for, when not this machine: another triple (to precompile
+    /// code for a device; such an engine cannot run it) or `pulley64`/`pulley32`, wasmtime's
+    /// portable interpreter, which runs anywhere.
+    pub target: Option<String>,
 }
 
 impl Default for EngineOptions {
@@ -52,6 +56,7 @@ impl Default for EngineOptions {
             pooling: true,
             fuel: false,
             pool_instances: 128,
+            target: None,
         }
     }
 }
@@ -69,7 +74,7 @@ impl KilnEngine {
     /// Builds the engine: pooling if asked and possible, else on-demand.
     pub fn new(options: &EngineOptions) -> Result<Self> {
         let (engine, allocator) = if options.pooling {
-            match Engine::new(&base_config(options, Some(pooling_config(options)))) {
+            match Engine::new(&base_config(options, Some(pooling_config(options)))?) {
                 Ok(engine) => (engine, Allocator::Pooling),
                 Err(e) => {
                     eprintln!(
@@ -113,13 +118,22 @@ impl KilnEngine {
 }
 
 fn on_demand(options: &EngineOptions) -> Result<Engine> {
-    Engine::new(&base_config(options, None))
+    Engine::new(&base_config(options, None)?)
         .map_err(anyhow::Error::from)
         .context("building the wasmtime engine")
 }
 
-fn base_config(options: &EngineOptions, pooling: Option<PoolingAllocationConfig>) -> Config {
+fn base_config(
+    options: &EngineOptions,
+    pooling: Option<PoolingAllocationConfig>,
+) -> Result<Config> {
     let mut config = Config::new();
+    if let Some(target) = &options.target {
+        config
+            .target(target)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("compiling for target `{target}`"))?;
+    }
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
@@ -129,7 +143,7 @@ fn base_config(options: &EngineOptions, pooling: Option<PoolingAllocationConfig>
     if let Some(pool) = pooling {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
-    config
+    Ok(config)
 }
 
 fn pooling_config(options: &EngineOptions) -> PoolingAllocationConfig {
