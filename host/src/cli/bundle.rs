@@ -7,9 +7,9 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{Ctx, emit, emit_json, plugin};
+use super::{Ctx, emit, emit_json};
 use crate::{
-    bindings::{NamedValue, Value},
+    bindings::Value,
     bundle::{
         Builder, Bundle, FileEntry, HOST_TARGET, Manifest, ModelEntry, PluginEntry, is_pulley,
         runs_here,
@@ -20,7 +20,6 @@ use crate::{
     registry::sign,
     serving::{DEFAULT_ALIAS, Reference, version_number},
     tracking::Store,
-    value,
     workflow::plan::Resolver,
 };
 
@@ -113,8 +112,13 @@ fn bundle_model(
         models: None,
     }
     .component(runner)?;
-    // The same engine settings as the device's runtime, for the device's target.
-    let compiler = engine_for(ctx, target)?;
+    // The same engine settings as the device's runtime, for the device's target (this
+    // machine's own: the host's engine).
+    let compiler = if target == HOST_TARGET {
+        host.engine().clone()
+    } else {
+        engine_for(ctx, target)?
+    };
     let engine = compiler.engine();
     let code = engine
         .precompile_component(&component)
@@ -292,38 +296,21 @@ fn predict(ctx: &Ctx, file: &std::path::Path, specs: &[String], json: bool) -> R
             runner.component_size as usize,
         )
     }?;
-    let mut inputs = Vec::new();
-    for spec in specs {
-        let (port, path) = plugin::split_pair(spec, "input")?;
-        inputs.push(NamedValue {
-            name: port.to_string(),
-            value: plugin::read_input(std::path::Path::new(path))?,
-        });
-    }
-    anyhow::ensure!(!inputs.is_empty(), "no inputs: pass -i NAME=PATH");
+    let inputs = super::model::prediction_inputs(specs)?;
     let mut instance = plugin.load_model(
         bundle.file(&m.model.artifact),
         &Vec::new(),
         &CallOptions::default(),
     )?;
     let outputs = instance.predict(&inputs)?.value;
-    if json {
-        let outs: serde_json::Map<String, serde_json::Value> = outputs
-            .iter()
-            .map(|o| (o.name.clone(), value::to_json(&o.value)))
-            .collect();
-        emit_json(&json!({
+    super::model::emit_prediction(
+        json!({
             "model": m.model.name,
             "version": m.model.version,
             "compiled": plugin.cache_outcome() != crate::engine::CacheOutcome::Hit,
-            "outputs": outs,
-        }))?;
-    } else {
-        let mut o = String::new();
-        for out in &outputs {
-            out!(o, "{}:\n{}", out.name, value::render(&out.value));
-        }
-        emit(&o)?;
-    }
+        }),
+        &outputs,
+        json,
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -142,15 +142,7 @@ pub fn predict(ctx: &Ctx, args: PredictArgs) -> Result<ExitCode> {
     let version =
         version_number(&store, name, &reference, DEFAULT_ALIAS).map_err(anyhow::Error::msg)?;
     let record = store.model_version(name, version)?;
-    let mut inputs = Vec::new();
-    for spec in &args.inputs {
-        let (port, path) = plugin::split_pair(spec, "input")?;
-        inputs.push(NamedValue {
-            name: port.to_string(),
-            value: plugin::read_input(std::path::Path::new(path))?,
-        });
-    }
-    anyhow::ensure!(!inputs.is_empty(), "no inputs: pass -i NAME=PATH");
+    let inputs = prediction_inputs(&args.inputs)?;
     let backend = if args.native {
         Backend::Native
     } else {
@@ -174,23 +166,40 @@ pub fn predict(ctx: &Ctx, args: PredictArgs) -> Result<ExitCode> {
     if let Some(dir) = &args.out {
         plugin::write_outputs(dir, &outputs)?;
     }
-    if args.json {
-        let outs: serde_json::Map<String, serde_json::Value> = outputs
+    emit_prediction(
+        json!({"model": name, "version": version, "backend": backend.name()}),
+        &outputs,
+        args.json,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A prediction's `-i NAME=PATH` inputs; at least one.
+pub(super) fn prediction_inputs(specs: &[String]) -> Result<Vec<NamedValue>> {
+    let inputs = plugin::read_inputs(specs)?;
+    anyhow::ensure!(!inputs.is_empty(), "no inputs: pass -i NAME=PATH");
+    Ok(inputs)
+}
+
+/// Prints a prediction's outputs: rendered, or with `json` as the `head` document plus
+/// `outputs` (name → value document).
+pub(super) fn emit_prediction(
+    mut head: serde_json::Value,
+    outputs: &[NamedValue],
+    json: bool,
+) -> Result<()> {
+    if json {
+        head["outputs"] = outputs
             .iter()
             .map(|o| (o.name.clone(), value::to_json(&o.value)))
-            .collect();
-        emit_json(&json!({
-            "model": name,
-            "version": version,
-            "backend": backend.name(),
-            "outputs": outs,
-        }))?;
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        emit_json(&head)
     } else {
         let mut o = String::new();
-        for out in &outputs {
+        for out in outputs {
             out!(o, "{}:\n{}", out.name, value::render(&out.value));
         }
-        emit(&o)?;
+        emit(&o)
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -312,6 +312,20 @@ pub(crate) fn split_pair<'a>(s: &'a str, what: &str) -> Result<(&'a str, &'a str
     }
 }
 
+/// Reads `--input NAME=PATH` arguments into named values.
+pub(crate) fn read_inputs(specs: &[String]) -> Result<Vec<NamedValue>> {
+    specs
+        .iter()
+        .map(|s| {
+            let (name, path) = split_pair(s, "--input")?;
+            Ok(NamedValue {
+                name: name.to_string(),
+                value: read_input(Path::new(path))?,
+            })
+        })
+        .collect()
+}
+
 /// Reads an input file: a Kiln value document becomes its value, anything else bytes.
 pub(crate) fn read_input(path: &Path) -> Result<Value> {
     let bytes = std::fs::read(path).with_context(|| format!("reading input {}", path.display()))?;
@@ -346,17 +360,7 @@ struct Produced {
 }
 
 fn run_plugin(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
-    let inputs = args
-        .inputs
-        .iter()
-        .map(|s| {
-            let (name, path) = split_pair(s, "--input")?;
-            Ok(NamedValue {
-                name: name.to_string(),
-                value: read_input(Path::new(path))?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let inputs = read_inputs(&args.inputs)?;
     let config = args
         .config
         .iter()
