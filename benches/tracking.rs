@@ -48,6 +48,7 @@ fn in_process() {
         registry: &no_registry,
         update: false,
         models: None,
+        bundle: None,
     };
     let prepared = prepare(&file, &resolver, false).expect("a valid workflow");
     let store = Arc::new(Store::open(&data).expect("store"));

@@ -61,6 +61,7 @@ fn main() {
         registry: &no_registry,
         update: false,
         models: None,
+        bundle: None,
     };
     let t = Instant::now();
     let prepared = prepare(&file, &resolver, false).expect("a valid DAG");

@@ -73,8 +73,24 @@ pub struct Manifest {
     pub target: String,
     /// The fingerprint of the engine configuration the code was compiled with.
     pub engine: String,
-    pub model: ModelEntry,
+    /// A registered model and its runner (`kiln bundle model`) ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelEntry>,
+    /// ... or a workflow (`kiln bundle workflow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<WorkflowEntry>,
     pub plugins: Vec<PluginEntry>,
+}
+
+/// A workflow and the exact plugin each of its `uses` resolved to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowEntry {
+    /// The workflow's file name where it was bundled (its runs are listed by its `name`).
+    pub file: String,
+    /// The workflow's text.
+    pub spec: FileEntry,
+    /// Its lockfile: each `uses` → the plugin (name, version, component digest) in `plugins`.
+    pub lock: crate::workflow::lock::Lockfile,
 }
 
 /// A registered model version.
@@ -101,6 +117,9 @@ pub struct PluginEntry {
     pub component: String,
     pub component_size: u64,
     pub code: FileEntry,
+    /// Its registry manifest (what it may ask to be granted), when it came from the registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<crate::registry::manifest::Manifest>,
 }
 
 /// One file of the archive.
@@ -233,6 +252,10 @@ impl Bundle {
             "it is format {}; this kiln reads format {FORMAT}",
             manifest.format
         );
+        ensure!(
+            manifest.model.is_some() != manifest.workflow.is_some(),
+            "its {MANIFEST} must name a model or a workflow, and not both"
+        );
         let seal: Seal = serde_json::from_slice(
             &files
                 .remove(SEAL)
@@ -260,8 +283,12 @@ impl Bundle {
     }
 
     fn entries(&self) -> impl Iterator<Item = &FileEntry> {
-        std::iter::once(&self.manifest.model.artifact)
-            .chain(self.manifest.plugins.iter().map(|p| &p.code))
+        let m = &self.manifest;
+        m.model
+            .iter()
+            .map(|model| &model.artifact)
+            .chain(m.workflow.iter().map(|w| &w.spec))
+            .chain(m.plugins.iter().map(|p| &p.code))
     }
 
     /// Checks the signature: the signer must be one of `trusted` (key id → public key hex).
@@ -282,18 +309,28 @@ impl Bundle {
             .map_err(|e| anyhow::anyhow!("its signature does not verify: {e}"))
     }
 
-    /// Checks that the code was compiled for this target and an engine like `engine_key`.
-    pub fn check_engine(&self, engine_key: &str) -> Result<()> {
+    /// Checks that the code runs on this machine: compiled for its target (or Pulley), by
+    /// an engine like this one (`engine_key`, where this build can compute it: a
+    /// runtime-only build cannot, and wasmtime checks the code's settings as it loads it).
+    pub fn check_engine(&self, engine_key: Option<&str>) -> Result<()> {
         let m = &self.manifest;
+        self.check_target()?;
+        if let Some(key) = engine_key {
+            ensure!(
+                m.engine == key,
+                "its code was compiled for another engine configuration ({}; this one is {key}): bundle it again with this kiln",
+                m.engine
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks that the code was compiled for this machine's target (or Pulley).
+    pub fn check_target(&self) -> Result<()> {
         ensure!(
-            runs_here(&m.target),
+            runs_here(&self.manifest.target),
             "it was built for {}; this kiln runs {HOST_TARGET} or pulley (build one with `kiln bundle ... --target {HOST_TARGET}`)",
-            m.target
-        );
-        ensure!(
-            m.engine == engine_key,
-            "its code was compiled for another engine configuration ({}; this one is {engine_key}): bundle it again with this kiln",
-            m.engine
+            self.manifest.target
         );
         Ok(())
     }
@@ -301,6 +338,21 @@ impl Bundle {
     /// A file's bytes.
     pub fn file(&self, entry: &FileEntry) -> &[u8] {
         self.files.get(&entry.path).map_or(&[], Vec::as_slice)
+    }
+
+    /// The model it carries, or why it has none.
+    pub fn model(&self) -> Result<&ModelEntry> {
+        self.manifest
+            .model
+            .as_ref()
+            .context("it holds a workflow, not a model: run it with `kiln bundle run`")
+    }
+
+    /// The workflow it carries, or why it has none.
+    pub fn workflow(&self) -> Result<&WorkflowEntry> {
+        self.manifest.workflow.as_ref().context(
+            "it holds a model, not a workflow: use `kiln bundle predict` or `kiln bundle serve`",
+        )
     }
 
     /// The plugin named `name`.
@@ -322,19 +374,21 @@ mod tests {
             format: FORMAT,
             target: HOST_TARGET.into(),
             engine: "e1".into(),
-            model: ModelEntry {
+            model: Some(ModelEntry {
                 name: "iris".into(),
                 version: 1,
                 alias: Some("production".into()),
                 runner: "r".into(),
                 artifact,
-            },
+            }),
+            workflow: None,
             plugins: vec![PluginEntry {
                 name: "r".into(),
                 version: Some("0.1.0".into()),
                 component: "c".into(),
                 component_size: 3,
                 code,
+                manifest: None,
             }],
         }
     }
@@ -360,12 +414,13 @@ mod tests {
         let key = sign::generate().unwrap();
         let out = written(dir.path(), &key);
         let b = Bundle::read(&out).unwrap();
-        assert_eq!(b.manifest.model.name, "iris");
-        assert_eq!(b.file(&b.manifest.model.artifact), b"weights");
+        assert_eq!(b.model().unwrap().name, "iris");
+        assert_eq!(b.file(&b.model().unwrap().artifact), b"weights");
+        assert!(b.workflow().is_err());
         assert_eq!(b.file(&b.plugin("r").unwrap().code), b"code");
         b.verify_signature(&trust(&key)).unwrap();
-        b.check_engine("e1").unwrap();
-        let err = b.check_engine("e2").unwrap_err().to_string();
+        b.check_engine(Some("e1")).unwrap();
+        let err = b.check_engine(Some("e2")).unwrap_err().to_string();
         assert!(err.contains("another engine configuration"), "{err}");
     }
 
@@ -400,7 +455,7 @@ mod tests {
         bytes[at + 1] = b'I';
         fs::write(&out, &bytes).unwrap();
         let b = Bundle::read(&out).unwrap();
-        assert_eq!(b.manifest.model.name, "Iris");
+        assert_eq!(b.model().unwrap().name, "Iris");
         let err = b.verify_signature(&trust(&key)).unwrap_err().to_string();
         assert!(err.contains("signature does not verify"), "{err}");
     }

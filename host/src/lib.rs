@@ -13,6 +13,7 @@ pub mod digest;
 pub mod engine;
 pub mod host_impl;
 pub mod plugin;
+#[cfg(feature = "compiler")]
 pub mod polyglot;
 pub mod registry;
 pub mod serving;

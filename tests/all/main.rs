@@ -4,6 +4,7 @@
 mod cache;
 mod cli;
 mod conformance;
+mod edge;
 mod guests;
 mod library;
 mod mlflow;

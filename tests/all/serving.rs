@@ -123,7 +123,7 @@ fn rows() -> Vec<Vec<f64>> {
 }
 
 #[track_caller]
-fn all_close(got: &[f64], want: &[f64], rel: f64) {
+pub(crate) fn all_close(got: &[f64], want: &[f64], rel: f64) {
     assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
     for (g, w) in got.iter().zip(want) {
         assert!(

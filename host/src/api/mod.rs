@@ -13,8 +13,10 @@
 //! blocking threads, and predictions on their pools' own threads.
 
 mod error;
+#[cfg(feature = "marketplace")]
 mod marketplace;
 mod metrics;
+#[cfg(feature = "mlflow")]
 pub mod mlflow;
 mod oip;
 mod openapi;
@@ -299,18 +301,22 @@ async fn ready(
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs.max(1));
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics::scrape))
-        .route("/openapi.json", get(openapi::serve))
-        .merge(marketplace::routes())
-        .merge(
-            mlflow::routes().route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                mlflow::writes_take_run,
-            )),
-        )
+        .route("/openapi.json", get(openapi::serve));
+    // The marketplace and MLflow's API are features: a device's runtime leaves them out.
+    #[cfg(feature = "marketplace")]
+    let router = router.merge(marketplace::routes());
+    #[cfg(feature = "mlflow")]
+    let router = router.merge(
+        mlflow::routes().route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            mlflow::writes_take_run,
+        )),
+    );
+    router
         .merge(tracking::routes())
         .merge(runs::routes())
         .merge(with_limit(

@@ -638,12 +638,18 @@ fn operation(route: &Route) -> J {
     op
 }
 
+/// Whether this build mounts `route` (the marketplace and MLflow's API are features).
+fn served(route: &Route) -> bool {
+    (route.tag != "marketplace" || cfg!(feature = "marketplace"))
+        && (route.tag != ML || cfg!(feature = "mlflow"))
+}
+
 /// The whole document.
 pub fn document() -> &'static J {
     static DOC: OnceLock<J> = OnceLock::new();
     DOC.get_or_init(|| {
         let mut paths = Map::new();
-        for route in ROUTES {
+        for route in ROUTES.iter().filter(|r| served(r)) {
             let entry = paths
                 .entry(route.path.to_string())
                 .or_insert_with(|| json!({}));

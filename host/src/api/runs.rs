@@ -337,6 +337,7 @@ pub async fn start(
             registry: &registry,
             update: false,
             models: Some(&models),
+            bundle: None,
         };
         prepare_text(
             &text,

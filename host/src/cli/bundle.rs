@@ -1,30 +1,30 @@
-//! `kiln bundle`: one signed file that carries a registered model and its precompiled runner
-//! to a device, and the commands that check and run one there (see `crate::bundle`).
+//! `kiln bundle`: one signed file that carries a registered model and its precompiled runner,
+//! or a workflow and its precompiled plugins, to a device, and the commands that check and
+//! run one there (see `crate::bundle`). Making a bundle compiles, so it needs the
+//! `compiler` feature (`make`); everything else runs in a runtime-only build.
 
-use std::{path::PathBuf, process::ExitCode};
+#[cfg(feature = "compiler")]
+mod make;
+
+use std::{collections::HashMap, path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{Ctx, emit, emit_json};
+use super::{Ctx, emit, emit_json, serve::ServeArgs};
 use crate::{
     bindings::Value,
-    bundle::{
-        Builder, Bundle, FileEntry, HOST_TARGET, Manifest, ModelEntry, PluginEntry, is_pulley,
-        runs_here,
-    },
-    digest::sha256_hex,
-    engine::{ArtifactCache, EngineOptions, KilnEngine, engine_key},
-    plugin::{CallOptions, PluginHost},
-    registry::sign,
-    serving::{DEFAULT_ALIAS, Reference, version_number},
-    tracking::Store,
-    workflow::plan::Resolver,
+    bundle::{Bundle, HOST_TARGET, is_pulley, runs_here},
+    engine::{ArtifactCache, EngineOptions, KilnEngine, compatibility_key},
+    plugin::{CallOptions, Plugin, PluginHost},
+    tracking::{ModelVersion, Object, Write},
+    workflow::{Origin, Resolver, plan::PluginRef, prepare_text},
 };
 
 #[derive(Debug, Subcommand)]
 pub enum BundleCommand {
+    #[cfg(feature = "compiler")]
     /// Bundle a registered model (NAME, NAME@ALIAS or NAME/VERSION) with its runner,
     /// precompiled for the target, signed with your key.
     Model {
@@ -42,6 +42,20 @@ pub enum BundleCommand {
         #[arg(long)]
         json: bool,
     },
+    #[cfg(feature = "compiler")]
+    /// Bundle a workflow with every plugin it uses (through its lockfile), precompiled for
+    /// the target, signed with your key. Its steps may not use registered models.
+    Workflow {
+        workflow: PathBuf,
+        #[arg(long, default_value = HOST_TARGET)]
+        target: String,
+        #[arg(long, short = 'o')]
+        out: PathBuf,
+        #[arg(long, default_value = "default")]
+        key: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a bundle's digests and signature and show what it holds and where it runs.
     Inspect {
         file: PathBuf,
@@ -54,6 +68,33 @@ pub enum BundleCommand {
         /// An input: NAME=PATH to a Kiln value document (JSON).
         #[arg(long = "input", short = 'i', value_name = "NAME=PATH")]
         inputs: Vec<String>,
+        /// Predict this many times more on the same instance and report the latency of
+        /// one call (median and 99th percentile), to measure the device.
+        #[arg(long, default_value_t = 0)]
+        repeat: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve a bundle's model over HTTP from its precompiled code: it is registered in this
+    /// data directory (once; predictions and runs are tracked here) and served as
+    /// `/v1/models/NAME/...` and `/v2/models/NAME`.
+    Serve {
+        file: PathBuf,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Run a bundle's workflow from its precompiled plugins, as if its file were in DIR
+    /// (its data paths and granted directories are relative to that); the run is
+    /// recorded in this data directory.
+    Run {
+        file: PathBuf,
+        /// Where the workflow's relative paths start.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The most steps to run at once (default: the number of CPUs).
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        /// Print the run record as JSON at the end instead of the table.
         #[arg(long)]
         json: bool,
     },
@@ -64,142 +105,85 @@ pub fn run(ctx: &Ctx, cmd: BundleCommand) -> Result<ExitCode> {
         bail!("`kiln bundle` works on the local data directory; drop --server");
     }
     match cmd {
+        #[cfg(feature = "compiler")]
         BundleCommand::Model {
             model,
             target,
             out,
             key,
             json,
-        } => bundle_model(ctx, &model, &target, &out, &key, json),
+        } => make::model(ctx, &model, &target, &out, &key, json),
+        #[cfg(feature = "compiler")]
+        BundleCommand::Workflow {
+            workflow,
+            target,
+            out,
+            key,
+            json,
+        } => make::workflow(ctx, &workflow, &target, &out, &key, json),
         BundleCommand::Inspect { file, json } => inspect(ctx, &file, json),
-        BundleCommand::Predict { file, inputs, json } => predict(ctx, &file, &inputs, json),
+        BundleCommand::Predict {
+            file,
+            inputs,
+            repeat,
+            json,
+        } => predict(ctx, &file, &inputs, repeat, json),
+        BundleCommand::Serve { file, serve } => serve_bundle(ctx, &file, serve),
+        BundleCommand::Run {
+            file,
+            dir,
+            jobs,
+            json,
+        } => run_bundle(ctx, &file, &dir, jobs, json),
     }
 }
 
-fn bundle_model(
-    ctx: &Ctx,
-    model: &str,
-    target: &str,
-    out_path: &std::path::Path,
-    key_name: &str,
-    json: bool,
-) -> Result<ExitCode> {
-    let key_path = ctx.key_path(key_name);
-    if !key_path.exists() {
-        bail!("no signing key `{key_name}`: make one with `kiln key generate --name {key_name}`");
-    }
-    let key = sign::load(&key_path)?;
-    let store = Store::open(&ctx.data_dir)?;
-    let (name, reference) = Reference::split(model).map_err(anyhow::Error::msg)?;
-    let version =
-        version_number(&store, name, &reference, DEFAULT_ALIAS).map_err(anyhow::Error::msg)?;
-    let record = store.model_version(name, version)?;
-    let runner = record.runner.as_ref().with_context(|| {
-        format!(
-            "version {version} of `{name}` names no model runner, so there is nothing to serve it"
-        )
-    })?;
-    let artifact = match store.value(&record.artifact) {
-        Ok(Value::Bytes(b)) => b,
-        _ => bail!("version {version} of `{name}` has no artifact bytes in the store"),
-    };
-    let host = ctx.plugin_host()?;
-    let registry = ctx.registry()?;
-    let component = Resolver {
-        host: &host,
-        registry: &|| Ok(registry.clone()),
-        update: false,
-        models: None,
-    }
-    .component(runner)?;
-    // The same engine settings as the device's runtime, for the device's target (this
-    // machine's own: the host's engine).
-    let compiler = if target == HOST_TARGET {
-        host.engine().clone()
-    } else {
-        engine_for(ctx, target)?
-    };
-    let engine = compiler.engine();
-    let code = engine
-        .precompile_component(&component)
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("compiling `{}` for {target}", runner.label()))?;
-    let mut b = Builder::new();
-    let artifact = b.add(format!("model/{}", sha256_hex(&artifact)), artifact);
-    let file = match &runner.version {
-        Some(v) => format!("plugins/{}-{v}.cwasm", runner.name),
-        None => format!("plugins/{}.cwasm", runner.name),
-    };
-    let code = b.add(file, code);
-    let alias = match &reference {
-        Reference::Alias(a) => Some(a.clone()),
-        _ => None,
-    };
-    let manifest = Manifest {
-        format: crate::bundle::FORMAT,
-        target: target.to_string(),
-        engine: engine_key(engine),
-        model: ModelEntry {
-            name: name.to_string(),
-            version,
-            alias,
-            runner: runner.name.clone(),
-            artifact,
-        },
-        plugins: vec![PluginEntry {
-            name: runner.name.clone(),
-            version: runner.version.clone(),
-            component: runner.digest.clone(),
-            component_size: component.len() as u64,
-            code,
-        }],
-    };
-    let seal = b.write(&manifest, &key, out_path)?;
-    let size = std::fs::metadata(out_path)?.len();
-    if json {
-        emit_json(&json!({
-            "file": out_path,
-            "bytes": size,
-            "manifest": manifest,
-            "key": seal.key,
-        }))?;
-    } else {
-        emit(&format!(
-            "bundled `{name}` version {version} with {} for {target}: {} ({size} bytes), signed by key {}\n",
-            runner.label(),
-            out_path.display(),
-            seal.key
-        ))?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// An engine like the runtime's, compiling for `target`.
-fn engine_for(ctx: &Ctx, target: &str) -> Result<KilnEngine> {
-    let options = EngineOptions {
-        target: (target != HOST_TARGET).then(|| target.to_string()),
-        ..ctx.engine_options.clone()
-    };
-    KilnEngine::new(&options)
+/// The engine of a device's runtime (see [`EngineOptions::device`]), for `target`.
+pub(crate) fn device_engine(target: &str) -> Result<KilnEngine> {
+    KilnEngine::new(&EngineOptions::device(
+        (target != HOST_TARGET).then(|| target.to_string()),
+    ))
 }
 
 /// Reads `file` and checks it all: digests, signature (against the keys this data
-/// directory trusts), target and engine; and the host that runs its code.
+/// directory trusts), target and engine; then loads its plugins from their code, into a
+/// host that has no other way to get code (nothing is compiled).
 fn open(ctx: &Ctx, file: &std::path::Path) -> Result<(Bundle, PluginHost)> {
     let bundle = read_verified(ctx, file)?;
+    bundle.check_target().map_err(|e| refusing(e, file))?;
     let target = &bundle.manifest.target;
-    let engine = if is_pulley(target) {
-        engine_for(ctx, target)?
+    let engine = device_engine(if is_pulley(target) {
+        target
     } else {
-        KilnEngine::new(&ctx.engine_options)?
-    };
-    // No compiled-code cache: a bundle brings its code.
+        HOST_TARGET
+    })?;
     let cache = ArtifactCache::disabled(engine.engine());
     let host = PluginHost::new(engine, cache).context("setting up the plugin host")?;
     bundle
-        .check_engine(&engine_key(host.engine().engine()))
+        .check_engine(compatibility_key(host.engine().engine()).as_deref())
         .map_err(|e| refusing(e, file))?;
+    for p in &bundle.manifest.plugins {
+        // SAFETY: the code's digest is in the manifest, whose signature verified against a
+        // key this data directory trusts, and it was compiled for this target and engine
+        // (wasmtime checks the engine settings again as it deserializes).
+        unsafe {
+            host.load_precompiled(
+                &p.name,
+                &p.component,
+                bundle.file(&p.code),
+                p.component_size as usize,
+            )
+        }
+        .map_err(|e| refusing(e.into(), file))?;
+    }
     Ok((bundle, host))
+}
+
+/// The bundle's model runner, loaded by [`open`].
+fn runner(bundle: &Bundle, host: &PluginHost) -> Result<Arc<Plugin>> {
+    let entry = bundle.plugin(&bundle.model()?.runner)?;
+    host.cached(&entry.component)
+        .with_context(|| format!("the runner `{}` was not loaded", entry.name))
 }
 
 /// Reads `file`, checking its digests and its signature against the keys this data
@@ -253,17 +237,22 @@ fn inspect(ctx: &Ctx, file: &std::path::Path, json: bool) -> Result<ExitCode> {
             }
         );
         out!(o, "  engine   {}", m.engine);
-        out!(
-            o,
-            "  model    {} version {}{} ({} bytes)",
-            m.model.name,
-            m.model.version,
-            m.model
-                .alias
-                .as_ref()
-                .map_or(String::new(), |a| format!(" @{a}")),
-            m.model.artifact.size
-        );
+        if let Some(model) = &m.model {
+            out!(
+                o,
+                "  model    {} version {}{} ({} bytes)",
+                model.name,
+                model.version,
+                model
+                    .alias
+                    .as_ref()
+                    .map_or(String::new(), |a| format!(" @{a}")),
+                model.artifact.size
+            );
+        }
+        if let Some(w) = &m.workflow {
+            out!(o, "  workflow {} ({} bytes)", w.file, w.spec.size);
+        }
         for p in &m.plugins {
             out!(
                 o,
@@ -281,36 +270,153 @@ fn inspect(ctx: &Ctx, file: &std::path::Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn predict(ctx: &Ctx, file: &std::path::Path, specs: &[String], json: bool) -> Result<ExitCode> {
+fn predict(
+    ctx: &Ctx,
+    file: &std::path::Path,
+    specs: &[String],
+    repeat: u32,
+    json: bool,
+) -> Result<ExitCode> {
     let (bundle, host) = open(ctx, file)?;
-    let m = &bundle.manifest;
-    let runner = bundle.plugin(&m.model.runner)?;
-    let code: &FileEntry = &runner.code;
-    // SAFETY: the code's digest is in the manifest, whose signature verified against a key
-    // this data directory trusts, and it was compiled for this target and engine.
-    let plugin = unsafe {
-        host.load_precompiled(
-            &runner.name,
-            &runner.component,
-            bundle.file(code),
-            runner.component_size as usize,
-        )
-    }?;
+    let m = bundle.model()?;
+    let plugin = runner(&bundle, &host)?;
     let inputs = super::model::prediction_inputs(specs)?;
     let mut instance = plugin.load_model(
-        bundle.file(&m.model.artifact),
+        bundle.file(&m.artifact),
         &Vec::new(),
         &CallOptions::default(),
     )?;
     let outputs = instance.predict(&inputs)?.value;
-    super::model::emit_prediction(
-        json!({
-            "model": m.model.name,
-            "version": m.model.version,
-            "compiled": plugin.cache_outcome() != crate::engine::CacheOutcome::Hit,
-        }),
-        &outputs,
-        json,
-    )?;
+    let mut head = json!({
+        "model": m.name,
+        "version": m.version,
+        "compiled": plugin.cache_outcome() != crate::engine::CacheOutcome::Hit,
+    });
+    if repeat > 0 {
+        let mut took = Vec::with_capacity(repeat as usize);
+        for _ in 0..repeat {
+            let start = std::time::Instant::now();
+            instance.predict(&inputs)?;
+            took.push(start.elapsed().as_nanos() as f64 / 1e3);
+        }
+        took.sort_by(f64::total_cmp);
+        let at = |q: f64| took[((took.len() - 1) as f64 * q).round() as usize];
+        head["latency_us"] = json!({ "calls": repeat, "median": at(0.5), "p99": at(0.99) });
+        if !json {
+            eprintln!(
+                "kiln: {repeat} predictions: median {:.1} µs, p99 {:.1} µs",
+                at(0.5),
+                at(0.99)
+            );
+        }
+    }
+    super::model::emit_prediction(head, &outputs, json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Registers the bundle's model in this data directory (once: the same artifact and runner
+/// are not registered twice) and serves it with the bundle's precompiled runner.
+fn serve_bundle(ctx: &Ctx, file: &std::path::Path, args: ServeArgs) -> Result<ExitCode> {
+    let (bundle, host) = open(ctx, file)?;
+    let m = bundle.model()?;
+    let plugin = runner(&bundle, &host)?;
+    let entry = bundle.plugin(&m.runner)?;
+    let artifact = bundle.file(&m.artifact);
+    // The model must load before it is registered: a bundle whose runner refuses its own
+    // model leaves the store as it was.
+    let signature = plugin
+        .load_model(artifact, &Vec::new(), &CallOptions::default())
+        .and_then(|mut instance| instance.metadata())
+        .with_context(|| format!("{} cannot load its model", entry.name))?;
+    let store = ctx.store()?;
+    let object = Object::encode(&Value::Bytes(artifact.to_vec()))?;
+    let digest = object.digest.clone();
+    store.apply(&[Write::Object(object)])?;
+    let version = ModelVersion {
+        model: m.name.clone(),
+        version: 0,
+        created_ms: 0,
+        run: String::new(),
+        step: String::new(),
+        artifact: digest,
+        source: format!("bundle:{}", file.display()),
+        runner: Some(PluginRef {
+            uses: match &entry.version {
+                Some(v) => format!("{}@={v}", entry.name),
+                None => entry.name.clone(),
+            },
+            name: entry.name.clone(),
+            version: entry.version.clone(),
+            digest: entry.component.clone(),
+            file: None,
+        }),
+        metrics: Default::default(),
+        tags: [
+            ("bundle.version".to_string(), m.version.to_string()),
+            ("bundle.key".to_string(), bundle.seal.key.clone()),
+        ]
+        .into(),
+        description: String::new(),
+        signature: Some(signature.into()),
+    };
+    let (local, new) = store.register_model(version, m.alias.as_deref())?;
+    eprintln!(
+        "kiln: {} `{}` version {local}{} from {} ({})",
+        if new { "registered" } else { "serving" },
+        m.name,
+        m.alias.as_ref().map_or(String::new(), |a| format!(" @{a}")),
+        file.display(),
+        if new {
+            "new in this data directory"
+        } else {
+            "already registered here"
+        }
+    );
+    super::serve::serve_with(ctx, args, Arc::new(host))
+}
+
+/// Runs the bundle's workflow with its plugins, resolved through its lockfile to the code
+/// it carries; nothing else is resolved, and nothing is compiled.
+fn run_bundle(
+    ctx: &Ctx,
+    file: &std::path::Path,
+    dir: &std::path::Path,
+    jobs: Option<usize>,
+    json: bool,
+) -> Result<ExitCode> {
+    let (bundle, host) = open(ctx, file)?;
+    let w = bundle.workflow()?;
+    let text = std::str::from_utf8(bundle.file(&w.spec))
+        .context("the bundle's workflow is not UTF-8 text")?;
+    let pinned: HashMap<String, Option<crate::registry::manifest::Manifest>> = bundle
+        .manifest
+        .plugins
+        .iter()
+        .map(|p| (p.component.clone(), p.manifest.clone()))
+        .collect();
+    let path = std::path::absolute(dir)?.join(&w.file);
+    let prepared = {
+        let store = ctx.store()?;
+        let registry = || ctx.registry();
+        let resolver = Resolver {
+            host: &host,
+            registry: &registry,
+            update: false,
+            models: Some(&store),
+            bundle: Some(&pinned),
+        };
+        prepare_text(
+            text,
+            Origin::Bundled {
+                path: &path,
+                lock: &w.lock,
+            },
+            &resolver,
+            false,
+        )
+    };
+    match prepared {
+        Ok(p) => super::workflow::run_and_report(ctx, p, jobs, true, json),
+        Err(e) => super::workflow::report_invalid(e, json),
+    }
 }

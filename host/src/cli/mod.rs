@@ -163,10 +163,13 @@ impl Ctx {
                 .server
                 .as_ref()
                 .map(|s| (s.trim_end_matches('/').to_string(), cli.token.clone())),
-            engine_options: EngineOptions {
-                pooling: !cli.no_pooling,
-                fuel: cli.fuel_metering,
-                ..EngineOptions::default()
+            engine_options: {
+                let default = EngineOptions::default();
+                EngineOptions {
+                    pooling: default.pooling && !cli.no_pooling,
+                    fuel: cli.fuel_metering,
+                    ..default
+                }
             },
         }
     }

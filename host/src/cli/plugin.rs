@@ -11,12 +11,13 @@ use clap::{Args, Subcommand};
 use serde_json::{Value as J, json};
 
 use super::{Ctx as Context, emit, emit_json};
+#[cfg(feature = "compiler")]
+use crate::polyglot::{self, Lang};
 use crate::{
     bindings::{Check, Descriptor, NamedValue, Severity, Value, WIT_PACKAGE},
     engine::{CacheOutcome, Limits},
     host_impl::{LogLine, LogSink, TrackingEvent},
     plugin::{CallOptions, DirGrant, Grants, Plugin, Role},
-    polyglot::{self, Lang},
     value,
 };
 
@@ -43,6 +44,7 @@ pub enum PluginCommand {
     },
     /// Run one plugin on inputs from files and print its outputs.
     Run(RunArgs),
+    #[cfg(feature = "compiler")]
     /// Create a plugin project: kiln.toml and a working template for the role, in the language.
     New {
         /// The plugin's name (lowercase letters, digits and dashes).
@@ -57,6 +59,7 @@ pub enum PluginCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    #[cfg(feature = "compiler")]
     /// Build a plugin project into a component with its language's toolchain, and check it
     /// implements its manifest's role.
     Build {
@@ -115,20 +118,24 @@ pub fn run(ctx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
     match cmd {
         PluginCommand::Inspect { file, json, role } => inspect(ctx, &file, json, role),
         PluginCommand::Run(args) => run_plugin(ctx, args),
+        #[cfg(feature = "compiler")]
         PluginCommand::New {
             name,
             lang,
             role,
             dir,
         } => new_project(&name, lang, role, dir),
+        #[cfg(feature = "compiler")]
         PluginCommand::Build { dir, out, json } => build_project(ctx, &dir, out, json),
     }
 }
 
+#[cfg(feature = "compiler")]
 fn parse_lang(s: &str) -> Result<Lang, String> {
     Lang::parse(s).ok_or_else(|| format!("`{s}` is not a language: rust, python, js, c or go"))
 }
 
+#[cfg(feature = "compiler")]
 fn new_project(name: &str, lang: Lang, role: Role, dir: Option<PathBuf>) -> Result<ExitCode> {
     let dir = dir.unwrap_or_else(|| PathBuf::from(name));
     let made = polyglot::new_project(&dir, name, lang, role)?;
@@ -146,6 +153,7 @@ fn new_project(name: &str, lang: Lang, role: Role, dir: Option<PathBuf>) -> Resu
     Ok(ExitCode::SUCCESS)
 }
 
+#[cfg(feature = "compiler")]
 fn build_project(
     ctx: &Context,
     dir: &Path,

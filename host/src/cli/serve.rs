@@ -6,19 +6,27 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 
 use super::{Ctx, emit};
-use crate::api::{self, AppState, ServerConfig};
+use crate::{
+    api::{self, AppState, ServerConfig},
+    plugin::PluginHost,
+};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8480")]
-    addr: String,
+    pub(crate) addr: String,
     /// The server config: tokens and their scopes (kiln-server.toml).
     #[arg(long)]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 }
 
 pub fn serve(ctx: &Ctx, args: ServeArgs) -> Result<ExitCode> {
+    serve_with(ctx, args, Arc::new(ctx.plugin_host()?))
+}
+
+/// Serves the API with `host` (a bundle's, holding its precompiled plugins).
+pub(crate) fn serve_with(ctx: &Ctx, args: ServeArgs, host: Arc<PluginHost>) -> Result<ExitCode> {
     let config = match &args.config {
         Some(path) => ServerConfig::parse(
             &std::fs::read_to_string(path)
@@ -27,12 +35,7 @@ pub fn serve(ctx: &Ctx, args: ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("in {}", path.display()))?,
         None => ServerConfig::default(),
     };
-    let state = AppState::new(
-        ctx.registry()?,
-        Arc::new(ctx.plugin_host()?),
-        ctx.store()?,
-        config,
-    );
+    let state = AppState::new(ctx.registry()?, host, ctx.store()?, config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(state.config.http_threads)
         .enable_all()

@@ -61,6 +61,7 @@ pub fn validate(ctx: &Ctx, workflow: &Path, json: bool) -> Result<ExitCode> {
         registry: &registry,
         update: false,
         models: Some(&store),
+        bundle: None,
     };
     match prepare(workflow, &resolver, false) {
         Ok(p) => {
@@ -80,7 +81,7 @@ pub fn validate(ctx: &Ctx, workflow: &Path, json: bool) -> Result<ExitCode> {
     }
 }
 
-fn report_invalid(e: PrepareError, json: bool) -> Result<ExitCode> {
+pub(super) fn report_invalid(e: PrepareError, json: bool) -> Result<ExitCode> {
     match e {
         PrepareError::Invalid(d) => {
             if json {
@@ -107,6 +108,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode> {
             registry: &registry,
             update: args.update,
             models: Some(&store),
+            bundle: None,
         };
         prepare(&args.workflow, &resolver, args.deterministic)
     };
@@ -115,13 +117,24 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode> {
         Err(e) => return report_invalid(e, args.json),
     };
     save_lock(&args.workflow, &prepared, args.locked)?;
+    run_and_report(ctx, prepared, args.jobs, !args.no_cache, args.json)
+}
+
+/// Executes a prepared workflow with live progress and prints its record.
+pub(super) fn run_and_report(
+    ctx: &Ctx,
+    prepared: Prepared,
+    jobs: Option<usize>,
+    use_cache: bool,
+    json: bool,
+) -> Result<ExitCode> {
     let opts = ExecOptions {
-        jobs: args.jobs.unwrap_or(ExecOptions::default().jobs),
-        use_cache: !args.no_cache,
+        jobs: jobs.unwrap_or(ExecOptions::default().jobs),
+        use_cache,
         ..ExecOptions::default()
     };
-    let run = run_prepared(ctx, prepared.plan, prepared.plugins, opts, args.json)?;
-    if args.json {
+    let run = run_prepared(ctx, prepared.plan, prepared.plugins, opts, json)?;
+    if json {
         emit_json(&run)?;
     } else {
         emit(&summary(&run))?;
@@ -434,6 +447,7 @@ pub fn replay(ctx: &Ctx, id: &str, jobs: Option<usize>, json: bool) -> Result<Ex
         registry: &registry,
         update: false,
         models: Some(&store),
+        bundle: None,
     };
     let mut plugins = crate::workflow::Plugins::default();
     for s in &original.plan.steps {

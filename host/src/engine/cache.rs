@@ -11,9 +11,10 @@
 //! replaced. Either home must be as trusted as the `kiln` binary: deserializing native
 //! code is only sound for entries this cache wrote.
 
+#[cfg(feature = "compiler")]
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::{
     fs,
-    hash::{DefaultHasher, Hash, Hasher},
     io::Write,
     path::{Path, PathBuf},
     sync::Arc,
@@ -116,7 +117,7 @@ impl ArtifactCache {
         if let Some(component) = self.cached(engine, &key) {
             return Ok((component, CacheOutcome::Hit));
         }
-        let component = Component::new(engine, bytes)?;
+        let component = compile(engine, bytes)?;
         // A cache that cannot be written slows the next load; it must not fail this one.
         if let Err(e) = self.store(&key, &component) {
             eprintln!("kiln: could not cache compiled plugin {digest}: {e:#}");
@@ -163,6 +164,23 @@ impl ArtifactCache {
     }
 }
 
+#[cfg(feature = "compiler")]
+fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component> {
+    Ok(Component::new(engine, bytes)?)
+}
+
+/// A runtime-only build has no compiler: code comes precompiled (a bundle) or not at all.
+#[cfg(not(feature = "compiler"))]
+fn compile(_: &Engine, _: &[u8]) -> Result<Component> {
+    Err(NoCompiler.into())
+}
+
+/// Why a runtime-only build (no `compiler` feature) refuses to load a plugin it has no
+/// compiled code for.
+#[derive(Debug, thiserror::Error)]
+#[error("this kiln is a runtime-only build: it cannot compile wasm")]
+pub struct NoCompiler;
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("cache entry has no parent")?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -179,8 +197,24 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// A short fingerprint of what an engine's compiled code is compatible with.
+///
+/// wasmtime computes it from the compiler's settings, so a runtime-only build (no
+/// `compiler` feature) has none: there, every engine of this binary shares one key, and
+/// wasmtime itself refuses code compiled for other settings when it is deserialized.
 pub fn engine_key(engine: &Engine) -> String {
+    compatibility_key(engine).unwrap_or_else(|| "runtime".to_string())
+}
+
+/// [`engine_key`] where wasmtime can compute it (builds with the `compiler` feature).
+#[cfg(feature = "compiler")]
+pub fn compatibility_key(engine: &Engine) -> Option<String> {
     let mut h = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
-    format!("{:016x}", h.finish())
+    Some(format!("{:016x}", h.finish()))
+}
+
+/// [`engine_key`] where wasmtime can compute it: not in a runtime-only build.
+#[cfg(not(feature = "compiler"))]
+pub fn compatibility_key(_: &Engine) -> Option<String> {
+    None
 }

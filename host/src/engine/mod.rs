@@ -17,7 +17,9 @@ use std::{
 use anyhow::{Context, Result};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub use cache::{ArtifactCache, CacheOutcome, CompiledStore, engine_key};
+pub use cache::{
+    ArtifactCache, CacheOutcome, CompiledStore, NoCompiler, compatibility_key, engine_key,
+};
 pub use limits::{Limits, MemoryLimiter};
 
 /// How often the epoch ticker advances the engine's epoch: the granularity of deadlines.
@@ -48,15 +50,58 @@ pub struct EngineOptions {
     /// code for a device; such an engine cannot run it) or `pulley64`/`pulley32`, wasmtime's
     /// portable interpreter, which runs anywhere.
     pub target: Option<String>,
+    /// How linear memories are laid out in the address space.
+    pub memory: MemoryProfile,
 }
 
+/// How much address space linear memories reserve. Compiled code depends on it (bounds
+/// checks are elided or not), so code precompiled for one profile only runs on an engine
+/// with the same one: bundles are always made for [`MemoryProfile::Device`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryProfile {
+    /// wasmtime's 64-bit defaults: 4 GiB reserved per memory plus guard pages, so most
+    /// bounds checks are elided. Address space is cheap on a server.
+    Server,
+    /// For small devices (a 39-bit address space, 32-bit boards, Pulley without virtual
+    /// memory): [`DEVICE_RESERVATION`] reserved per memory, a [`DEVICE_GUARD`] guard, growth
+    /// by moving, explicit bounds checks, and no pool reserved ahead.
+    Device,
+}
+
+/// Address space reserved per linear memory on a device; a memory grows past it by moving.
+pub const DEVICE_RESERVATION: u64 = 64 << 20;
+/// The guard region after each linear memory on a device.
+pub const DEVICE_GUARD: u64 = 64 << 10;
+
 impl Default for EngineOptions {
+    /// A full build's engine: the server profile, pooled. A runtime-only build (no
+    /// `compiler` feature) runs precompiled code made for devices: [`EngineOptions::device`].
     fn default() -> Self {
+        if cfg!(feature = "compiler") {
+            EngineOptions {
+                pooling: true,
+                fuel: false,
+                pool_instances: 128,
+                target: None,
+                memory: MemoryProfile::Server,
+            }
+        } else {
+            EngineOptions::device(None)
+        }
+    }
+}
+
+impl EngineOptions {
+    /// The engine of a device's runtime, and of the bundles made for one: the device memory
+    /// profile and on-demand allocation (memory is mapped when an instance needs it, and
+    /// nothing is held for instances that may never come), compiling for `target`.
+    pub fn device(target: Option<String>) -> Self {
         EngineOptions {
-            pooling: true,
+            pooling: false,
             fuel: false,
-            pool_instances: 128,
-            target: None,
+            pool_instances: 0,
+            target,
+            memory: MemoryProfile::Device,
         }
     }
 }
@@ -138,8 +183,16 @@ fn base_config(
         .wasm_component_model(true)
         .epoch_interruption(true)
         .consume_fuel(options.fuel)
-        .parallel_compilation(true)
         .memory_init_cow(true);
+    if options.memory == MemoryProfile::Device {
+        config
+            .memory_reservation(DEVICE_RESERVATION)
+            .memory_guard_size(DEVICE_GUARD)
+            .memory_reservation_for_growth(DEVICE_RESERVATION)
+            .memory_may_move(true);
+    }
+    #[cfg(feature = "compiler")]
+    config.parallel_compilation(true);
     if let Some(pool) = pooling {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }

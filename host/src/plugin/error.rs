@@ -15,6 +15,12 @@ pub enum PluginError {
     },
     #[error("plugin `{plugin}` is not a valid WebAssembly component: {reason}")]
     Malformed { plugin: String, reason: String },
+    #[error(
+        "plugin `{plugin}` has no precompiled code here, and this kiln is a runtime-only build \
+         (without the `compiler` feature) that cannot compile wasm: run it from a bundle \
+         (`kiln bundle`)"
+    )]
+    NoCompiler { plugin: String },
     #[error("plugin `{plugin}` does not implement the Kiln world it should: {reason}")]
     WrongWorld { plugin: String, reason: String },
     #[error("plugin `{plugin}` was stopped at its deadline of {}", humantime::format_duration(*.timeout))]
@@ -67,6 +73,7 @@ impl PluginError {
         match self {
             PluginError::Read { path, .. } => path,
             PluginError::Malformed { plugin, .. }
+            | PluginError::NoCompiler { plugin }
             | PluginError::WrongWorld { plugin, .. }
             | PluginError::Deadline { plugin, .. }
             | PluginError::Cancelled { plugin }
@@ -84,6 +91,7 @@ impl PluginError {
         match self {
             PluginError::Read { .. } => "plugin_unreadable",
             PluginError::Malformed { .. } => "plugin_malformed",
+            PluginError::NoCompiler { .. } => "plugin_not_precompiled",
             PluginError::WrongWorld { .. } => "plugin_wrong_world",
             PluginError::Deadline { .. } => "plugin_deadline",
             PluginError::Cancelled { .. } => "plugin_cancelled",

@@ -139,7 +139,9 @@ impl PluginHost {
             .collect()
     }
 
-    fn cached(&self, digest: &str) -> Option<Arc<Plugin>> {
+    /// The plugin loaded from the component with this sha256 digest, if one was: a
+    /// bundle's plugins are loaded from their precompiled code before anything asks.
+    pub fn cached(&self, digest: &str) -> Option<Arc<Plugin>> {
         self.loaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -204,7 +206,15 @@ impl PluginHost {
         let (component, cache_outcome) = self
             .cache
             .load(self.engine.engine(), &digest, bytes)
-            .map_err(|e| malformed(format!("{e:#}")))?;
+            .map_err(|e| {
+                if e.is::<crate::engine::NoCompiler>() {
+                    PluginError::NoCompiler {
+                        plugin: name.to_string(),
+                    }
+                } else {
+                    malformed(format!("{e:#}"))
+                }
+            })?;
         self.finish(
             name,
             digest,

@@ -473,6 +473,7 @@ pub fn factory(
                 registry: &move || Ok(registry.clone()),
                 update: false,
                 models: None,
+                bundle: None,
             }
             .load_ref(runner)
             .map_err(|e| {

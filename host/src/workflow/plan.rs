@@ -164,6 +164,10 @@ pub struct Resolver<'a> {
     pub update: bool,
     /// The model registry, for steps that use a registered model (`models:/...`).
     pub models: Option<&'a Store>,
+    /// Running a bundle: its plugins, already loaded into `host`, by component digest, with
+    /// their registry manifests. Every `uses` resolves through the lockfile to one of
+    /// them, and nothing else is looked up.
+    pub bundle: Option<&'a HashMap<String, Option<Manifest>>>,
 }
 
 struct Resolved {
@@ -176,6 +180,10 @@ struct Resolved {
 impl Resolver<'_> {
     /// Loads the plugin a lock entry or a run record names, checking its digest.
     pub fn load_ref(&self, r: &PluginRef) -> anyhow::Result<Arc<Plugin>> {
+        // Already loaded (a bundle's, from its precompiled code): the digest is its identity.
+        if let Some(plugin) = self.host.cached(&r.digest) {
+            return Ok(plugin);
+        }
         let bytes = self.component(r)?;
         Ok(self.host.load_bytes(&r.name, &bytes, None)?)
     }
@@ -230,6 +238,26 @@ impl Resolver<'_> {
         files: Option<&Path>,
         lock: &mut Lockfile,
     ) -> Result<(PluginRef, Arc<Plugin>, Option<Manifest>), String> {
+        if let Some(pinned) = self.bundle {
+            let entry = lock
+                .get(uses)
+                .ok_or_else(|| format!("`{uses}` is not in the bundle's lockfile"))?;
+            let digest = strip(&entry.digest);
+            let (Some(manifest), Some(plugin)) = (pinned.get(digest), self.host.cached(digest))
+            else {
+                return Err(format!(
+                    "the bundle's lockfile pins `{uses}` to sha256:{digest}, which the bundle does not carry"
+                ));
+            };
+            let r = PluginRef {
+                uses: uses.to_string(),
+                name: entry.name.clone(),
+                version: entry.version.clone(),
+                digest: digest.to_string(),
+                file: None,
+            };
+            return Ok((r, plugin, manifest.clone()));
+        }
         if uses.starts_with(MODELS_SCHEME) {
             // Not locked: the alias says which version; the run records its digests.
             let version = self.registered(uses)?;
@@ -382,13 +410,16 @@ pub enum Origin<'a> {
     /// A request to the server: registry plugins only, no lockfile, and granted
     /// directories only inside `root` (none at all without one).
     Posted { root: Option<&'a Path> },
+    /// A bundle's workflow, placed at `path` (which need not exist: relative paths and
+    /// granted directories start beside it), with the bundle's lockfile.
+    Bundled { path: &'a Path, lock: &'a Lockfile },
 }
 
 impl Origin<'_> {
     /// The name errors give the workflow.
     fn label(&self) -> String {
         match self {
-            Origin::File(path) => path.display().to_string(),
+            Origin::File(path) | Origin::Bundled { path, .. } => path.display().to_string(),
             Origin::Posted { .. } => "request".into(),
         }
     }
@@ -396,7 +427,9 @@ impl Origin<'_> {
     /// Where relative paths start.
     fn base(&self) -> PathBuf {
         match self {
-            Origin::File(path) => path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            Origin::File(path) | Origin::Bundled { path, .. } => {
+                path.parent().unwrap_or(Path::new(".")).to_path_buf()
+            }
             Origin::Posted { root } => root.map(Path::to_path_buf).unwrap_or_default(),
         }
     }
@@ -448,6 +481,7 @@ pub fn prepare_text(
         Origin::File(path) => {
             Lockfile::read(&Lockfile::path_for(path)).map_err(PrepareError::Other)?
         }
+        Origin::Bundled { lock, .. } => lock.clone(),
         Origin::Posted { .. } => Lockfile::default(),
     };
     let before = lock.clone();
