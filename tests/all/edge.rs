@@ -110,12 +110,27 @@ impl Device {
 fn demo() -> (Kiln, String) {
     let k = Kiln::seeded();
     k.ok(&["demo"]);
-    k.ok(&["key", "generate"]);
-    let public = k.json(&["key", "list"])[0]["public"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let public = signing_key(&k);
     (k, public)
+}
+
+/// Generates the user's signing key; its public half (the seed's key is listed too).
+fn signing_key(k: &Kiln) -> String {
+    let shown = k.ok(&["key", "generate"]);
+    let public = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("public"))
+        .unwrap_or_else(|| panic!("no public key in: {shown}"))
+        .trim()
+        .to_string();
+    assert!(
+        k.json(&["key", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|key| key["public"] == public.as_str())
+    );
+    public
 }
 
 /// Bundles the demo's model for `target`.
@@ -296,11 +311,7 @@ fn an_aarch64_runtime_under_qemu_predicts_as_x86_64_does() {
 #[test]
 fn a_workflow_bundle_runs_on_the_runtime_with_the_devices_data() {
     let k = Kiln::seeded();
-    k.ok(&["key", "generate"]);
-    let public = k.json(&["key", "list"])[0]["public"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let public = signing_key(&k);
     // The quickstart, run here first: the figures the device must reproduce.
     let dir = k.home().join("wf");
     std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -354,4 +365,81 @@ fn a_workflow_bundle_runs_on_the_runtime_with_the_devices_data() {
     // Its `register` registered the model in the device's own store.
     let models = device.json(&["model", "list"]);
     assert_eq!(models[0]["name"], MODEL, "{models}");
+    // A second run, every step from the device's cache.
+    let again = device.json(&["bundle", "run", app, "--dir", site.to_str().unwrap()]);
+    assert_eq!(again["status"], "succeeded", "{again}");
+
+    // Later, online: the device's runs go to a central server, once.
+    let central = Kiln::new();
+    let config = "[[tokens]]\ntoken = \"sync-token-for-the-device\"\nscopes = [\"run\"]\n";
+    let server = Server::start(&central, Some(config));
+    let url = server.url.clone();
+    let sync = || {
+        [
+            "sync",
+            "--to",
+            url.as_str(),
+            "--token",
+            "sync-token-for-the-device",
+            "--batch",
+            "1",
+        ]
+    };
+    let err = device.fails(&["sync", "--to", &url, "--token", "wrong"]);
+    assert!(err.contains("unknown token"), "{err}");
+    let first = device.json(&sync());
+    assert_eq!(first["sent"], 2, "{first}");
+    let device_name = first["device"].as_str().unwrap().to_string();
+    // Nothing is sent twice.
+    assert_eq!(device.json(&sync())["sent"], 0);
+    let on_server = |id: &str| -> J {
+        serde_json::from_str(&central.ok(&["--server", &url, "runs", "show", id, "--json"]))
+            .unwrap()
+    };
+    let id = run["id"].as_str().unwrap();
+    assert_eq!(on_server(id)["id"], run["id"]);
+    // The server is down: a sync says what is on it and how to resume, and records nothing.
+    let third = device.json(&["bundle", "run", app, "--dir", site.to_str().unwrap()]);
+    let addr = url.strip_prefix("http://").unwrap().to_string();
+    drop(server);
+    let err = device.fails(&sync());
+    assert!(
+        err.contains("0 of 1 runs are on") && err.contains("again sends the rest"),
+        "{err}"
+    );
+    // Back on the same address: only the new run goes.
+    let server = Server::start_at(&central, Some(config), &addr);
+    assert_eq!(server.url, url);
+    let resumed = device.json(&sync());
+    assert_eq!(resumed["sent"], 1, "{resumed}");
+    assert_eq!(device.json(&sync())["sent"], 0);
+    let listed: J =
+        serde_json::from_str(&central.ok(&["--server", &url, "runs", "list", "--json"])).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    let synced = on_server(third["id"].as_str().unwrap());
+    assert_eq!(synced["status"], "succeeded");
+    // The tracked runs carry the device's name and every metric point, once.
+    let (status, got) = server.json(
+        "GET",
+        &format!("/api/2.0/mlflow/runs/get?run_id={id}"),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{got}");
+    let tags = got["run"]["data"]["tags"].as_array().unwrap();
+    assert!(
+        tags.iter()
+            .any(|t| t["key"] == "kiln.device" && t["value"] == device_name.as_str()),
+        "{got}"
+    );
+    let (status, history) = server.json(
+        "GET",
+        &format!("/api/2.0/mlflow/metrics/get-history?run_id={id}&metric_key=evaluate.test.r2"),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{history}");
+    let points = history["metrics"].as_array().unwrap();
+    assert_eq!(points.len(), 1, "{history}");
+    assert_eq!(points[0]["value"].as_f64(), Some(r2(&run)));
 }

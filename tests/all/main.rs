@@ -177,8 +177,13 @@ pub struct Server {
 impl Server {
     /// Starts `kiln serve` on a free port, with `config` as its kiln-server.toml.
     pub fn start(k: &Kiln, config: Option<&str>) -> Server {
+        Server::start_at(k, config, "127.0.0.1:0")
+    }
+
+    /// Starts `kiln serve` on `addr` (to come back on the port a stopped server had).
+    pub fn start_at(k: &Kiln, config: Option<&str>, addr: &str) -> Server {
         let mut cmd = k.cmd();
-        cmd.args(["serve", "--addr", "127.0.0.1:0"]);
+        cmd.args(["serve", "--addr", addr]);
         if let Some(text) = config {
             let path = k.home().join("kiln-server.toml");
             std::fs::write(&path, text).unwrap();

@@ -153,6 +153,13 @@ pub const ROUTES: &[Route] = &[
         "A publisher's public key",
     ),
     r("GET", "/v1/runs", Read, "runs", "Workflow runs"),
+    r(
+        "POST",
+        "/v1/sync",
+        Scope("run"),
+        "runs",
+        "Runs a device recorded offline (`kiln sync`): each replaces any earlier copy",
+    ),
     with(
         r(
             "POST",

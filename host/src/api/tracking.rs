@@ -7,9 +7,11 @@
 //! - `GET /v1/models`, `GET /v1/models/{name}` (the model and its versions);
 //! - `PUT|DELETE /v1/models/{name}/aliases/{alias}` (body `{"version": N}`),
 //!   `POST /v1/models/{name}/aliases/{alias}/rollback`,
-//!   `GET /v1/models/{name}/alias-history[?alias=A]`.
+//!   `GET /v1/models/{name}/alias-history[?alias=A]`;
+//! - `POST /v1/sync`: runs a device recorded offline (`kiln sync`), each replacing any
+//!   earlier copy of it (see `tracking::sync`).
 //!
-//! Reads are anonymous; moving an alias takes the `publish` scope.
+//! Reads are anonymous; moving an alias takes the `publish` scope, syncing the `run` scope.
 
 use axum::{
     Json, Router,
@@ -39,6 +41,7 @@ pub fn routes() -> Router<AppState> {
             post(rollback_alias),
         )
         .route("/v1/models/{name}/alias-history", get(alias_history))
+        .route("/v1/sync", post(sync))
 }
 
 impl From<TrackingError> for ApiError {
@@ -144,6 +147,29 @@ async fn rollback_alias(
     s.authorize(&headers, "publish")?;
     let version = blocking(move || s.tracking.rollback_alias(&name, &alias)).await?;
     Ok(Json(json!({ "version": version })))
+}
+
+#[derive(Debug, Deserialize)]
+struct SyncBody {
+    /// Who sent them (tagged on each tracked run).
+    device: String,
+    runs: Vec<crate::tracking::sync::SyncedRun>,
+}
+
+async fn sync(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<SyncBody>, JsonRejection>,
+) -> Result<Json<J>, ApiError> {
+    s.authorize(&headers, "run")?;
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if body.device.is_empty() || body.device.len() > 256 {
+        return Err(ApiError::bad_request(
+            "`device` must be 1 to 256 characters",
+        ));
+    }
+    let stored = blocking(move || s.tracking.import_synced(&body.device, body.runs)).await?;
+    Ok(Json(json!({ "stored": stored })))
 }
 
 #[derive(Debug, Deserialize)]

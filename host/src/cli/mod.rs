@@ -15,6 +15,7 @@ mod model;
 mod plugin;
 mod registry;
 mod serve;
+mod sync;
 mod tracking;
 mod workflow;
 
@@ -114,6 +115,9 @@ enum Command {
     /// Bundles for devices: a registered model and its runner, precompiled and signed.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// Push this data directory's runs (workflow records, tracked runs, every metric point)
+    /// to a central Kiln server; what it already has is not sent again.
+    Sync(sync::SyncArgs),
     /// Run the quickstart end to end: read, validate, split, train, evaluate, register.
     Demo {
         #[arg(long, short = 'j')]
@@ -141,6 +145,7 @@ pub fn main() -> Result<ExitCode> {
         Command::Runs(cmd) => tracking::runs(&ctx, cmd),
         Command::Model(cmd) => tracking::model(&ctx, cmd),
         Command::Bundle(cmd) => bundle::run(&ctx, cmd),
+        Command::Sync(args) => sync::sync(&ctx, args),
         Command::Demo { jobs } => workflow::demo(&ctx, jobs),
     }
 }
@@ -150,6 +155,8 @@ pub(crate) struct Ctx {
     data_dir: PathBuf,
     engine_options: EngineOptions,
     server: Option<(String, Option<String>)>,
+    /// `--token` / `KILN_TOKEN`, for `--server` and for `kiln sync`.
+    token: Option<String>,
     registry: std::sync::OnceLock<std::sync::Arc<crate::registry::Registry>>,
 }
 
@@ -163,6 +170,7 @@ impl Ctx {
                 .server
                 .as_ref()
                 .map(|s| (s.trim_end_matches('/').to_string(), cli.token.clone())),
+            token: cli.token.clone(),
             engine_options: {
                 let default = EngineOptions::default();
                 EngineOptions {

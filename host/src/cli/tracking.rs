@@ -89,7 +89,7 @@ enum Source {
 }
 
 /// A Kiln server's /v1 API.
-struct Remote {
+pub(super) struct Remote {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
@@ -101,7 +101,7 @@ fn seg(s: &str) -> String {
 }
 
 impl Remote {
-    fn new(base: String, token: Option<String>) -> Remote {
+    pub(super) fn new(base: String, token: Option<String>) -> Remote {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(std::time::Duration::from_secs(60)))
@@ -111,7 +111,12 @@ impl Remote {
     }
 
     /// Sends a request and decodes the answer, or turns the server's error into ours.
-    fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<J>) -> Result<T> {
+    pub(super) fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<J>,
+    ) -> Result<T> {
         let url = format!("{}{path}", self.base);
         let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
         let request = ureq::http::Request::builder().method(method).uri(&url);

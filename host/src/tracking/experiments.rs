@@ -189,7 +189,7 @@ pub mod json_f64 {
 
 const POINT: usize = 24;
 
-fn pack(points: &[Metric]) -> Vec<u8> {
+pub(super) fn pack(points: &[Metric]) -> Vec<u8> {
     let mut out = Vec::with_capacity(points.len() * POINT);
     for p in points {
         out.extend_from_slice(&p.value.to_le_bytes());
@@ -199,7 +199,7 @@ fn pack(points: &[Metric]) -> Vec<u8> {
     out
 }
 
-fn unpack(bytes: &[u8], out: &mut Vec<Metric>) {
+pub(super) fn unpack(bytes: &[u8], out: &mut Vec<Metric>) {
     for p in bytes.chunks_exact(POINT) {
         let word = |i: usize| <[u8; 8]>::try_from(&p[i * 8..i * 8 + 8]).expect("8 bytes");
         out.push(Metric {

@@ -19,6 +19,7 @@ pub mod experiments;
 pub mod models;
 mod records;
 pub mod search;
+pub mod sync;
 mod tables;
 
 use std::{
