@@ -265,10 +265,48 @@ fn the_runtime_only_build_runs_and_serves_a_bundle_and_never_compiles() {
     assert_eq!(status, 404);
     let (status, _) = s.json("GET", "/api/2.0/mlflow/experiments/search", None, None);
     assert_eq!(status, 404);
-    drop(s);
+    // A stopped server commits its prediction log before it exits.
+    let mut s = s;
+    s.terminate();
+    assert!(s.child.wait().unwrap().success());
     // The model is in the device's own store now.
     let models = device.json(&["model", "list"]);
     assert_eq!(models[0]["name"], MODEL, "{models}");
+    // Its prediction log goes to a central server with `kiln sync`, once.
+    let central = Kiln::new();
+    let config = "[[tokens]]\ntoken = \"sync-token-for-the-device\"\nscopes = [\"run\"]\n";
+    let server = Server::start(&central, Some(config));
+    let sync = [
+        "sync",
+        "--to",
+        &server.url,
+        "--token",
+        "sync-token-for-the-device",
+        "--device",
+        "pi-7",
+    ];
+    let first = device.json(&sync);
+    assert_eq!(
+        (first["sent"].as_u64(), first["predictions"].as_u64()),
+        (Some(0), Some(1)),
+        "{first}"
+    );
+    let again = device.json(&sync);
+    assert_eq!(again["predictions"], 0, "{again}");
+    let (status, logged) = server.json("GET", "/v1/predictions?device=pi-7", None, None);
+    assert_eq!(status, 200, "{logged}");
+    let records = logged["predictions"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{logged}");
+    assert_eq!(
+        (
+            records[0]["model"].as_str(),
+            records[0]["rows"].as_u64(),
+            records[0]["backend"].as_str()
+        ),
+        (Some(MODEL), Some(3), Some("wasm")),
+        "{logged}"
+    );
+    assert!(records[0].get("error").is_none(), "{logged}");
 
     // A bundle altered by one byte is refused before anything loads.
     let mut bytes = std::fs::read(&app).unwrap();

@@ -175,7 +175,7 @@ async fn run(
         .map_err(|e| ApiError::bad_request(format!("not an inference request: {e}")))?;
     let loaded = load(s, name, version).await?;
     let inputs = decode(&request.inputs, &loaded.pool.metadata).map_err(ApiError::bad_request)?;
-    let outputs = loaded.pool.predict(inputs).await?;
+    let outputs = loaded.predict(inputs).await?;
     let mut tensors: Vec<J> = outputs.iter().flat_map(encode).collect();
     if !request.outputs.is_empty() {
         let name_of = |t: &J| t["name"].as_str().unwrap_or_default().to_string();

@@ -158,7 +158,14 @@ pub const ROUTES: &[Route] = &[
         "/v1/sync",
         Scope("run"),
         "runs",
-        "Runs a device recorded offline (`kiln sync`): each replaces any earlier copy",
+        "Runs and prediction logs a device recorded offline (`kiln sync`)",
+    ),
+    r(
+        "GET",
+        "/v1/predictions",
+        Read,
+        "runs",
+        "Prediction logs devices synced (`device`)",
     ),
     with(
         r(

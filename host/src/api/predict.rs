@@ -104,7 +104,7 @@ pub async fn predict(
             .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
         decode(&doc, meta).map_err(ApiError::bad_request)?
     };
-    let outputs = loaded.pool.predict(inputs).await?;
+    let outputs = loaded.predict(inputs).await?;
     if is_binary(headers.get(header::ACCEPT)) {
         return binary_answer(outputs);
     }

@@ -9,7 +9,8 @@
 //!   `POST /v1/models/{name}/aliases/{alias}/rollback`,
 //!   `GET /v1/models/{name}/alias-history[?alias=A]`;
 //! - `POST /v1/sync`: runs a device recorded offline (`kiln sync`), each replacing any
-//!   earlier copy of it (see `tracking::sync`).
+//!   earlier copy of it (see `tracking::sync`), and its prediction logs;
+//!   `GET /v1/predictions[?device=D]`: the prediction logs devices synced.
 //!
 //! Reads are anonymous; moving an alias takes the `publish` scope, syncing the `run` scope.
 
@@ -42,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/models/{name}/alias-history", get(alias_history))
         .route("/v1/sync", post(sync))
+        .route("/v1/predictions", get(synced_predictions))
 }
 
 impl From<TrackingError> for ApiError {
@@ -153,7 +155,11 @@ async fn rollback_alias(
 struct SyncBody {
     /// Who sent them (tagged on each tracked run).
     device: String,
+    #[serde(default)]
     runs: Vec<crate::tracking::sync::SyncedRun>,
+    /// Prediction log records, by the device's sequence numbers.
+    #[serde(default)]
+    predictions: Vec<(u64, crate::tracking::predictions::PredictionRecord)>,
 }
 
 async fn sync(
@@ -168,8 +174,31 @@ async fn sync(
             "`device` must be 1 to 256 characters",
         ));
     }
-    let stored = blocking(move || s.tracking.import_synced(&body.device, body.runs)).await?;
-    Ok(Json(json!({ "stored": stored })))
+    let (stored, predictions) = blocking(move || {
+        let stored = s.tracking.import_synced(&body.device, body.runs)?;
+        let predictions = s
+            .tracking
+            .import_predictions(&body.device, &body.predictions)?;
+        Ok((stored, predictions))
+    })
+    .await?;
+    Ok(Json(
+        json!({ "stored": stored, "predictions": predictions }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct PredictionsQuery {
+    device: Option<String>,
+}
+
+/// The prediction logs devices synced here.
+async fn synced_predictions(
+    State(s): State<AppState>,
+    Query(q): Query<PredictionsQuery>,
+) -> Result<Json<J>, ApiError> {
+    let records = blocking(move || s.tracking.synced_predictions(q.device.as_deref())).await?;
+    Ok(Json(json!({ "predictions": records })))
 }
 
 #[derive(Debug, Deserialize)]

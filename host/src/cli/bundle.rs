@@ -372,7 +372,8 @@ fn serve_bundle(ctx: &Ctx, file: &std::path::Path, args: ServeArgs) -> Result<Ex
             "already registered here"
         }
     );
-    super::serve::serve_with(ctx, args, Arc::new(host))
+    // A device keeps a log of what it predicted, for `kiln sync`.
+    super::serve::serve_with(ctx, args, Arc::new(host), true)
 }
 
 /// Runs the bundle's workflow with its plugins, resolved through its lockfile to the code

@@ -22,11 +22,17 @@ pub struct ServeArgs {
 }
 
 pub fn serve(ctx: &Ctx, args: ServeArgs) -> Result<ExitCode> {
-    serve_with(ctx, args, Arc::new(ctx.plugin_host()?))
+    serve_with(ctx, args, Arc::new(ctx.plugin_host()?), false)
 }
 
-/// Serves the API with `host` (a bundle's, holding its precompiled plugins).
-pub(crate) fn serve_with(ctx: &Ctx, args: ServeArgs, host: Arc<PluginHost>) -> Result<ExitCode> {
+/// Serves the API with `host` (a bundle's, holding its precompiled plugins), logging
+/// predictions unless the config says otherwise when `log_predictions`.
+pub(crate) fn serve_with(
+    ctx: &Ctx,
+    args: ServeArgs,
+    host: Arc<PluginHost>,
+    log_predictions: bool,
+) -> Result<ExitCode> {
     let config = match &args.config {
         Some(path) => ServerConfig::parse(
             &std::fs::read_to_string(path)
@@ -35,6 +41,11 @@ pub(crate) fn serve_with(ctx: &Ctx, args: ServeArgs, host: Arc<PluginHost>) -> R
         .with_context(|| format!("in {}", path.display()))?,
         None => ServerConfig::default(),
     };
+    let mut config = config;
+    config
+        .serving
+        .log_predictions
+        .get_or_insert(log_predictions);
     let state = AppState::new(ctx.registry()?, host, ctx.store()?, config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(state.config.http_threads)

@@ -1,6 +1,7 @@
 //! `kiln sync --to URL`: pushes the runs this data directory recorded (on a device, offline)
 //! to a central Kiln server, in batches, sending only what the server has not acknowledged
-//! (see `tracking::sync`). Interrupted, it resumes where it stopped.
+//! (see `tracking::sync`), then its prediction log from the last record the server
+//! acknowledged. Interrupted, it resumes where it stopped.
 
 use std::process::ExitCode;
 
@@ -9,6 +10,9 @@ use clap::Args;
 use serde_json::{Value as J, json};
 
 use super::{Ctx, emit, emit_json, tracking::Remote};
+
+/// Prediction log records per request.
+const PREDICTIONS_PER_REQUEST: usize = 5000;
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -63,12 +67,38 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> Result<ExitCode> {
         store.mark_sent(&to, &done)?;
         sent += batch.len();
     }
+    // Then the prediction log, in order, from where the server last acknowledged.
+    let mut logged = 0;
+    loop {
+        let after = store.predictions_sent(&to)?;
+        let records = store.predictions(after, PREDICTIONS_PER_REQUEST)?;
+        let Some(&(last, _)) = records.last() else {
+            break;
+        };
+        let _: J = remote
+            .call(
+                "POST",
+                "/v1/sync",
+                Some(json!({ "device": device, "predictions": records })),
+            )
+            .with_context(|| {
+                format!(
+                    "the runs and {logged} more predictions are on {to}; `kiln sync --to {to}` again sends the rest"
+                )
+            })?;
+        store.mark_predictions_sent(&to, last)?;
+        logged += records.len();
+    }
     if args.json {
-        emit_json(&json!({ "to": to, "device": device, "sent": sent }))?;
-    } else if sent == 0 {
-        emit(&format!("{to} has every run of this data directory\n"))?;
+        emit_json(&json!({ "to": to, "device": device, "sent": sent, "predictions": logged }))?;
+    } else if sent == 0 && logged == 0 {
+        emit(&format!(
+            "{to} has every run and prediction of this data directory\n"
+        ))?;
     } else {
-        emit(&format!("sent {sent} runs to {to} as device `{device}`\n"))?;
+        emit(&format!(
+            "sent {sent} runs and {logged} predictions to {to} as device `{device}`\n"
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }

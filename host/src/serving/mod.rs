@@ -11,6 +11,7 @@
 //! It never speaks HTTP (that is `api::serving`) and never changes the model registry.
 
 pub mod import;
+pub mod log;
 pub mod native;
 mod pool;
 
@@ -89,6 +90,10 @@ pub struct ServingConfig {
     /// Per-model settings, by registered model name.
     #[serde(default)]
     pub models: BTreeMap<String, ModelServing>,
+    /// Log every prediction (model, version, rows, latency, error) to the tracking store,
+    /// for `kiln sync` to push (default: on for `kiln bundle serve`, off otherwise).
+    #[serde(default)]
+    pub log_predictions: Option<bool>,
 }
 
 /// `[serving.models.NAME]`: what differs for one model.
@@ -240,6 +245,40 @@ pub struct Loaded {
     pub backend: Backend,
     pub record: ModelVersion,
     pub pool: Pool,
+    /// Where its predictions are logged, when serving logs them.
+    log: Option<Arc<log::PredictionLog>>,
+}
+
+impl Loaded {
+    /// Predicts with the pool, logging the request when serving logs predictions.
+    pub async fn predict(
+        &self,
+        inputs: Vec<crate::bindings::NamedValue>,
+    ) -> Result<Vec<crate::bindings::NamedValue>, ServeError> {
+        let Some(log) = &self.log else {
+            return self.pool.predict(inputs).await;
+        };
+        let rows = inputs
+            .first()
+            .and_then(|i| pool::rows(&i.value))
+            .unwrap_or(0) as u64;
+        let start = std::time::Instant::now();
+        let answer = self.pool.predict(inputs).await;
+        log.record(crate::tracking::predictions::PredictionRecord {
+            time_ms: crate::now_ms(),
+            model: self.record.model.clone(),
+            version: self.record.version,
+            backend: self.backend.name().to_string(),
+            rows,
+            latency_us: start.elapsed().as_micros() as u64,
+            error: answer
+                .as_ref()
+                .err()
+                .map(ServeError::code)
+                .map(str::to_string),
+        });
+        answer
+    }
 }
 
 #[derive(Clone)]
@@ -262,6 +301,8 @@ pub struct Serving {
     config: ServingConfig,
     /// model → alias → (models generation, version).
     aliases: RwLock<HashMap<String, AliasCache>>,
+    /// Set when `[serving] log_predictions` is on.
+    log: Option<Arc<log::PredictionLog>>,
     /// model → version → slot.
     pools: RwLock<HashMap<String, HashMap<u64, Slot>>>,
     clock: AtomicU64,
@@ -281,7 +322,19 @@ impl Serving {
         registry: Arc<Registry>,
         config: ServingConfig,
     ) -> Serving {
+        let log = if config.log_predictions.unwrap_or(false) {
+            match log::PredictionLog::start(store.clone()) {
+                Ok(l) => Some(Arc::new(l)),
+                Err(e) => {
+                    eprintln!("kiln: predictions will not be logged: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Serving {
+            log,
             store,
             host,
             registry,
@@ -401,6 +454,7 @@ impl Serving {
         let (store, host, registry) =
             (self.store.clone(), self.host.clone(), self.registry.clone());
         let label = format!("{name}-{version}");
+        let log = self.log.clone();
         tokio::task::spawn_blocking(move || {
             let make = factory(&record, backend, limits, &store, &host, &registry)?;
             let pool = Pool::start(&label, make, options)?;
@@ -408,6 +462,7 @@ impl Serving {
                 backend,
                 record,
                 pool,
+                log,
             }))
         })
         .await

@@ -83,6 +83,19 @@ pub enum ServeError {
     Plugin(PluginError),
 }
 
+impl ServeError {
+    /// A short stable code, for logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServeError::NotFound(_) => "not_found",
+            ServeError::Busy => "overloaded",
+            ServeError::Unavailable(_) => "model_unavailable",
+            ServeError::Invalid(_) => "invalid_input",
+            ServeError::Plugin(e) => e.code(),
+        }
+    }
+}
+
 /// What a pool has done, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct PoolStats {
@@ -268,7 +281,7 @@ impl Worker {
 }
 
 /// The rows of a table or tensor value; `None` for other kinds.
-fn rows(v: &Value) -> Option<usize> {
+pub(super) fn rows(v: &Value) -> Option<usize> {
     match v {
         Value::Table(t) => Some(t.columns.first().map_or(0, Column::data_len)),
         Value::Tensor(t) => t.shape.first().map(|&r| r as usize),

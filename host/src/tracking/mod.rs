@@ -17,6 +17,7 @@
 pub mod artifacts;
 pub mod experiments;
 pub mod models;
+pub mod predictions;
 mod records;
 pub mod search;
 pub mod sync;
