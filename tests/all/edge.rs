@@ -366,6 +366,12 @@ fn a_workflow_bundle_runs_on_the_runtime_with_the_devices_data() {
     let app = app.to_str().unwrap();
     let made = k.json(&["bundle", "workflow", workflow, "-o", app]);
     assert_eq!(made["manifest"]["plugins"].as_array().unwrap().len(), 7);
+    // `kiln bundle FILE.yaml` is the same command.
+    let other = k.home().join("same.kiln");
+    let same = k.json(&["bundle", workflow, "-o", other.to_str().unwrap()]);
+    assert_eq!(same["manifest"], made["manifest"]);
+    let err = k.fails(&["bundle", "nonsense", "-o", "x.kiln"]);
+    assert!(err.contains("give a workflow file"), "{err}");
 
     let device = Device::new(None);
     device.ok(&["key", "trust", &public, "--name", "ci"]);

@@ -45,17 +45,11 @@ pub enum BundleCommand {
     #[cfg(feature = "compiler")]
     /// Bundle a workflow with every plugin it uses (through its lockfile), precompiled for
     /// the target, signed with your key. Its steps may not use registered models.
-    Workflow {
-        workflow: PathBuf,
-        #[arg(long, default_value = HOST_TARGET)]
-        target: String,
-        #[arg(long, short = 'o')]
-        out: PathBuf,
-        #[arg(long, default_value = "default")]
-        key: String,
-        #[arg(long)]
-        json: bool,
-    },
+    Workflow(WorkflowArgs),
+    #[cfg(feature = "compiler")]
+    /// `kiln bundle FILE.yaml ...` is `kiln bundle workflow FILE.yaml ...`.
+    #[command(external_subcommand)]
+    File(Vec<String>),
     /// Check a bundle's digests and signature and show what it holds and where it runs.
     Inspect {
         file: PathBuf,
@@ -100,6 +94,25 @@ pub enum BundleCommand {
     },
 }
 
+/// What `kiln bundle workflow` takes.
+#[cfg(feature = "compiler")]
+#[derive(Debug, clap::Parser)]
+#[command(name = "kiln bundle workflow")]
+pub struct WorkflowArgs {
+    workflow: PathBuf,
+    /// The target to compile for (as for `kiln bundle model`).
+    #[arg(long, default_value = HOST_TARGET)]
+    target: String,
+    /// The bundle file to write.
+    #[arg(long, short = 'o')]
+    out: PathBuf,
+    /// The signing key's name.
+    #[arg(long, default_value = "default")]
+    key: String,
+    #[arg(long)]
+    json: bool,
+}
+
 pub fn run(ctx: &Ctx, cmd: BundleCommand) -> Result<ExitCode> {
     if ctx.server.is_some() {
         bail!("`kiln bundle` works on the local data directory; drop --server");
@@ -114,13 +127,26 @@ pub fn run(ctx: &Ctx, cmd: BundleCommand) -> Result<ExitCode> {
             json,
         } => make::model(ctx, &model, &target, &out, &key, json),
         #[cfg(feature = "compiler")]
-        BundleCommand::Workflow {
-            workflow,
-            target,
-            out,
-            key,
-            json,
-        } => make::workflow(ctx, &workflow, &target, &out, &key, json),
+        BundleCommand::Workflow(a) => {
+            make::workflow(ctx, &a.workflow, &a.target, &a.out, &a.key, a.json)
+        }
+        #[cfg(feature = "compiler")]
+        BundleCommand::File(args) => {
+            let is_workflow = args
+                .first()
+                .is_some_and(|f| f.ends_with(".yaml") || f.ends_with(".yml"));
+            if !is_workflow {
+                bail!(
+                    "`kiln bundle {}`: give a workflow file (.yaml), or a subcommand: model, workflow, inspect, predict, serve, run",
+                    args.first().map_or("", String::as_str)
+                );
+            }
+            use clap::Parser as _;
+            let a = WorkflowArgs::try_parse_from(
+                std::iter::once("kiln bundle".to_string()).chain(args),
+            )?;
+            make::workflow(ctx, &a.workflow, &a.target, &a.out, &a.key, a.json)
+        }
         BundleCommand::Inspect { file, json } => inspect(ctx, &file, json),
         BundleCommand::Predict {
             file,

@@ -112,7 +112,8 @@ enum Command {
     /// Registered models.
     #[command(subcommand)]
     Model(tracking::ModelCommand),
-    /// Bundles for devices: a registered model and its runner, precompiled and signed.
+    /// Bundles for devices: `kiln bundle FILE.yaml` (a workflow) or `kiln bundle model
+    /// NAME@ALIAS`, precompiled for the target and signed; and checking and running them.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
     /// Push this data directory's runs (workflow records, tracked runs, every metric point)
