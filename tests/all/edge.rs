@@ -5,9 +5,8 @@
 
 use std::{
     collections::HashMap,
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Output},
     sync::{Mutex, OnceLock},
 };
 
@@ -209,23 +208,9 @@ fn the_runtime_only_build_runs_and_serves_a_bundle_and_never_compiles() {
     crate::serving::all_close(&predictions(&doc), &want, 1e-12);
 
     // Served over HTTP on a small port: registered in the device's store once.
-    let mut child = device
-        .cmd()
-        .args(["bundle", "serve", &app, "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected: {line}"))
-        .to_string();
-    let s = Server { child, url };
+    let mut serve = device.cmd();
+    serve.args(["bundle", "serve", &app, "--addr", "127.0.0.1:0"]);
+    let s = Server::spawn(serve);
     let rows: Vec<J> = (0..3)
         .map(|i| {
             let doc: J = serde_json::from_str(

@@ -189,6 +189,12 @@ impl Server {
             std::fs::write(&path, text).unwrap();
             cmd.arg("--config").arg(path);
         }
+        Server::spawn(cmd)
+    }
+
+    /// Starts a server command (`kiln serve`, `kiln bundle serve`) and reads the address
+    /// it prints.
+    pub fn spawn(mut cmd: Command) -> Server {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -29,18 +29,8 @@ pub enum BundleCommand {
     /// precompiled for the target, signed with your key.
     Model {
         model: String,
-        /// The target to compile for: a triple (x86_64-unknown-linux-gnu,
-        /// aarch64-unknown-linux-gnu, ...) or pulley64/pulley32, wasmtime's interpreter.
-        #[arg(long, default_value = HOST_TARGET)]
-        target: String,
-        /// The bundle file to write.
-        #[arg(long, short = 'o')]
-        out: PathBuf,
-        /// The signing key's name (`kiln key generate --name NAME`).
-        #[arg(long, default_value = "default")]
-        key: String,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        make: make::MakeArgs,
     },
     #[cfg(feature = "compiler")]
     /// Bundle a workflow with every plugin it uses (through its lockfile), precompiled for
@@ -100,17 +90,8 @@ pub enum BundleCommand {
 #[command(name = "kiln bundle workflow")]
 pub struct WorkflowArgs {
     workflow: PathBuf,
-    /// The target to compile for (as for `kiln bundle model`).
-    #[arg(long, default_value = HOST_TARGET)]
-    target: String,
-    /// The bundle file to write.
-    #[arg(long, short = 'o')]
-    out: PathBuf,
-    /// The signing key's name.
-    #[arg(long, default_value = "default")]
-    key: String,
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    make: make::MakeArgs,
 }
 
 pub fn run(ctx: &Ctx, cmd: BundleCommand) -> Result<ExitCode> {
@@ -119,17 +100,9 @@ pub fn run(ctx: &Ctx, cmd: BundleCommand) -> Result<ExitCode> {
     }
     match cmd {
         #[cfg(feature = "compiler")]
-        BundleCommand::Model {
-            model,
-            target,
-            out,
-            key,
-            json,
-        } => make::model(ctx, &model, &target, &out, &key, json),
+        BundleCommand::Model { model, make } => make::model(ctx, &model, &make),
         #[cfg(feature = "compiler")]
-        BundleCommand::Workflow(a) => {
-            make::workflow(ctx, &a.workflow, &a.target, &a.out, &a.key, a.json)
-        }
+        BundleCommand::Workflow(a) => make::workflow(ctx, &a.workflow, &a.make),
         #[cfg(feature = "compiler")]
         BundleCommand::File(args) => {
             let is_workflow = args
@@ -145,7 +118,7 @@ pub fn run(ctx: &Ctx, cmd: BundleCommand) -> Result<ExitCode> {
             let a = WorkflowArgs::try_parse_from(
                 std::iter::once("kiln bundle".to_string()).chain(args),
             )?;
-            make::workflow(ctx, &a.workflow, &a.target, &a.out, &a.key, a.json)
+            make::workflow(ctx, &a.workflow, &a.make)
         }
         BundleCommand::Inspect { file, json } => inspect(ctx, &file, json),
         BundleCommand::Predict {

@@ -199,7 +199,7 @@ pub(super) fn pack(points: &[Metric]) -> Vec<u8> {
     out
 }
 
-pub(super) fn unpack(bytes: &[u8], out: &mut Vec<Metric>) {
+fn unpack(bytes: &[u8], out: &mut Vec<Metric>) {
     for p in bytes.chunks_exact(POINT) {
         let word = |i: usize| <[u8; 8]>::try_from(&p[i * 8..i * 8 + 8]).expect("8 bytes");
         out.push(Metric {
@@ -831,13 +831,21 @@ impl Store {
         if txn.open_table(TRACKED_RUNS)?.get(run_id)?.is_none() {
             return Err(no_run(run_id));
         }
-        let chunks = txn.open_table(METRIC_CHUNKS)?;
-        let mut out = Vec::new();
-        for row in chunks.range((run_id, key, 0)..=(run_id, key, u64::MAX))? {
-            unpack(row?.1.value(), &mut out);
-        }
-        Ok(out)
+        history_in(&txn.open_table(METRIC_CHUNKS)?, run_id, key)
     }
+}
+
+/// Every point of a run's metric from the chunks table, in the order logged.
+pub(super) fn history_in(
+    chunks: &redb::ReadOnlyTable<(&'static str, &'static str, u64), &'static [u8]>,
+    run_id: &str,
+    key: &str,
+) -> Result<Vec<Metric>> {
+    let mut out = Vec::new();
+    for row in chunks.range((run_id, key, 0)..=(run_id, key, u64::MAX))? {
+        unpack(row?.1.value(), &mut out);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -77,6 +77,8 @@ impl Store {
         // Run ids are time-ordered (UUID v7): oldest first.
         ids.sort();
         ids.dedup();
+        // Experiment id → name, read once per experiment.
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
         let mut out = Vec::new();
         for id in ids {
             let record: Option<RunRecord> = match records.get(id.as_str())? {
@@ -88,21 +90,18 @@ impl Store {
                 None => None,
             };
             let mut metrics = BTreeMap::new();
+            let mut experiment = None;
             if let Some(run) = &run {
                 for key in run.metrics.keys() {
-                    let mut points = Vec::new();
-                    for row in chunks.range(
-                        (id.as_str(), key.as_str(), 0)..=(id.as_str(), key.as_str(), u64::MAX),
-                    )? {
-                        super::experiments::unpack(row?.1.value(), &mut points);
-                    }
+                    let points = super::experiments::history_in(&chunks, &id, key)?;
                     metrics.insert(key.clone(), points);
                 }
+                let eid = &run.info.experiment_id;
+                if !names.contains_key(eid) {
+                    names.insert(eid.clone(), self.experiment(eid)?.name);
+                }
+                experiment = Some(names[eid].clone());
             }
-            let experiment = match &run {
-                Some(r) => Some(self.experiment(&r.info.experiment_id)?.name),
-                None => None,
-            };
             let unit = SyncedRun {
                 id: id.clone(),
                 record,

@@ -1,12 +1,15 @@
 //! Making bundles: `kiln bundle model` and `kiln bundle workflow`. Both compile every plugin
 //! for the device's target with the device's engine settings, so this needs the compiler.
 
-use std::{path::Path, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use super::device_engine;
+use super::{HOST_TARGET, device_engine};
 use crate::{
     bindings::Value,
     bundle::{Builder, FORMAT, FileEntry, Manifest, ModelEntry, PluginEntry, WorkflowEntry},
@@ -19,24 +22,44 @@ use crate::{
     workflow::{PrepareError, Resolver, lock::Lockfile, plan::PluginRef, prepare},
 };
 
+/// What every bundle is made with.
+#[derive(Debug, clap::Args)]
+pub struct MakeArgs {
+    /// The target to compile for: a triple (x86_64-unknown-linux-gnu,
+    /// aarch64-unknown-linux-gnu, ...) or pulley64/pulley32, wasmtime's interpreter.
+    #[arg(long, default_value = HOST_TARGET)]
+    target: String,
+    /// The bundle file to write.
+    #[arg(long, short = 'o')]
+    out: PathBuf,
+    /// The signing key's name (`kiln key generate --name NAME`).
+    #[arg(long, default_value = "default")]
+    key: String,
+    #[arg(long)]
+    json: bool,
+}
+
 /// A bundle being filled: files, and the plugins compiled for the target.
-struct Making {
+struct Making<'a> {
+    args: &'a MakeArgs,
+    /// Loaded first: a missing key is said before anything compiles.
+    key: ed25519_dalek::SigningKey,
     files: Builder,
     plugins: Vec<PluginEntry>,
     compiler: KilnEngine,
-    target: String,
     /// What the bundle is for: a model, or a workflow.
     model: Option<ModelEntry>,
     workflow: Option<WorkflowEntry>,
 }
 
-impl Making {
-    fn new(target: &str) -> Result<Making> {
+impl<'a> Making<'a> {
+    fn new(ctx: &Ctx, args: &'a MakeArgs) -> Result<Making<'a>> {
         Ok(Making {
+            key: signing_key(ctx, &args.key)?,
+            args,
             files: Builder::new(),
             plugins: Vec::new(),
-            compiler: device_engine(target)?,
-            target: target.to_string(),
+            compiler: device_engine(&args.target)?,
             model: None,
             workflow: None,
         })
@@ -62,7 +85,7 @@ impl Making {
             .engine()
             .precompile_component(&component)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("compiling `{}` for {}", r.label(), self.target))?;
+            .with_context(|| format!("compiling `{}` for {}", r.label(), self.args.target))?;
         let file = match &r.version {
             Some(v) => format!("plugins/{}-{v}.cwasm", r.name),
             None => format!("plugins/{}-{}.cwasm", r.name, &r.digest[..12]),
@@ -80,26 +103,21 @@ impl Making {
     }
 
     /// Signs and writes the bundle; reports what it holds.
-    fn finish(
-        self,
-        ctx: &Ctx,
-        out: &Path,
-        key_name: &str,
-        json: bool,
-        what: String,
-    ) -> Result<ExitCode> {
-        let key = signing_key(ctx, key_name)?;
+    fn finish(self, what: String) -> Result<ExitCode> {
+        let MakeArgs {
+            target, out, json, ..
+        } = self.args;
         let manifest = Manifest {
             format: FORMAT,
-            target: self.target.clone(),
+            target: target.clone(),
             engine: engine_key(self.compiler.engine()),
             model: self.model,
             workflow: self.workflow,
             plugins: self.plugins,
         };
-        let seal = self.files.write(&manifest, &key, out)?;
+        let seal = self.files.write(&manifest, &self.key, out)?;
         let size = std::fs::metadata(out)?.len();
-        if json {
+        if *json {
             emit_json(&json!({
                 "file": out,
                 "bytes": size,
@@ -108,8 +126,7 @@ impl Making {
             }))?;
         } else {
             emit(&format!(
-                "bundled {what} for {}: {} ({size} bytes), signed by key {}\n",
-                self.target,
+                "bundled {what} for {target}: {} ({size} bytes), signed by key {}\n",
                 out.display(),
                 seal.key
             ))?;
@@ -127,15 +144,8 @@ fn signing_key(ctx: &Ctx, name: &str) -> Result<ed25519_dalek::SigningKey> {
 }
 
 /// `kiln bundle model NAME[@ALIAS|/VERSION]`: the version's artifact and its runner.
-pub(super) fn model(
-    ctx: &Ctx,
-    model: &str,
-    target: &str,
-    out: &Path,
-    key_name: &str,
-    json: bool,
-) -> Result<ExitCode> {
-    signing_key(ctx, key_name)?;
+pub(super) fn model(ctx: &Ctx, model: &str, args: &MakeArgs) -> Result<ExitCode> {
+    let mut making = Making::new(ctx, args)?;
     let store = Store::open(&ctx.data_dir)?;
     let (name, reference) = Reference::split(model).map_err(anyhow::Error::msg)?;
     let version =
@@ -159,7 +169,6 @@ pub(super) fn model(
         models: None,
         bundle: None,
     };
-    let mut making = Making::new(target)?;
     making.plugin(&resolver, runner, None)?;
     let artifact = making.add(format!("model/{}", sha256_hex(&artifact)), artifact);
     let entry = ModelEntry {
@@ -174,19 +183,12 @@ pub(super) fn model(
     };
     let what = format!("`{name}` version {version} with {}", runner.label());
     making.model = Some(entry);
-    making.finish(ctx, out, key_name, json, what)
+    making.finish(what)
 }
 
 /// `kiln bundle workflow FILE`: the workflow, its lockfile and every plugin it uses.
-pub(super) fn workflow(
-    ctx: &Ctx,
-    path: &Path,
-    target: &str,
-    out: &Path,
-    key_name: &str,
-    json: bool,
-) -> Result<ExitCode> {
-    signing_key(ctx, key_name)?;
+pub(super) fn workflow(ctx: &Ctx, path: &Path, args: &MakeArgs) -> Result<ExitCode> {
+    let mut making = Making::new(ctx, args)?;
     let host = ctx.plugin_host()?;
     let registry = || ctx.registry();
     let store = ctx.store()?;
@@ -210,7 +212,6 @@ pub(super) fn workflow(
             step.plugin.uses
         );
     }
-    let mut making = Making::new(target)?;
     let refs = plan
         .steps
         .iter()
@@ -253,5 +254,5 @@ pub(super) fn workflow(
         making.plugins.len()
     );
     making.workflow = Some(WorkflowEntry { file, spec, lock });
-    making.finish(ctx, out, key_name, json, what)
+    making.finish(what)
 }
