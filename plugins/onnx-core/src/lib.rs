@@ -11,6 +11,7 @@
 //! scikit-learn classifiers converted with skl2onnx return their labels.
 
 mod plans;
+mod pool;
 mod predict;
 mod scaler;
 mod signature;

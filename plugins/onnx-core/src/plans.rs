@@ -22,6 +22,13 @@ const CONCRETISE_AFTER: u32 = 2;
 /// Batch sizes counted at most before the counts start again.
 const MAX_COUNTED: usize = 64;
 
+/// tract's optimisation, then Kiln's own faster ops where they apply.
+fn optimise(decluttered: TypedModel) -> TractResult<Arc<TypedRunnableModel>> {
+    let mut optimised = decluttered.into_optimized()?;
+    crate::pool::speed_up(&mut optimised)?;
+    optimised.into_runnable()
+}
+
 /// A runnable plan and its state, made on first use and after a failed run.
 struct Runner {
     plan: Arc<TypedRunnableModel>,
@@ -66,7 +73,7 @@ impl Plans {
             let n = decluttered.symbols.sym(crate::signature::BATCH);
             (decluttered.clone(), n)
         });
-        let symbolic = decluttered.into_optimized()?.into_runnable()?;
+        let symbolic = optimise(decluttered)?;
         Ok(Plans {
             model,
             symbolic: Runner::new(symbolic),
@@ -99,10 +106,7 @@ impl Plans {
         }
         self.seen.remove(&b);
         let subs = HashMap::from([(n.clone(), TDim::Val(b as i64))]);
-        let concretised = model
-            .set_symbols(&subs)
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable());
+        let concretised = model.set_symbols(&subs).and_then(optimise);
         let Ok(plan) = concretised else {
             // The symbolic plan answers for every size; this model keeps to it.
             self.model = None;
