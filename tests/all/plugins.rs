@@ -611,6 +611,43 @@ fn schema_validator_passes_good_data_and_blocks_bad() {
 }
 
 #[test]
+fn perfmap_names_the_functions_of_a_loaded_plugin_for_perf() {
+    let k = Kiln::new();
+    let run = |perfmap: Option<&str>| {
+        let mut cmd = k.cmd();
+        cmd.args(["plugin", "inspect", "--json", g::CSV_READER]);
+        if let Some(v) = perfmap {
+            cmd.env("KILN_PERFMAP", v);
+        }
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("running kiln");
+        let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", child.id()));
+        let out = child.wait_with_output().expect("kiln ends");
+        assert!(out.status.success());
+        let text = std::fs::read_to_string(&map).ok();
+        let _ = std::fs::remove_file(&map);
+        text
+    };
+    let text = run(Some("1")).expect("KILN_PERFMAP=1 writes /tmp/perf-PID.map");
+    // Lines are `0xSTART SIZE NAME` (hex), one per compiled function and trampoline.
+    let wasm: Vec<&str> = text.lines().filter(|l| l.contains("wasm[0]::")).collect();
+    assert!(wasm.len() > 10, "{text}");
+    for line in &wasm {
+        let parts: Vec<&str> = line.splitn(3, ' ').collect();
+        assert!(
+            parts[0]
+                .strip_prefix("0x")
+                .is_some_and(|a| u64::from_str_radix(a, 16).is_ok())
+                && u64::from_str_radix(parts[1], 16).is_ok(),
+            "{line}"
+        );
+    }
+    assert!(run(None).is_none(), "no map without KILN_PERFMAP");
+}
+
+#[test]
 fn inspect_reports_role_contract_and_description() {
     let k = Kiln::new();
     for (file, role, name) in [

@@ -193,6 +193,10 @@ fn base_config(
     }
     #[cfg(feature = "compiler")]
     config.parallel_compilation(true);
+    // For `perf`: each function of every loaded plugin by name in /tmp/perf-PID.map.
+    if std::env::var_os("KILN_PERFMAP").is_some_and(|v| v == "1") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if let Some(pool) = pooling {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
