@@ -33,7 +33,7 @@ pub(crate) fn serve_with(
     host: Arc<PluginHost>,
     log_predictions: bool,
 ) -> Result<ExitCode> {
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => ServerConfig::parse(
             &std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?,
@@ -41,7 +41,6 @@ pub(crate) fn serve_with(
         .with_context(|| format!("in {}", path.display()))?,
         None => ServerConfig::default(),
     };
-    let mut config = config;
     config
         .serving
         .log_predictions

@@ -69,8 +69,8 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> Result<ExitCode> {
     }
     // Then the prediction log, in order, from where the server last acknowledged.
     let mut logged = 0;
+    let mut after = store.predictions_sent(&to)?;
     loop {
-        let after = store.predictions_sent(&to)?;
         let records = store.predictions(after, PREDICTIONS_PER_REQUEST)?;
         let Some(&(last, _)) = records.last() else {
             break;
@@ -87,6 +87,7 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> Result<ExitCode> {
                 )
             })?;
         store.mark_predictions_sent(&to, last)?;
+        after = last;
         logged += records.len();
     }
     if args.json {

@@ -30,7 +30,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, ensure};
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable, TableHandle};
 
 pub use experiments::{DatasetInput, Experiment, Metric, RunInfo, TrackedRun, TrackingError};
 pub use records::*;
@@ -63,6 +63,10 @@ fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(METRIC_CHUNKS)?;
     txn.open_table(ARTIFACTS)?;
     txn.open_table(ALIAS_EVENTS)?;
+    txn.open_table(SYNC_SENT)?;
+    txn.open_table(PREDICTIONS)?;
+    txn.open_table(SYNCED_PREDICTIONS)?;
+    txn.open_table(PREDICTION_SYNC_CURSORS)?;
     Ok(())
 }
 
@@ -131,10 +135,20 @@ impl Store {
 
     /// Creates the tables added within this schema version, on first open of an older file.
     fn create_missing_tables(&self) -> Result<()> {
-        let missing = matches!(
-            self.db.begin_read()?.open_table(ALIAS_EVENTS),
-            Err(redb::TableError::TableDoesNotExist(_))
-        );
+        let added = [
+            ALIAS_EVENTS.name(),
+            SYNC_SENT.name(),
+            PREDICTIONS.name(),
+            SYNCED_PREDICTIONS.name(),
+            PREDICTION_SYNC_CURSORS.name(),
+        ];
+        let present: Vec<String> = self
+            .db
+            .begin_read()?
+            .list_tables()?
+            .map(|t| t.name().to_string())
+            .collect();
+        let missing = added.iter().any(|name| !present.iter().any(|p| p == name));
         if missing {
             let txn = self.db.begin_write()?;
             create_tables(&txn)?;

@@ -2,20 +2,16 @@
 //! tracking store where serving is told to log them (a device's `kiln bundle serve` is), and
 //! pushed by `kiln sync` to a central server, which keeps them per device.
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, experiments::TrackingError};
+use super::{
+    Store,
+    experiments::TrackingError,
+    tables::{PREDICTION_SYNC_CURSORS, PREDICTIONS, SYNCED_PREDICTIONS},
+};
 
 type Result<T, E = TrackingError> = std::result::Result<T, E>;
-
-/// Sequence number → record, on the machine that served.
-const PREDICTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("predictions");
-/// (device, its sequence number) → record, on the server devices sync to.
-const SYNCED_PREDICTIONS: TableDefinition<(&str, u64), &[u8]> =
-    TableDefinition::new("synced_predictions");
-/// Destination → the last sequence number it acknowledged.
-const SYNC_CURSORS: TableDefinition<&str, u64> = TableDefinition::new("prediction_sync_cursors");
 
 /// One prediction request, as served.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,19 +38,6 @@ pub struct SyncedPrediction {
     pub record: PredictionRecord,
 }
 
-fn read_table<K: redb::Key + 'static, V: redb::Value + 'static, T>(
-    txn: &redb::ReadTransaction,
-    def: TableDefinition<K, V>,
-    f: impl FnOnce(&redb::ReadOnlyTable<K, V>) -> Result<T>,
-    empty: T,
-) -> Result<T> {
-    match txn.open_table(def) {
-        Ok(t) => f(&t),
-        Err(redb::TableError::TableDoesNotExist(_)) => Ok(empty),
-        Err(e) => Err(e.into()),
-    }
-}
-
 impl Store {
     /// Appends records, numbered after the last, in one transaction.
     pub fn log_predictions(&self, records: &[PredictionRecord]) -> Result<()> {
@@ -73,36 +56,27 @@ impl Store {
     /// Up to `limit` records after sequence number `after`, in order.
     pub fn predictions(&self, after: u64, limit: usize) -> Result<Vec<(u64, PredictionRecord)>> {
         let txn = self.db.begin_read()?;
-        read_table(
-            &txn,
-            PREDICTIONS,
-            |t| {
-                let mut out = Vec::new();
-                for row in t.range(after + 1..)?.take(limit) {
-                    let (k, v) = row?;
-                    out.push((k.value(), serde_json::from_slice(v.value())?));
-                }
-                Ok(out)
-            },
-            Vec::new(),
-        )
+        let table = txn.open_table(PREDICTIONS)?;
+        let mut out = Vec::new();
+        for row in table.range(after + 1..)?.take(limit) {
+            let (k, v) = row?;
+            out.push((k.value(), serde_json::from_slice(v.value())?));
+        }
+        Ok(out)
     }
 
     /// The last sequence number `destination` acknowledged (0: none).
     pub fn predictions_sent(&self, destination: &str) -> Result<u64> {
         let txn = self.db.begin_read()?;
-        read_table(
-            &txn,
-            SYNC_CURSORS,
-            |t| Ok(t.get(destination)?.map_or(0, |v| v.value())),
-            0,
-        )
+        let cursors = txn.open_table(PREDICTION_SYNC_CURSORS)?;
+        Ok(cursors.get(destination)?.map_or(0, |v| v.value()))
     }
 
     /// Records that `destination` committed every record through `seq`.
     pub fn mark_predictions_sent(&self, destination: &str, seq: u64) -> Result<()> {
         let txn = self.db.begin_write()?;
-        txn.open_table(SYNC_CURSORS)?.insert(destination, seq)?;
+        txn.open_table(PREDICTION_SYNC_CURSORS)?
+            .insert(destination, seq)?;
         txn.commit()?;
         Ok(())
     }
@@ -127,26 +101,22 @@ impl Store {
     /// On the server: the records devices synced (one device's, or all), in order.
     pub fn synced_predictions(&self, device: Option<&str>) -> Result<Vec<SyncedPrediction>> {
         let txn = self.db.begin_read()?;
-        read_table(
-            &txn,
-            SYNCED_PREDICTIONS,
-            |t| {
-                let mut out = Vec::new();
-                for row in t.iter()? {
-                    let (k, v) = row?;
-                    let (d, seq) = k.value();
-                    if device.is_none_or(|want| want == d) {
-                        out.push(SyncedPrediction {
-                            device: d.to_string(),
-                            seq,
-                            record: serde_json::from_slice(v.value())?,
-                        });
-                    }
-                }
-                Ok(out)
-            },
-            Vec::new(),
-        )
+        let table = txn.open_table(SYNCED_PREDICTIONS)?;
+        let rows = match device {
+            Some(d) => table.range((d, 0)..=(d, u64::MAX))?,
+            None => table.range::<(&str, u64)>(..)?,
+        };
+        let mut out = Vec::new();
+        for row in rows {
+            let (k, v) = row?;
+            let (device, seq) = k.value();
+            out.push(SyncedPrediction {
+                device: device.to_string(),
+                seq,
+                record: serde_json::from_slice(v.value())?,
+            });
+        }
+        Ok(out)
     }
 }
 
@@ -189,5 +159,28 @@ mod tests {
         c.import_predictions("other", &all[..1]).unwrap();
         assert_eq!(c.synced_predictions(Some("pi")).unwrap().len(), 3);
         assert_eq!(c.synced_predictions(None).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_store_made_before_the_sync_tables_gets_them_when_opened() {
+        use crate::tracking::tables::SYNC_SENT;
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        {
+            let db = redb::Database::open(dir.path().join("tracking.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            assert!(txn.delete_table(SYNC_SENT).unwrap());
+            assert!(txn.delete_table(PREDICTIONS).unwrap());
+            assert!(txn.delete_table(SYNCED_PREDICTIONS).unwrap());
+            assert!(txn.delete_table(PREDICTION_SYNC_CURSORS).unwrap());
+            txn.commit().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert!(s.unsent("c").unwrap().is_empty());
+        assert!(s.predictions(0, 10).unwrap().is_empty());
+        assert_eq!(s.predictions_sent("c").unwrap(), 0);
+        assert!(s.synced_predictions(None).unwrap().is_empty());
+        s.log_predictions(&[record("a", 1)]).unwrap();
+        assert_eq!(s.predictions(0, 10).unwrap().len(), 1);
     }
 }

@@ -12,20 +12,17 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::{
     RunRecord, Store,
     experiments::{Metric, TrackedRun, TrackingError},
-    tables::{METRIC_CHUNKS, RUNS, TRACKED_RUNS},
+    tables::{METRIC_CHUNKS, RUNS, SYNC_SENT, TRACKED_RUNS},
 };
 use crate::digest::sha256_hex;
 
 type Result<T, E = TrackingError> = std::result::Result<T, E>;
-
-/// (destination, run id) → the digest of the run as the destination acknowledged it.
-const SYNC_SENT: TableDefinition<(&str, &str), &str> = TableDefinition::new("sync_sent");
 
 /// The tag a synced tracked run carries on the server: the device it came from.
 pub const DEVICE_TAG: &str = "kiln.device";
@@ -62,11 +59,7 @@ impl Store {
         let records = txn.open_table(RUNS)?;
         let tracked = txn.open_table(TRACKED_RUNS)?;
         let chunks = txn.open_table(METRIC_CHUNKS)?;
-        let sent = match txn.open_table(SYNC_SENT) {
-            Ok(t) => Some(t),
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
+        let sent = txn.open_table(SYNC_SENT)?;
         let mut ids: Vec<String> = Vec::new();
         for row in records.iter()? {
             ids.push(row?.0.value().to_string());
@@ -110,12 +103,9 @@ impl Store {
                 metrics,
             };
             let digest = unit.digest()?;
-            let acknowledged = match &sent {
-                Some(t) => t
-                    .get((destination, id.as_str()))?
-                    .is_some_and(|d| d.value() == digest),
-                None => false,
-            };
+            let acknowledged = sent
+                .get((destination, id.as_str()))?
+                .is_some_and(|d| d.value() == digest);
             if !acknowledged {
                 out.push((unit, digest));
             }

@@ -36,5 +36,19 @@ pub const ARTIFACTS: TableDefinition<&str, (&str, u64)> = TableDefinition::new("
 /// alias change, appended, never rewritten.
 pub const ALIAS_EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("alias_events");
 
+/// (destination, run id) → the digest of the run as the destination acknowledged it
+/// (`kiln sync`, on the device).
+pub const SYNC_SENT: TableDefinition<(&str, &str), &str> = TableDefinition::new("sync_sent");
+
+/// Sequence number → [`PredictionRecord`](super::predictions::PredictionRecord), on the
+/// machine that served.
+pub const PREDICTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("predictions");
+/// (device, its sequence number) → record, on the server devices sync to.
+pub const SYNCED_PREDICTIONS: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("synced_predictions");
+/// Destination → the last prediction sequence number it acknowledged.
+pub const PREDICTION_SYNC_CURSORS: TableDefinition<&str, u64> =
+    TableDefinition::new("prediction_sync_cursors");
+
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
