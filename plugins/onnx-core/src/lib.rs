@@ -10,6 +10,9 @@
 //! `float64`, `int32`, `int64`, `uint8` or `boolean`, or (outputs only) of text, as
 //! scikit-learn classifiers converted with skl2onnx return their labels.
 
+// The kernel is registered with tract only in a wasm32 build with SIMD128.
+#[cfg(any(test, all(target_arch = "wasm32", target_feature = "simd128")))]
+mod matmul;
 mod plans;
 mod pool;
 mod predict;
@@ -258,4 +261,19 @@ impl OnnxModel {
         }
         props
     }
+}
+
+/// For tests: a seeded sequence of `count` values in [-1, 1), on `levels` evenly spaced
+/// levels.
+#[cfg(test)]
+pub(crate) fn seeded_values(count: usize, seed: u64, levels: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..count)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) % levels) as f32 * 2.0 / levels as f32 - 1.0
+        })
+        .collect()
 }

@@ -197,17 +197,9 @@ fn simd_rows(_top: &[f32], _bottom: &[f32], _out: &mut [f32]) -> usize {
 mod tests {
     use super::*;
 
-    /// A seeded sequence in [-1, 1), with repeated values so ties occur.
+    /// A seeded sequence in [-1, 1) on 64 levels, so ties occur.
     fn values(count: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..count)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) % 64) as f32 / 32.0 - 1.0
-            })
-            .collect()
+        crate::seeded_values(count, seed, 64)
     }
 
     fn spec(kernel: [usize; 2], strides: [usize; 2], padding: PaddingSpec) -> PoolSpec {
