@@ -277,3 +277,11 @@ pub(crate) fn seeded_values(count: usize, seed: u64, levels: u64) -> Vec<f32> {
         })
         .collect()
 }
+
+/// For tests: the values of a float32 tensor.
+#[cfg(test)]
+pub(crate) fn floats(t: &Tensor) -> &[f32] {
+    t.try_as_plain_ram()
+        .and_then(|v| v.as_slice::<f32>())
+        .expect("a float32 tensor in memory")
+}

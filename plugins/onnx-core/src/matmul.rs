@@ -455,6 +455,7 @@ mod tests {
     }
 
     /// The operations tract fuses into a product, after the product itself.
+    #[derive(Debug)]
     enum Then {
         Nothing,
         /// Bias per row, then ReLU: a convolution's epilogue.
@@ -513,14 +514,7 @@ mod tests {
     }
 
     fn same(ours: &Tensor, reference: &Tensor, what: &str) {
-        let (x, y) = (
-            ours.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap(),
-            reference
-                .try_as_plain_ram()
-                .unwrap()
-                .as_slice::<f32>()
-                .unwrap(),
-        );
+        let (x, y) = (crate::floats(ours), crate::floats(reference));
         assert_eq!(x.len(), y.len(), "{what}");
         for (i, (x, y)) in x.iter().zip(y).enumerate() {
             assert!(
@@ -578,27 +572,13 @@ mod tests {
         }
         for then in &thens {
             for mkn in [(8, 5, 16), (6, 4, 11)] {
-                let what = format!("{mkn:?} then {}", name(then));
+                let what = format!("{mkn:?} then {then:?}");
                 same(
                     &product(&*ours, mkn, then),
                     &product(&*generic, mkn, then),
                     &what,
                 );
             }
-        }
-    }
-
-    fn name(then: &Then) -> String {
-        match then {
-            Then::Nothing => "nothing".into(),
-            Then::BiasRelu => "bias and relu".into(),
-            Then::PerCol(op) => format!("per column {op:?}"),
-            Then::PerRow(op) => format!("per row {op:?}"),
-            Then::Scalar(op) => format!("scalar {op:?}"),
-            Then::LeakyRelu => "leaky relu".into(),
-            Then::Unicast => "unicast".into(),
-            Then::RowColProducts => "row-column products".into(),
-            Then::Scale => "scale".into(),
         }
     }
 

@@ -148,12 +148,7 @@ mod tests {
     fn run(p: &mut Plans, rows: usize) -> Vec<f32> {
         let x = Tensor::from_shape(&[rows, 3], &vec![1f32; rows * 3]).unwrap();
         let out = p.run(Some(rows as u64), tvec!(x.into())).unwrap();
-        out[0]
-            .clone()
-            .into_tensor()
-            .try_as_plain_ram()
-            .and_then(|v| v.as_slice::<f32>().map(<[f32]>::to_vec))
-            .unwrap()
+        crate::floats(&out[0]).to_vec()
     }
 
     #[test]

@@ -249,12 +249,8 @@ mod tests {
             let (ours, theirs) = both(&op, shape, i as u64);
             assert_eq!(ours.shape(), theirs.shape(), "shape {shape:?}");
             assert_eq!(
-                ours.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap(),
-                theirs
-                    .try_as_plain_ram()
-                    .unwrap()
-                    .as_slice::<f32>()
-                    .unwrap(),
+                crate::floats(&ours),
+                crate::floats(&theirs),
                 "values for {shape:?}"
             );
         }
