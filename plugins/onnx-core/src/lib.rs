@@ -10,6 +10,7 @@
 //! `float64`, `int32`, `int64`, `uint8` or `boolean`, or (outputs only) of text, as
 //! scikit-learn classifiers converted with skl2onnx return their labels.
 
+mod im2col;
 // The kernel is registered with tract only in a wasm32 build with SIMD128.
 #[cfg(any(test, all(target_arch = "wasm32", target_feature = "simd128")))]
 mod matmul;

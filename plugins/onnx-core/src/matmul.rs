@@ -382,7 +382,7 @@ mod wasm {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tract_onnx::prelude::*;
     use tract_onnx::tract_core::internal::tract_linalg::BinOp;
@@ -445,7 +445,8 @@ mod tests {
         unsafe { kernel::<Lanes>(spec.as_ptr()) }
     }
 
-    fn ours() -> Box<dyn MatMatMul> {
+    /// Kiln's kernel over portable lanes, as tract's dispatch sees it.
+    pub(crate) fn ours() -> Box<dyn MatMatMul> {
         DynKernel::<MR, NR, f32>::new(NAME, run_lanes, f32::packing(MR), f32::packing(NR)).mmm()
     }
 

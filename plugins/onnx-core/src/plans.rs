@@ -26,6 +26,7 @@ const MAX_COUNTED: usize = 64;
 fn optimise(decluttered: TypedModel) -> TractResult<Arc<TypedRunnableModel>> {
     let mut optimised = decluttered.into_optimized()?;
     crate::pool::speed_up(&mut optimised)?;
+    crate::im2col::speed_up(&mut optimised)?;
     optimised.into_runnable()
 }
 
