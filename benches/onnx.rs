@@ -7,6 +7,13 @@
 //! Run with `cargo bench --bench onnx`. The models come from `scripts/onnx-models.sh`
 //! (scikit-learn + skl2onnx, an onnx CNN); the figures are printed as a Markdown table
 //! with each path's ratio to native tract. `KILN_BENCH_SECONDS` sets the time per point.
+//!
+//! For profiling and A/B runs: `KILN_BENCH_ONLY=digits-cnn:64` (or just a model) measures
+//! only that point; `KILN_BENCH_RUNNER=path.wasm` loads another onnx-runner component (an
+//! unstripped build, or a candidate against the default); `KILN_BENCH_CACHE=dir` keeps the
+//! compiled code there (an ELF: `objdump -d` it); `KILN_BENCH_ORT=0` skips onnxruntime.
+//! With `KILN_PERFMAP=1 perf record -D <ms past the compile>`, `perf report --sort dso,sym`
+//! names the plugin's functions under `[JIT]`.
 
 use std::{
     path::{Path, PathBuf},
@@ -134,22 +141,28 @@ fn main() {
     );
     let dir = PathBuf::from(String::from_utf8_lossy(&made.stdout).trim());
 
-    let cache = tempfile::tempdir().expect("temp dir");
+    let only = std::env::var("KILN_BENCH_ONLY").ok();
+    let measured = |model: &str, batch: usize| match &only {
+        None => true,
+        Some(o) => o == model || *o == format!("{model}:{batch}"),
+    };
+    let temp = tempfile::tempdir().expect("temp dir");
+    let cache = std::env::var_os("KILN_BENCH_CACHE").map_or(temp.path().into(), PathBuf::from);
     let engine = KilnEngine::new(&EngineOptions::default()).expect("engine");
-    let host = PluginHost::new(
-        engine.clone(),
-        ArtifactCache::new(engine.engine(), cache.path()),
-    )
-    .expect("host");
-    let runner = host
-        .load_file(Path::new(kiln_test_artifacts::ONNX_RUNNER), None)
-        .expect("onnx-runner");
-    let size = std::fs::metadata(kiln_test_artifacts::ONNX_RUNNER)
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let host =
+        PluginHost::new(engine.clone(), ArtifactCache::new(engine.engine(), &cache)).expect("host");
+    let component = std::env::var_os("KILN_BENCH_RUNNER").map_or(
+        PathBuf::from(kiln_test_artifacts::ONNX_RUNNER),
+        PathBuf::from,
+    );
+    let runner = host.load_file(&component, None).expect("onnx-runner");
+    let size = std::fs::metadata(&component).map(|m| m.len()).unwrap_or(0);
     let opts = CallOptions::default();
 
-    let ort = onnxruntime(&dir, seconds);
+    let ort = match std::env::var("KILN_BENCH_ORT").as_deref() {
+        Ok("0") => None,
+        _ => onnxruntime(&dir, seconds),
+    };
     let ort_p50 = |model: &str, batch: usize| -> Option<f64> {
         ort.as_ref()?["results"]
             .as_array()?
@@ -171,12 +184,15 @@ fn main() {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for (model, port, row) in MODELS {
+        if !BATCHES.iter().any(|&b| measured(model, b)) {
+            continue;
+        }
         let bytes = std::fs::read(dir.join(format!("{model}.onnx"))).expect("model file");
         let mut wasm = runner
             .load_model(&bytes, &Vec::new(), &opts)
             .expect("the plugin loads the model");
         let twin = native::load("onnx-runner", &bytes).expect("the twin loads the model");
-        for batch in BATCHES {
+        for batch in BATCHES.into_iter().filter(|&b| measured(model, b)) {
             let inputs = input(port, batch, row);
             // Both answer alike before either is timed.
             let a = wasm.predict(&inputs).expect("wasm predict").value;
