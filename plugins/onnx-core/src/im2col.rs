@@ -305,6 +305,7 @@ mod tests {
     use super::*;
     use tract_onnx::tract_core::internal::tract_linalg::MmmDispatch;
     use tract_onnx::tract_core::internal::tract_linalg::generic::mmm::generic_f32_4x4;
+    use tract_onnx::tract_core::internal::tract_linalg::mmm::MatMatMul;
     use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
 
     /// A convolution's geometry: input shape, kernel, padding, strides, dilations, groups.
@@ -385,6 +386,12 @@ mod tests {
             self.channels() / self.group * self.kernel[0] * self.kernel[1]
         }
 
+        /// tract's op for this geometry (4 output channels), packing for `mmm`.
+        fn tract(&self, mmm: Box<dyn MatMatMul>) -> Im2Col {
+            let shape = f32::fact(self.shape).shape;
+            Im2Col::new(self.spec(4), self.group, self.k(), &shape, mmm, 0).unwrap()
+        }
+
         fn input(&self, seed: u64) -> Tensor {
             let count = self.shape.iter().product();
             Tensor::from_shape(self.shape, &crate::seeded_values(count, seed, 256)).unwrap()
@@ -414,10 +421,10 @@ mod tests {
         for mmm in kernels {
             for (i, c) in cases().iter().enumerate() {
                 let what = format!("{} kernel, case {i}: {:?}", mmm.name(), c.shape);
-                let fact = f32::fact(c.shape);
-                let theirs = Im2Col::new(c.spec(4), c.group, c.k(), &fact.shape, mmm.clone(), 0);
-                let theirs = theirs.unwrap();
-                let ours = Im2ColF32::over(&theirs, &fact).unwrap().expect(&what);
+                let theirs = c.tract(mmm.clone());
+                let ours = Im2ColF32::over(&theirs, &f32::fact(c.shape))
+                    .unwrap()
+                    .expect(&what);
                 let x = c.input(i as u64);
                 let expected = theirs.eval_out_of_plan(tvec!(x.clone().into_tvalue()));
                 let got = ours.eval_out_of_plan(tvec!(x.into_tvalue()));
@@ -514,9 +521,8 @@ mod tests {
     fn takes_only_float32_images_with_two_spatial_axes_channels_first() {
         let c = case(&[2, 3, 8, 8], [3, 3], pads([1, 1], [1, 1]));
         let mmm = generic_f32_4x4.mmm();
-        let fact = f32::fact(c.shape);
-        let op = Im2Col::new(c.spec(4), 1, c.k(), &fact.shape, mmm.clone(), 0).unwrap();
-        assert!(Im2ColF32::over(&op, &fact).unwrap().is_some());
+        let op = c.tract(mmm.clone());
+        assert!(Im2ColF32::over(&op, &f32::fact(c.shape)).unwrap().is_some());
         assert!(Im2ColF32::over(&op, &f64::fact(c.shape)).unwrap().is_none());
         // Channels last.
         let mut nhwc = c.spec(4);
@@ -542,9 +548,8 @@ mod tests {
     #[test]
     fn an_input_of_another_rank_is_left_to_tract() {
         let c = case(&[2, 3, 8, 8], [3, 3], PaddingSpec::Valid);
-        let fact = f32::fact(c.shape);
-        let op = Im2Col::new(c.spec(4), 1, c.k(), &fact.shape, generic_f32_4x4.mmm(), 0);
-        let ours = Im2ColF32::over(&op.unwrap(), &fact).unwrap().unwrap();
+        let op = c.tract(generic_f32_4x4.mmm());
+        let ours = Im2ColF32::over(&op, &f32::fact(c.shape)).unwrap().unwrap();
         assert!(ours.geometry(&[2, 3, 8]).is_none());
         assert!(ours.geometry(&[2, 4, 8, 8]).is_none(), "k would differ");
         assert!(ours.geometry(&[2, 3, 2, 8]).is_none(), "no output rows");
