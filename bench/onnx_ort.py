@@ -31,7 +31,11 @@ def digits_input(rng: np.random.Generator, batch: int) -> np.ndarray:
     return rng.uniform(0.0, 1.0, (batch, 1, 8, 8)).astype(np.float32)
 
 
-MODELS = {"iris-pipeline": iris_input, "digits-cnn": digits_input}
+def dense_input(rng: np.random.Generator, batch: int) -> np.ndarray:
+    return rng.uniform(0.0, 1.0, (batch, 256)).astype(np.float32)
+
+
+MODELS = {"iris-pipeline": iris_input, "digits-cnn": digits_input, "dense": dense_input}
 
 
 def session(path: Path) -> ort.InferenceSession:

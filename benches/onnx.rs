@@ -5,8 +5,10 @@
 //! (c) onnxruntime through its Python API (`bench/onnx_ort.py`, one thread).
 //!
 //! Run with `cargo bench --bench onnx`. The models come from `scripts/onnx-models.sh`
-//! (scikit-learn + skl2onnx, an onnx CNN); the figures are printed as a Markdown table
-//! with each path's ratio to native tract. `KILN_BENCH_SECONDS` sets the time per point.
+//! (scikit-learn + skl2onnx, an onnx CNN, a dense layer); the figures are printed as a
+//! Markdown table with each path's ratio to native tract. Before timing a point, the
+//! sandbox's outputs are checked against the native twin's. `KILN_BENCH_SECONDS` sets the
+//! time per point.
 //!
 //! For profiling and A/B runs: `KILN_BENCH_ONLY=digits-cnn:64` (or just a model) measures
 //! only that point; `KILN_BENCH_RUNNER=path.wasm` loads another onnx-runner component (an
@@ -32,9 +34,11 @@ use serde_json::Value as J;
 const BATCHES: [usize; 3] = [1, 8, 64];
 
 /// (file stem, input name, one row's shape).
-const MODELS: [(&str, &str, &[usize]); 2] = [
+const MODELS: [(&str, &str, &[usize]); 3] = [
     ("iris-pipeline", "features", &[4]),
     ("digits-cnn", "image", &[1, 8, 8]),
+    // One 256×256 layer: matrix-product work alone.
+    ("dense", "x", &[256]),
 ];
 
 struct Figures {
@@ -104,6 +108,39 @@ fn input(name: &str, batch: usize, row: &[usize]) -> Vec<NamedValue> {
             data,
         }),
     }]
+}
+
+/// The sandbox's outputs equal the native twin's: the same names, types and shapes, and
+/// float32 values within 1e-4 relative and 1e-6 absolute, as the ONNX tests compare with
+/// onnxruntime (the two sum products in different orders).
+fn agree(wasm: &[NamedValue], native: &[NamedValue], model: &str) {
+    assert_eq!(wasm.len(), native.len(), "{model}: outputs");
+    for (a, b) in wasm.iter().zip(native) {
+        let (Value::Tensor(x), Value::Tensor(y)) = (&a.value, &b.value) else {
+            panic!("{model}: {} is not a tensor", a.name);
+        };
+        assert_eq!(
+            (&a.name, x.dtype, &x.shape),
+            (&b.name, y.dtype, &y.shape),
+            "{model}"
+        );
+        if x.dtype != Dtype::Float32 {
+            assert_eq!(x.data, y.data, "{model}: {}", a.name);
+            continue;
+        }
+        let floats = |d: &[u8]| -> Vec<f32> {
+            d.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect()
+        };
+        for (i, (p, q)) in floats(&x.data).into_iter().zip(floats(&y.data)).enumerate() {
+            assert!(
+                (p - q).abs() <= 1e-4 * q.abs() + 1e-6,
+                "{model}: {}[{i}] {p} in the sandbox, {q} natively",
+                a.name
+            );
+        }
+    }
 }
 
 fn onnxruntime(dir: &Path, seconds: f64) -> Option<J> {
@@ -197,7 +234,7 @@ fn main() {
             // Both answer alike before either is timed.
             let a = wasm.predict(&inputs).expect("wasm predict").value;
             let b = twin.predict(&inputs).expect("native predict");
-            assert_eq!(a.len(), b.len());
+            agree(&a, &b, model);
             let (w, n) = measure_pair(
                 seconds,
                 || {

@@ -15,6 +15,9 @@ Writes in OUT_DIR:
                              input `image` float32 [N,1,8,8] (pixels / 16), output
                              `probabilities` float32 [N,10]; fixed random convolutions, a
                              Gemm readout trained by LogisticRegression on their features
+  dense.onnx                 one float32 layer by onnx.helper, y = relu(x . W + b): input `x`
+                             float32 [N,256], output `y` float32 [N,256], W and b seeded. Pure
+                             matrix-product work, for the benchmark (no cases: tests don't use it)
   broken.onnx                bytes that are no ONNX protobuf (negative fixture)
   NAME.cases.json            for iris-pipeline and digits-cnn: batches of 1, 7 and 64 rows,
                              each {"batch", "inputs": {name: Kiln value document},
@@ -287,6 +290,40 @@ def digits(out: Path) -> float:
     return accuracy
 
 
+# --- dense: one layer of matrix-product work ---
+
+DENSE = 256
+
+
+def dense(out: Path) -> None:
+    rng = np.random.default_rng(SEED + 4)
+    w = (rng.standard_normal((DENSE, DENSE)) / np.sqrt(DENSE)).astype(np.float32)
+    b = (rng.standard_normal(DENSE) * 0.05).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["xw"]),
+            helper.make_node("Add", ["xw", "b"], ["z"]),
+            helper.make_node("Relu", ["z"], ["y"]),
+        ],
+        "dense",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", DENSE])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", DENSE])],
+        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="kiln tests/onnx/make_models.py",
+        ir_version=IR_VERSION,
+    )
+    onnx.checker.check_model(model, full_check=True)
+    x = rng.uniform(0.0, 1.0, (8, DENSE)).astype(np.float32)
+    expected = np.maximum(x @ w + b, 0.0)
+    got = session(model).run(None, {"x": x})[0]
+    assert np.allclose(got, expected, rtol=1e-5, atol=1e-5), "onnxruntime disagrees with numpy"
+    save(model, out / "dense.onnx")
+
+
 # --- broken: no protobuf at all ---
 
 def broken(out: Path) -> None:
@@ -315,6 +352,7 @@ def main() -> None:
         warnings.simplefilter("ignore", category=DeprecationWarning)
         iris(out)
         accuracy = digits(out)
+        dense(out)
         broken(out)
     print(f"make_models: wrote {out}; digits-cnn held-out accuracy {accuracy:.4f}", file=sys.stderr)
 
