@@ -28,6 +28,7 @@ use kiln::{
     engine::{ArtifactCache, EngineOptions, KilnEngine},
     plugin::{CallOptions, PluginHost},
     serving::native,
+    value::tensor_elements,
 };
 use serde_json::Value as J;
 
@@ -124,16 +125,13 @@ fn agree(wasm: &[NamedValue], native: &[NamedValue], model: &str) {
             (&b.name, y.dtype, &y.shape),
             "{model}"
         );
+        let (xs, ys) = (tensor_elements(x), tensor_elements(y));
         if x.dtype != Dtype::Float32 {
-            assert_eq!(x.data, y.data, "{model}: {}", a.name);
+            assert_eq!(xs, ys, "{model}: {}", a.name);
             continue;
         }
-        let floats = |d: &[u8]| -> Vec<f32> {
-            d.chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect()
-        };
-        for (i, (p, q)) in floats(&x.data).into_iter().zip(floats(&y.data)).enumerate() {
+        for (i, (p, q)) in xs.iter().zip(&ys).enumerate() {
+            let (p, q) = (p.as_f64().unwrap(), q.as_f64().unwrap());
             assert!(
                 (p - q).abs() <= 1e-4 * q.abs() + 1e-6,
                 "{model}: {}[{i}] {p} in the sandbox, {q} natively",
