@@ -70,6 +70,16 @@ def save(model: onnx.ModelProto, path: Path) -> None:
     onnx.checker.check_model(str(path), full_check=True)
 
 
+def model_of(graph: onnx.GraphProto) -> onnx.ModelProto:
+    """A model of the default opset OPSET and IR_VERSION around `graph`."""
+    return helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="kiln tests/onnx/make_models.py",
+        ir_version=IR_VERSION,
+    )
+
+
 def dedupe_opsets(model: onnx.ModelProto) -> None:
     """skl2onnx with zipmap off lists the default domain's opset twice; keep one entry per
     domain, as the ONNX IR spec asks."""
@@ -229,12 +239,7 @@ def cnn_graph(weights: dict, readout: tuple | None) -> onnx.ModelProto:
         [output],
         initializer=inits,
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="kiln tests/onnx/make_models.py",
-        ir_version=IR_VERSION,
-    )
+    model = model_of(graph)
     model.doc_string = "Digits 8x8 (scikit-learn), pixels / 16; fixed random convolutions, trained readout."
     return model
 
@@ -310,13 +315,7 @@ def dense(out: Path) -> None:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", DENSE])],
         initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="kiln tests/onnx/make_models.py",
-        ir_version=IR_VERSION,
-    )
-    onnx.checker.check_model(model, full_check=True)
+    model = model_of(graph)
     x = rng.uniform(0.0, 1.0, (8, DENSE)).astype(np.float32)
     expected = np.maximum(x @ w + b, 0.0)
     got = session(model).run(None, {"x": x})[0]
