@@ -7,9 +7,16 @@
 #
 #   scripts/edge.sh                              # this machine's target
 #   scripts/edge.sh aarch64-unknown-linux-gnu    # a 64-bit ARM Linux device
+#   scripts/edge.sh --packages-only TARGET       # only Debian's packages for TARGET (no
+#                                                # rustup, no cargo: CI runs it beside its build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+packages_only=false
+if [ "${1:-}" = --packages-only ]; then
+  packages_only=true
+  shift
+fi
 host=$(rustc -vV | sed -n 's/^host: //p')
 target=${1:-$host}
 say() { echo "edge: $*" >&2; }
@@ -34,11 +41,14 @@ if [ "$target" != "$host" ]; then
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o Dpkg::Use-Pty=0 $debs >&2
   fi
+  $packages_only && exit 0
   if ! rustup target list --installed | grep -qx "$target"; then
     say "adding the Rust target $target (rustup)"
     rustup target add "$target" >&2
   fi
 fi
+
+$packages_only && exit 0
 
 # A target dir of its own: the full build in target/release is left alone, and the tests
 # can run this while cargo holds target/.

@@ -22,7 +22,11 @@ if [ -n "$out" ]; then
   out=$(cd "$out" && pwd)
 fi
 cd "$(dirname "$0")/.."
-out=${out:-$PWD/target/onnx-models}
+# target/ by its real path: a venv records its own path, and CI's target/ may be a link to a
+# per-machine cache that outlives the clone.
+mkdir -p target
+target=$(cd target && pwd -P)
+out=${out:-$target/onnx-models}
 
 NUMPY=2.4.6
 SCIKIT_LEARN=1.9.1
@@ -30,7 +34,7 @@ SKL2ONNX=1.20.0
 ONNX=1.23.2
 ONNXRUNTIME=1.32.0
 
-venv=$PWD/target/toolchains/onnx-venv
+venv=$target/toolchains/onnx-venv
 py=$venv/bin/python
 pins="numpy==$NUMPY scikit-learn==$SCIKIT_LEARN skl2onnx==$SKL2ONNX onnx==$ONNX onnxruntime==$ONNXRUNTIME"
 

@@ -8,9 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MLFLOW_VERSION=3.17.2
+# target/ by its real path: a venv records its own path, and CI's target/ may be a link to a
+# per-machine cache that outlives the clone.
+mkdir -p target
+target=$(cd target && pwd -P)
 case "${1:-client}" in
-  client) venv=target/python package="mlflow-skinny==$MLFLOW_VERSION" ;;
-  server) venv=target/python-server package="mlflow==$MLFLOW_VERSION" ;;
+  client) venv=$target/python package="mlflow-skinny==$MLFLOW_VERSION" ;;
+  server) venv=$target/python-server package="mlflow==$MLFLOW_VERSION" ;;
   *) echo "usage: $0 [client|server]" >&2; exit 2 ;;
 esac
 py=$venv/bin/python
@@ -19,4 +23,4 @@ if ! "$py" -c "import mlflow, sys; sys.exit(mlflow.__version__ != '$MLFLOW_VERSI
   python3 -m venv "$venv" >&2
   "$py" -m pip install --quiet --disable-pip-version-check "$package" >&2
 fi
-echo "$PWD/$py"
+echo "$py"

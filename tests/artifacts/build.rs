@@ -119,11 +119,14 @@ fn build_guests(root: &Path, target_dir: &Path, packages: &[&str], simd: bool) {
         cmd.env_remove(var);
     }
     // Reproducible components: no machine paths inside them (panic messages carry source
-    // paths), so the registry seed can be checked against what this checkout builds.
+    // paths). Cargo names workspace members' sources relative to the workspace root, so only
+    // the registry's sources, under CARGO_HOME, need a new prefix. Nothing here names the
+    // checkout's own path, so a build in another clone uses the same flags and reuses this
+    // target directory's dependencies (CI keeps it in a per-machine cache).
     let cargo_home = env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    let mut flags = vec![format!("--remap-path-prefix={}=/kiln", root.display())];
+    let mut flags = Vec::new();
     if let Some(home) = cargo_home {
         flags.push(format!(
             "--remap-path-prefix={}=/cargo-home",
