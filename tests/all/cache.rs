@@ -1,5 +1,6 @@
 //! Compiled code is cached beside the registry, by component digest and engine: the second
 //! load of a component never compiles, and a damaged entry is recompiled rather than trusted.
+//! Data directories may share one more directory of compiled code (`KILN_CODE_CACHE`).
 
 use kiln::registry::tables::COMPILED;
 use kiln_test_artifacts as g;
@@ -69,4 +70,45 @@ fn a_damaged_cache_entry_is_recompiled() {
         k.json(&["plugin", "inspect", g::SELECT_COLUMNS])["artifact_cache"],
         "cache-hit"
     );
+}
+
+#[test]
+fn data_directories_share_compiled_code_through_kiln_code_cache() {
+    let shared = tempfile::tempdir().unwrap();
+    let inspect = |k: &Kiln| -> String {
+        let mut cmd = k.cmd();
+        cmd.env("KILN_CODE_CACHE", shared.path()).args([
+            "plugin",
+            "inspect",
+            g::SELECT_COLUMNS,
+            "--json",
+        ]);
+        Kiln::json_of(cmd)["artifact_cache"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let shared_entries = || -> Vec<String> {
+        std::fs::read_dir(shared.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+
+    // The first data directory compiles, and writes the code home and to the shared one.
+    let first = Kiln::new();
+    assert_eq!(inspect(&first), "compiled");
+    let key = entries(&first).remove(0);
+    assert_eq!(shared_entries(), [format!("{key}.cwasm")]);
+
+    // Another finds it there, compiles nothing, and keeps its own copy, accounted for.
+    let second = Kiln::new();
+    assert_eq!(inspect(&second), "cache-hit");
+    assert_eq!(entries(&second), std::slice::from_ref(&key));
+
+    // A damaged shared entry is not trusted: a third directory compiles, and mends it.
+    std::fs::write(shared.path().join(format!("{key}.cwasm")), b"garbage").unwrap();
+    let third = Kiln::new();
+    assert_eq!(inspect(&third), "compiled");
+    assert_eq!(inspect(&Kiln::new()), "cache-hit");
 }

@@ -25,6 +25,7 @@ use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
+    sync::OnceLock,
 };
 
 use serde_json::Value as J;
@@ -71,8 +72,10 @@ impl Kiln {
             c.env(
                 "KILN_SEED",
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../registry-data"),
-            );
+            )
+            .env("KILN_CODE_CACHE", shared_code());
         } else {
+            c.env_remove("KILN_CODE_CACHE");
             c.env("KILN_SEED", "off");
         }
         c
@@ -101,6 +104,19 @@ impl Kiln {
         serde_json::from_str(&self.ok(&args)).expect("kiln printed JSON")
     }
 
+    /// Runs a command made from [`Kiln::cmd`] (with its own environment, say), expects
+    /// success and returns its stdout parsed as JSON.
+    pub fn json_of(mut cmd: Command) -> J {
+        let out = cmd.output().expect("running kiln");
+        assert!(
+            out.status.success(),
+            "{:?} failed:\n{}",
+            cmd,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("kiln printed JSON")
+    }
+
     /// Runs and expects failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -111,6 +127,22 @@ impl Kiln {
         );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
+}
+
+/// The directory of compiled code that this test process's seeded data directories share
+/// (`KILN_CODE_CACHE`): a standard plugin is compiled once per test run, not once per test
+/// that uses it (the ONNX runner alone takes half a minute). Those tests are about what the
+/// plugins do; the compiled-code cache's own tests start from empty data directories.
+/// Made anew by each test process, which removes the ones earlier processes left.
+fn shared_code() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let parent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shared-code");
+        let _ = std::fs::remove_dir_all(&parent);
+        let dir = parent.join(std::process::id().to_string());
+        std::fs::create_dir_all(&dir).expect("creating the shared compiled-code directory");
+        dir
+    })
 }
 
 /// The shipped example datasets.

@@ -494,7 +494,7 @@ fn a_build_is_checked_against_the_manifest() {
 /// JavaScript tracker's JSON-lines and HTML report hold the run as it happened.
 #[test]
 fn the_polyglot_workflow_runs_from_the_seed_and_reports() {
-    let k = Kiln::new();
+    let k = Kiln::seeded();
     let work = k.home().join("work");
     std::fs::create_dir_all(work.join("out")).unwrap();
     std::fs::copy(
@@ -505,7 +505,6 @@ fn the_polyglot_workflow_runs_from_the_seed_and_reports() {
     std::os::unix::fs::symlink(root().join("examples"), work.join("examples")).unwrap();
     let out = k
         .cmd()
-        .env("KILN_SEED", root().join("registry-data"))
         .current_dir(&work)
         .args(["run", "workflow.yaml", "--json"])
         .output()

@@ -30,19 +30,10 @@ fn seed() -> std::path::PathBuf {
 
 /// Runs a workflow file with the standard plugins; returns the run id.
 fn run(k: &Kiln, workflow: &Path) -> String {
-    let out = k
-        .cmd()
-        .env("KILN_SEED", seed())
-        .args(["run", workflow.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: J = serde_json::from_slice(&out.stdout).unwrap();
-    doc["id"].as_str().unwrap().to_string()
+    let mut cmd = k.cmd();
+    cmd.env("KILN_SEED", seed())
+        .args(["run", workflow.to_str().unwrap(), "--json"]);
+    Kiln::json_of(cmd)["id"].as_str().unwrap().to_string()
 }
 
 /// The quickstart, its split seeded with `seed`, in a scratch directory with the data.

@@ -73,11 +73,9 @@ fn check_case(dir: &Path) -> Result<(), String> {
     std::os::unix::fs::symlink(guests, work.join("guests")).unwrap();
     std::os::unix::fs::symlink(repo().join("examples"), work.join("examples")).unwrap();
 
-    let k = Kiln::new();
-    let seed = repo().join("registry-data");
+    let k = Kiln::seeded();
     let kiln = |args: &[&str]| {
         k.cmd()
-            .env("KILN_SEED", &seed)
             .current_dir(&work)
             .args(args)
             .output()
@@ -230,14 +228,13 @@ impl Scratch {
         Scratch {
             _dir: dir,
             work,
-            kiln: Kiln::new(),
+            kiln: Kiln::seeded(),
         }
     }
 
     fn run(&self, args: &[&str]) -> std::process::Output {
         self.kiln
             .cmd()
-            .env("KILN_SEED", repo().join("registry-data"))
             .current_dir(&self.work)
             .args(args)
             .output()
@@ -434,14 +431,8 @@ fn deterministic_mode_fixes_random_sources_and_clocks() {
 
 #[test]
 fn kiln_demo_runs_the_quickstart_end_to_end_and_registers_the_model() {
-    let k = Kiln::new();
-    let demo = || {
-        k.cmd()
-            .env("KILN_SEED", repo().join("registry-data"))
-            .arg("demo")
-            .output()
-            .expect("kiln demo")
-    };
+    let k = Kiln::seeded();
+    let demo = || k.cmd().arg("demo").output().expect("kiln demo");
     let out = demo();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -236,8 +236,12 @@ impl Ctx {
     /// The plugin host, with its compiled-artifact cache in the registry.
     pub(crate) fn plugin_host(&self) -> Result<PluginHost> {
         let engine = KilnEngine::new(&self.engine_options)?;
-        // Compiled code is kept in the registry file, beside the components.
-        let cache = ArtifactCache::in_store(engine.engine(), self.registry()?);
+        // Compiled code is kept in the registry file, beside the components, and in the
+        // machine's shared directory of compiled code if one is set.
+        let mut cache = ArtifactCache::in_store(engine.engine(), self.registry()?);
+        if let Some(dir) = std::env::var_os("KILN_CODE_CACHE").filter(|d| !d.is_empty()) {
+            cache = cache.with_shared(dir);
+        }
         PluginHost::new(engine, cache).context("setting up the plugin host")
     }
 }

@@ -10,6 +10,11 @@
 //! no longer deserializes (another wasmtime build, a torn write) is recompiled and
 //! replaced. Either home must be as trusted as the `kiln` binary: deserializing native
 //! code is only sound for entries this cache wrote.
+//!
+//! A cache may also share a directory with other data directories on the machine
+//! ([`ArtifactCache::with_shared`], the CLI's `KILN_CODE_CACHE`): a miss at home is looked
+//! up there before compiling (and copied home), and what is compiled is written to both.
+//! The shared directory must be as trusted as the binary too.
 
 #[cfg(feature = "compiler")]
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -54,6 +59,8 @@ enum Home {
 #[derive(Clone)]
 pub struct ArtifactCache {
     home: Home,
+    /// A directory of entries shared with other caches on this machine.
+    shared: Option<PathBuf>,
     engine_key: String,
 }
 
@@ -66,6 +73,7 @@ impl std::fmt::Debug for ArtifactCache {
         };
         f.debug_struct("ArtifactCache")
             .field("home", &home)
+            .field("shared", &self.shared)
             .field("engine_key", &self.engine_key)
             .finish()
     }
@@ -76,6 +84,7 @@ impl ArtifactCache {
     pub fn new(engine: &Engine, dir: impl Into<PathBuf>) -> Self {
         ArtifactCache {
             home: Home::Dir(dir.into()),
+            shared: None,
             engine_key: engine_key(engine),
         }
     }
@@ -84,6 +93,7 @@ impl ArtifactCache {
     pub fn in_store(engine: &Engine, store: Arc<dyn CompiledStore>) -> Self {
         ArtifactCache {
             home: Home::Store(store),
+            shared: None,
             engine_key: engine_key(engine),
         }
     }
@@ -92,8 +102,17 @@ impl ArtifactCache {
     pub fn disabled(engine: &Engine) -> Self {
         ArtifactCache {
             home: Home::None,
+            shared: None,
             engine_key: engine_key(engine),
         }
+    }
+
+    /// Also looks in `dir` before compiling, and writes what it compiles there: a
+    /// directory of compiled code that several data directories on one machine share. An
+    /// entry found there is copied home, so the next load needs only the home.
+    pub fn with_shared(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.shared = Some(dir.into());
+        self
     }
 
     /// The engine fingerprint entries are keyed by.
@@ -117,12 +136,43 @@ impl ArtifactCache {
         if let Some(component) = self.cached(engine, &key) {
             return Ok((component, CacheOutcome::Hit));
         }
+        if let Some(component) = self.shared_entry(engine, &key) {
+            return Ok((component, CacheOutcome::Hit));
+        }
         let component = compile(engine, bytes)?;
         // A cache that cannot be written slows the next load; it must not fail this one.
-        if let Err(e) = self.store(&key, &component) {
-            eprintln!("kiln: could not cache compiled plugin {digest}: {e:#}");
+        if self.dir().is_some() || self.shared.is_some() {
+            match component.serialize() {
+                Ok(serialized) => self.keep(digest, &key, &serialized),
+                Err(e) => eprintln!("kiln: could not cache compiled plugin {digest}: {e:#}"),
+            }
         }
         Ok((component, CacheOutcome::Compiled))
+    }
+
+    /// Writes a compiled entry home and to the shared directory, saying what failed.
+    fn keep(&self, digest: &str, key: &str, serialized: &[u8]) {
+        if let Err(e) = self.store(key, serialized) {
+            eprintln!("kiln: could not cache compiled plugin {digest}: {e:#}");
+        }
+        if let Some(shared) = &self.shared
+            && let Err(e) = write_atomically(&shared.join(format!("{key}.cwasm")), serialized)
+        {
+            eprintln!("kiln: could not share compiled plugin {digest}: {e:#}");
+        }
+    }
+
+    /// The entry under `key` in the shared directory, copied home.
+    fn shared_entry(&self, engine: &Engine, key: &str) -> Option<Component> {
+        let path = self.shared.as_ref()?.join(format!("{key}.cwasm"));
+        let bytes = fs::read(&path).ok()?;
+        // SAFETY: the shared directory is as trusted as the binary (see the module's
+        // documentation); wasmtime checks the entry's engine settings and refuses others.
+        let component = unsafe { Component::deserialize(engine, &bytes) }.ok()?;
+        if let Err(e) = self.store(key, &bytes) {
+            eprintln!("kiln: could not cache compiled plugin {key}: {e:#}");
+        }
+        Some(component)
     }
 
     fn dir(&self) -> Option<PathBuf> {
@@ -153,10 +203,9 @@ impl ArtifactCache {
         }
     }
 
-    fn store(&self, key: &str, component: &Component) -> Result<()> {
+    fn store(&self, key: &str, bytes: &[u8]) -> Result<()> {
         let Some(dir) = self.dir() else { return Ok(()) };
-        let bytes = component.serialize()?;
-        write_atomically(&dir.join(format!("{key}.cwasm")), &bytes)?;
+        write_atomically(&dir.join(format!("{key}.cwasm")), bytes)?;
         if let Home::Store(store) = &self.home {
             store.recorded(key, bytes.len() as u64)?;
         }
