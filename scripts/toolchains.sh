@@ -79,29 +79,28 @@ fi
 
 # --- crates.io: wit-bindgen's C and Go generators ---
 cargo_root=$root/cargo
-if $no_cargo; then
-  :
-elif ! "$cargo_root/bin/wit-bindgen" --version 2>/dev/null | grep -q "$WIT_BINDGEN"; then
-  say "installing wit-bindgen-cli@$WIT_BINDGEN with c,go (crates.io, a few minutes)"
-  cargo install --quiet --locked --root "$cargo_root" "wit-bindgen-cli@$WIT_BINDGEN" \
-    --no-default-features --features c,go >&2
-fi
-# The Go code wit-bindgen generates imports go.bytecodealliance.org/pkg, which ships in the
-# wit-bindgen-go crate; Go's module proxy is out of reach, so builds `replace` it with this copy.
-gopkg=$cargo_root/go-pkg
-if $no_cargo; then
-  :
-elif [ ! -f "$gopkg/.pinned" ] || [ "$(cat "$gopkg/.pinned")" != "$WIT_BINDGEN" ]; then
-  src=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d \
-          -name "wit-bindgen-go-$WIT_BINDGEN" 2>/dev/null | head -n 1)
-  if [ -z "$src" ]; then
-    cargo install --quiet --locked --root "$cargo_root" --force "wit-bindgen-cli@$WIT_BINDGEN" \
+# (not with --no-cargo)
+if ! $no_cargo; then
+  if ! "$cargo_root/bin/wit-bindgen" --version 2>/dev/null | grep -q "$WIT_BINDGEN"; then
+    say "installing wit-bindgen-cli@$WIT_BINDGEN with c,go (crates.io, a few minutes)"
+    cargo install --quiet --locked --root "$cargo_root" "wit-bindgen-cli@$WIT_BINDGEN" \
       --no-default-features --features c,go >&2
-    src=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d \
-            -name "wit-bindgen-go-$WIT_BINDGEN" | head -n 1)
   fi
-  rm -rf "$gopkg" && cp -r "$src/src/pkg" "$gopkg"
-  echo "$WIT_BINDGEN" > "$gopkg/.pinned"
+  # The Go code wit-bindgen generates imports go.bytecodealliance.org/pkg, which ships in the
+  # wit-bindgen-go crate; Go's module proxy is out of reach, so builds `replace` it with this copy.
+  gopkg=$cargo_root/go-pkg
+  if [ ! -f "$gopkg/.pinned" ] || [ "$(cat "$gopkg/.pinned")" != "$WIT_BINDGEN" ]; then
+    src=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d \
+            -name "wit-bindgen-go-$WIT_BINDGEN" 2>/dev/null | head -n 1)
+    if [ -z "$src" ]; then
+      cargo install --quiet --locked --root "$cargo_root" --force "wit-bindgen-cli@$WIT_BINDGEN" \
+        --no-default-features --features c,go >&2
+      src=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d \
+              -name "wit-bindgen-go-$WIT_BINDGEN" | head -n 1)
+    fi
+    rm -rf "$gopkg" && cp -r "$src/src/pkg" "$gopkg"
+    echo "$WIT_BINDGEN" > "$gopkg/.pinned"
+  fi
 fi
 
 echo "$root/python/bin"
