@@ -2,15 +2,18 @@
 # The runtime for devices: `kiln` built without the compiler, MLflow's API and the
 # marketplace (`--no-default-features`), in the size-optimised `edge` profile, for this
 # machine or cross-compiled for aarch64-unknown-linux-gnu with Debian's
-# gcc-aarch64-linux-gnu (qemu-user's qemu-aarch64 runs it here). Installs what the target
-# needs first (idempotent), builds, and prints the binary's path.
+# gcc-aarch64-linux-gnu (qemu-user's qemu-aarch64 runs it here). Installs what each target
+# needs first (idempotent), builds them all in one cargo invocation, and prints each
+# binary's path, one per line, in the order given.
 #
 #   scripts/edge.sh                              # this machine's target
 #   scripts/edge.sh aarch64-unknown-linux-gnu    # a 64-bit ARM Linux device
-#   scripts/edge.sh --packages-only TARGET       # only Debian's packages for TARGET (no
-#                                                # rustup, no cargo: CI runs it beside its build)
+#   scripts/edge.sh TARGET TARGET...             # several, built side by side
+#   scripts/edge.sh --packages-only TARGET...    # only Debian's packages for the targets
+#                                                # (no rustup, no cargo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 packages_only=false
 if [ "${1:-}" = --packages-only ]; then
@@ -18,13 +21,14 @@ if [ "${1:-}" = --packages-only ]; then
   shift
 fi
 host=$(rustc -vV | sed -n 's/^host: //p')
-target=${1:-$host}
+[ $# -gt 0 ] || set -- "$host"
 say() { echo "edge: $*" >&2; }
 
-if [ "$target" != "$host" ]; then
+for target in "$@"; do
+  [ "$target" != "$host" ] || continue
   case $target in
     aarch64-unknown-linux-gnu)
-      debs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+      apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
       export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
       ;;
     *)
@@ -32,26 +36,18 @@ if [ "$target" != "$host" ]; then
       exit 2
       ;;
   esac
-  n=$(echo "$debs" | wc -w)
-  # shellcheck disable=SC2086
-  if [ "$(dpkg-query -W -f '${db:Status-Abbrev}\n' $debs 2>/dev/null | grep -c '^ii')" -ne "$n" ]; then
-    say "installing $debs (Debian)"
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq >&2
-    # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o Dpkg::Use-Pty=0 $debs >&2
-  fi
-  $packages_only && exit 0
+  $packages_only && continue
   if ! rustup target list --installed | grep -qx "$target"; then
     say "adding the Rust target $target (rustup)"
     rustup target add "$target" >&2
   fi
-fi
-
+done
 $packages_only && exit 0
 
 # A target dir of its own: the full build in target/release is left alone, and the tests
 # can run this while cargo holds target/.
+args=()
+for target in "$@"; do args+=(--target "$target"); done
 cargo build --quiet --profile edge --locked -p kiln --no-default-features \
-  --target "$target" --target-dir target/edge-build >&2
-echo "$PWD/target/edge-build/$target/edge/kiln"
+  "${args[@]}" --target-dir target/edge-build >&2
+for target in "$@"; do echo "$PWD/target/edge-build/$target/edge/kiln"; done

@@ -22,10 +22,8 @@ if [ -n "$out" ]; then
   out=$(cd "$out" && pwd)
 fi
 cd "$(dirname "$0")/.."
-# target/ by its real path: a venv records its own path, and CI's target/ may be a link to a
-# per-machine cache that outlives the clone.
-mkdir -p target
-target=$(cd target && pwd -P)
+. scripts/lib.sh
+target=$(kiln_target)
 out=${out:-$target/onnx-models}
 
 NUMPY=2.4.6

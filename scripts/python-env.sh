@@ -8,10 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MLFLOW_VERSION=3.17.2
-# target/ by its real path: a venv records its own path, and CI's target/ may be a link to a
-# per-machine cache that outlives the clone.
-mkdir -p target
-target=$(cd target && pwd -P)
+. scripts/lib.sh
+target=$(kiln_target)
 case "${1:-client}" in
   client) venv=$target/python package="mlflow-skinny==$MLFLOW_VERSION" ;;
   server) venv=$target/python-server package="mlflow==$MLFLOW_VERSION" ;;

