@@ -35,6 +35,8 @@ pub struct Kiln {
     home: tempfile::TempDir,
     /// Import the shipped seed of standard plugins (`registry-data/`) on first use.
     seeded: bool,
+    /// Share this test process's compiled code ([`shared_code`]).
+    shares_code: bool,
 }
 
 impl Default for Kiln {
@@ -48,13 +50,25 @@ impl Kiln {
         Kiln {
             home: tempfile::tempdir().expect("temp dir"),
             seeded: false,
+            shares_code: false,
         }
     }
 
-    /// A `kiln` whose registry starts with the shipped standard plugins.
+    /// A `kiln` whose registry starts with the shipped standard plugins (and which shares
+    /// compiled code, see [`shared_code`]).
     pub fn seeded() -> Kiln {
         Kiln {
             seeded: true,
+            shares_code: true,
+            ..Kiln::new()
+        }
+    }
+
+    /// An empty `kiln` that shares compiled code ([`shared_code`]): for tests of what
+    /// plugins do, not of when they are compiled.
+    pub fn sharing_code() -> Kiln {
+        Kiln {
+            shares_code: true,
             ..Kiln::new()
         }
     }
@@ -72,11 +86,14 @@ impl Kiln {
             c.env(
                 "KILN_SEED",
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../registry-data"),
-            )
-            .env("KILN_CODE_CACHE", shared_code());
+            );
+        } else {
+            c.env("KILN_SEED", "off");
+        }
+        if self.shares_code {
+            c.env("KILN_CODE_CACHE", shared_code());
         } else {
             c.env_remove("KILN_CODE_CACHE");
-            c.env("KILN_SEED", "off");
         }
         c
     }
@@ -130,11 +147,13 @@ impl Kiln {
 }
 
 /// The directory of compiled code that this test process's seeded data directories share
-/// (`KILN_CODE_CACHE`): a standard plugin is compiled once per test run, not once per test
-/// that uses it (the ONNX runner alone takes half a minute). Those tests are about what the
-/// plugins do; the compiled-code cache's own tests start from empty data directories.
-/// Made anew by each test process, which removes the ones earlier processes left.
-fn shared_code() -> &'static Path {
+/// (`KILN_CODE_CACHE`), with the plugin builds and the in-process hosts of the polyglot
+/// tests: a component is compiled once per test run, not once per test that uses it (the
+/// ONNX runner alone takes half a minute, a Python plugin ten seconds). Those tests are
+/// about what the plugins do; the compiled-code cache's own tests start from empty data
+/// directories. Made anew by each test process, which removes the ones earlier processes
+/// left.
+pub fn shared_code() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let parent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shared-code");

@@ -345,7 +345,7 @@ steps:
 
 #[test]
 fn the_runner_component_predicts_on_its_own_and_reports_its_signature() {
-    let k = Kiln::new();
+    let k = Kiln::sharing_code();
     let case = &cases("digits-cnn")[1];
     let input = write_json(k.home(), "image.json", &case["inputs"]["image"]);
     let doc = k.json(&[

@@ -70,29 +70,35 @@ pub fn build_cmd(k: &Kiln, dir: &Path, out: &Path) -> Command {
     c
 }
 
-/// Builds a project once per test process (builds are serialised: they are CPU-bound).
+/// Builds a project once per test process: a second caller waits for the first build of
+/// the same project and shares it; different projects build side by side.
 fn build_once(key: &str, dir: &Path) -> (PathBuf, J) {
-    static BUILT: Mutex<BTreeMap<String, (PathBuf, J)>> = Mutex::new(BTreeMap::new());
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(b) = built.get(key) {
-        return b.clone();
-    }
-    let out_dir = root().join("target/polyglot");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let out = out_dir.join(format!("{key}.wasm"));
-    let k = Kiln::new();
-    let run = build_cmd(&k, dir, &out)
-        .output()
-        .expect("kiln plugin build");
-    assert!(
-        run.status.success(),
-        "kiln plugin build {} failed:\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let report: J = serde_json::from_slice(&run.stdout).expect("build JSON");
-    built.insert(key.to_string(), (out.clone(), report.clone()));
-    (out, report)
+    type Once = Arc<OnceLock<(PathBuf, J)>>;
+    static BUILT: Mutex<BTreeMap<String, Once>> = Mutex::new(BTreeMap::new());
+    let once = BUILT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key.to_string())
+        .or_default()
+        .clone();
+    once.get_or_init(|| {
+        let out_dir = root().join("target/polyglot");
+        std::fs::create_dir_all(&out_dir).unwrap();
+        let out = out_dir.join(format!("{key}.wasm"));
+        let k = Kiln::sharing_code();
+        let run = build_cmd(&k, dir, &out)
+            .output()
+            .expect("kiln plugin build");
+        assert!(
+            run.status.success(),
+            "kiln plugin build {} failed:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let report: J = serde_json::from_slice(&run.stdout).expect("build JSON");
+        (out, report)
+    })
+    .clone()
 }
 
 /// The component of plugins/NAME, built from source.
@@ -100,9 +106,11 @@ pub fn built(name: &str) -> PathBuf {
     build_once(name, &root().join("plugins").join(name)).0
 }
 
+/// An in-process host that shares the builds' compiled code (`plugin build` compiles what
+/// it checks), so each component is compiled once per test run.
 fn host() -> PluginHost {
     let engine = KilnEngine::new(&EngineOptions::default()).expect("engine");
-    let cache = ArtifactCache::new(engine.engine(), root().join("target/polyglot/cache"));
+    let cache = ArtifactCache::new(engine.engine(), crate::shared_code());
     PluginHost::new(engine, cache).expect("host")
 }
 
@@ -289,51 +297,70 @@ fn passes(cmd: &mut Command, what: &str) -> String {
 }
 
 /// `kiln plugin new` for every language and role, then `kiln plugin build`: each template
-/// builds, implements its role, and passes the conformance suite.
+/// builds, implements its role, and passes the conformance suite. The languages build side
+/// by side (each its own toolchain), their roles one after another.
 #[test]
 fn every_template_scaffolds_builds_and_conforms() {
     let work = tempfile::tempdir().unwrap();
     let host = host();
-    let k = Kiln::new();
-    for lang in ["python", "js", "c", "go", "rust"] {
-        for role in ["step", "validator", "model-runner", "tracker"] {
-            let name = format!("my-{lang}-{role}");
-            let dir = work.path().join(&name);
-            let out = k
-                .cmd()
-                .args([
-                    "plugin", "new", &name, "--lang", lang, "--role", role, "--dir",
-                ])
-                .arg(&dir)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "kiln plugin new {name}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let manifest = std::fs::read_to_string(dir.join("kiln.toml")).unwrap();
-            assert!(
-                manifest.contains(&format!("lang = \"{lang}\"")),
-                "{manifest}"
-            );
-            // Rust templates share one target directory: the SDK compiles once.
-            let wasm = dir.join("target").join(format!("{name}.wasm"));
-            let mut build = build_cmd(&k, &dir, &wasm);
-            build.env("CARGO_TARGET_DIR", work.path().join("rust-target"));
-            let run = build.output().unwrap();
-            assert!(
-                run.status.success(),
-                "kiln plugin build {name}:\n{}",
-                String::from_utf8_lossy(&run.stderr)
-            );
-            let report: J = serde_json::from_slice(&run.stdout).unwrap();
-            assert_eq!(report["role"], role, "{report}");
-            assert_eq!(report["describe"]["name"], name.as_str(), "{report}");
-            let plugin = load(&host, &wasm);
-            conformance::run(&template_subject(plugin, lang, role));
+    let k = Kiln::sharing_code();
+    std::thread::scope(|s| {
+        let langs: Vec<_> = ["python", "js", "c", "go", "rust"]
+            .into_iter()
+            .map(|lang| {
+                let (work, host, k) = (work.path(), &host, &k);
+                s.spawn(move || {
+                    for role in ["step", "validator", "model-runner", "tracker"] {
+                        template_conforms(work, host, k, lang, role);
+                    }
+                })
+            })
+            .collect();
+        // Every language finishes; the first failure is the test's.
+        let failures: Vec<_> = langs.into_iter().filter_map(|h| h.join().err()).collect();
+        if let Some(first) = failures.into_iter().next() {
+            std::panic::resume_unwind(first);
         }
-    }
+    });
+}
+
+/// Scaffolds `my-LANG-ROLE` in `work`, builds it, and runs the conformance suite on it.
+fn template_conforms(work: &Path, host: &PluginHost, k: &Kiln, lang: &str, role: &str) {
+    let name = format!("my-{lang}-{role}");
+    let dir = work.join(&name);
+    let out = k
+        .cmd()
+        .args([
+            "plugin", "new", &name, "--lang", lang, "--role", role, "--dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kiln plugin new {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = std::fs::read_to_string(dir.join("kiln.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!("lang = \"{lang}\"")),
+        "{manifest}"
+    );
+    // Rust templates share one target directory: the SDK compiles once.
+    let wasm = dir.join("target").join(format!("{name}.wasm"));
+    let mut build = build_cmd(k, &dir, &wasm);
+    build.env("CARGO_TARGET_DIR", work.join("rust-target"));
+    let run = build.output().unwrap();
+    assert!(
+        run.status.success(),
+        "kiln plugin build {name}:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: J = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["role"], role, "{report}");
+    assert_eq!(report["describe"]["name"], name.as_str(), "{report}");
+    let plugin = load(host, &wasm);
+    conformance::run(&template_subject(plugin, lang, role));
 }
 
 /// Normal inputs for the templates: one value for each input they declare (in their

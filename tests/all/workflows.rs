@@ -7,6 +7,10 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use serde::Deserialize;
@@ -197,14 +201,24 @@ fn every_workflow_case_behaves_as_its_case_file_says() {
         .collect();
     dirs.sort();
     assert!(dirs.len() >= 12, "cases went missing: {dirs:?}");
-    let failures: Vec<String> = dirs
-        .iter()
-        .filter_map(|d| {
-            check_case(d)
-                .err()
-                .map(|e| format!("case {}: {e}", d.file_name().unwrap().to_string_lossy()))
-        })
-        .collect();
+    // Four cases at a time: each is its own data directory and scratch copy, and most of a
+    // case's time is spent waiting (a deadline, a retry's backoff, a subprocess).
+    let next = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                while let Some(d) = dirs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if let Err(e) = check_case(d) {
+                        let case = d.file_name().unwrap().to_string_lossy();
+                        failures.lock().unwrap().push(format!("case {case}: {e}"));
+                    }
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap();
+    failures.sort();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
