@@ -35,20 +35,25 @@ fn main() {
     let linting = env::var_os("CLIPPY_ARGS").is_some();
     // Guests that ask for SIMD128 (`[package.metadata.kiln] simd128 = true`: tract's
     // kernels) are built apart, so the flag changes no other guest's bytes.
+    // The two groups build side by side (two target dirs, the outer build's jobserver):
+    // tract's long single-unit compile and link must not wait for the small guests.
     let mut dirs: Vec<(String, PathBuf)> = Vec::new();
-    for (simd, dir) in [(false, "guests"), (true, "guests-simd")] {
-        let group: Vec<&str> = guests
-            .iter()
-            .filter(|g| g.simd == simd)
-            .map(|g| g.name.as_str())
-            .collect();
-        let target_dir = root.join("target").join(dir);
-        if !group.is_empty() && !linting {
-            build_guests(&root, &target_dir, &group, simd);
+    std::thread::scope(|s| {
+        for (simd, dir) in [(false, "guests"), (true, "guests-simd")] {
+            let group: Vec<&str> = guests
+                .iter()
+                .filter(|g| g.simd == simd)
+                .map(|g| g.name.as_str())
+                .collect();
+            let target_dir = root.join("target").join(dir);
+            let wasm_dir = target_dir.join("wasm32-wasip2").join("guest");
+            dirs.extend(group.iter().map(|n| (n.to_string(), wasm_dir.clone())));
+            if !group.is_empty() && !linting {
+                let root = &root;
+                s.spawn(move || build_guests(root, &target_dir, &group, simd));
+            }
         }
-        let wasm_dir = target_dir.join("wasm32-wasip2").join("guest");
-        dirs.extend(group.iter().map(|n| (n.to_string(), wasm_dir.clone())));
-    }
+    });
 
     let components = out.join("components");
     fs::create_dir_all(&components).expect("creating OUT_DIR/components");
