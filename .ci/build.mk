@@ -25,7 +25,7 @@ guests:
 	  cargo build --release --locked -p kiln-test-artifacts --target-dir target/ci-guests
 
 host:
-	+@.ci/job "build: host, tests and wasm guests" \
+	+@.ci/job "build: host and its tests (the guests job built the guests)" \
 	  cargo test --release --locked --no-run --timings
 	+@.ci/job "clippy: host, SDK and ml-core" \
 	  cargo clippy --release --locked --all-targets -- -D warnings
