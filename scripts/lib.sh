@@ -7,6 +7,17 @@ kiln_target() {
   (cd target && pwd -P)
 }
 
+# cpu_now: sets $cpu to the user and system seconds, whole, of every process this shell has
+# waited for (bash's `times`). Call it in the shell itself: in a subshell, `$(...)` included,
+# it would count that subshell's children.
+cpu_now() {
+  local f
+  f=$(mktemp)
+  times > "$f"
+  cpu=$(tail -n 1 "$f" | perl -ne '$t += $1 * 60 + $2 while /(\d+)m([\d.]+)s/g; END { printf "%d", $t }')
+  rm -f "$f"
+}
+
 # apt_install PKG...: installs those of Debian's packages that are missing. One install at a
 # time on this machine (CI runs these scripts beside one another, and the tests run them
 # again): a second caller waits for the first, then finds the packages there.
