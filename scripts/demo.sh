@@ -4,8 +4,9 @@
 # dataset, validate it, split it, train least squares, predict, evaluate, and register the
 # model, every step a sandboxed plugin resolved from the registry (seeded on first use from
 # registry-data/). It then runs the workflow again (every step from the cache), replays the
-# first run to check it reproduces, shows the lineage and the registered model, and serves
-# it over HTTP: one prediction through Kiln's API and one through the Open Inference Protocol.
+# first run to check it reproduces, shows the lineage and the registered model (its inference
+# pipeline: scaling, then the linear model), and serves it over HTTP: the first patient of
+# the data file, in the file's units, through Kiln's API and the Open Inference Protocol.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,16 +42,26 @@ server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do grep -q "listening on" "$KILN_HOME/serve.out" && break; sleep 0.1; done
 url=$(sed -n 's/^listening on //p' "$KILN_HOME/serve.out")
-row='{"age": 0.04, "sex": 0.05, "bmi": 0.06, "bp": 0.02, "s1": -0.04, "s2": -0.03, "s3": -0.04, "s4": 0.0, "s5": 0.02, "s6": -0.02}'
+# A real patient: the file's first row, in its own units, without the answer.
+data="$KILN_HOME/demo/data/diabetes.csv"
+row=$(awk -F, '{ sub(/\r$/, "") } NR == 1 { for (i = 1; i <= NF; i++) name[i] = $i }
+  NR == 2 { for (i = 1; i <= NF; i++) if (name[i] != "progression") printf "%s\"%s\": %s", (n++ ? ", " : ""), name[i], $i }' "$data")
+truth=$(awk -F, '{ sub(/\r$/, "") } NR == 1 { for (i = 1; i <= NF; i++) if ($i == "progression") c = i } NR == 2 { print $c }' "$data")
+values=$(awk -F, '{ sub(/\r$/, "") } NR == 1 { for (i = 1; i <= NF; i++) if ($i == "progression") c = i }
+  NR == 2 { for (i = 1; i <= NF; i++) if (i != c) printf "%s%s", (n++ ? ", " : ""), $i }' "$data")
+echo "the first patient of $data: {$row}"
 echo "POST $url/v1/models/diabetes-progression/candidate/predict"
-curl -sf -X POST -H 'Content-Type: application/json' -d "{\"rows\": [$row]}" \
+curl -sf -X POST -H 'Content-Type: application/json' -d "{\"rows\": [{$row}]}" \
   "$url/v1/models/diabetes-progression/candidate/predict"
 echo
 echo "POST $url/v2/models/diabetes-progression/versions/candidate/infer"
 curl -sf -X POST -H 'Content-Type: application/json' \
-  -d '{"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 10], "data": [0.04, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.02]}]}' \
+  -d "{\"inputs\": [{\"name\": \"rows\", \"datatype\": \"FP64\", \"shape\": [1, 10], \"data\": [$values]}]}" \
   "$url/v2/models/diabetes-progression/versions/candidate/infer"
 echo
+echo "(the prediction is the disease progression one year on, on the file's scale of 25 to"
+echo " 346; this patient's measured progression is $truth. The registered version scales the"
+echo " raw measurements with the training rows' figures before the linear model: see above.)"
 kill -TERM "$server" && wait "$server"
 
 step "a broken workflow is refused before anything runs, each error at its line"

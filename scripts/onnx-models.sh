@@ -10,7 +10,8 @@
 # (NAME.cases.json) and the negative fixtures. Idempotent: a venv already at the pins is left
 # alone, and so is an OUT_DIR already made by the same make_models.py at the same pins, so a
 # second run takes about a second. Prints one line per step on stderr, and OUT_DIR's absolute
-# path on stdout. The venv's python also runs bench/onnx_ort.py.
+# path on stdout. The venv's python also runs bench/onnx_ort.py and the tests' scikit-learn
+# references (tests/pipelines/sklearn_reference.py).
 set -euo pipefail
 
 say() { echo "onnx-models: $*" >&2; }

@@ -7,7 +7,8 @@
 //!   file with its sha256;
 //! - `kiln-bundle.sig`, the [`Seal`]: an ed25519 signature over the manifest's exact bytes,
 //!   with the signer's key id and public key;
-//! - the files the manifest names: `model/<digest>` and `plugins/<name>-<version>.cwasm`.
+//! - the files the manifest names: `model/<digest>`, `plugins/<name>-<version>.cwasm`, and
+//!   for a model with an inference pipeline `fitted/<digest>`, its stages' fitted values.
 //!
 //! Opening a bundle checks, before any code is loaded: the format, every file's size and
 //! digest, the signature against the keys the caller trusts, and that the code was compiled
@@ -104,6 +105,12 @@ pub struct ModelEntry {
     /// The plugin (by name, in `plugins`) that serves it.
     pub runner: String,
     pub artifact: FileEntry,
+    /// Its inference pipeline: the stages' plugins are in `plugins`, their fitted values in
+    /// `fitted` (each file the stored value's encoding, named and checked by its digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<crate::tracking::Pipeline>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fitted: Vec<FileEntry>,
 }
 
 /// A plugin, precompiled.
@@ -340,6 +347,19 @@ impl Bundle {
         self.files.get(&entry.path).map_or(&[], Vec::as_slice)
     }
 
+    /// A fitted value of the model's pipeline, by the digest of its encoding (checked with
+    /// every file when the bundle was read).
+    pub fn fitted(&self, digest: &str) -> Result<crate::bindings::Value> {
+        let entry = self
+            .model()?
+            .fitted
+            .iter()
+            .find(|f| f.sha256 == digest)
+            .with_context(|| format!("the bundle carries no fitted value sha256:{digest}"))?;
+        postcard::from_bytes(self.file(entry))
+            .with_context(|| format!("decoding fitted value sha256:{digest}"))
+    }
+
     /// The model it carries, or why it has none.
     pub fn model(&self) -> Result<&ModelEntry> {
         self.manifest
@@ -380,6 +400,8 @@ mod tests {
                 alias: Some("production".into()),
                 runner: "r".into(),
                 artifact,
+                pipeline: None,
+                fitted: Vec::new(),
             }),
             workflow: None,
             plugins: vec![PluginEntry {

@@ -81,7 +81,7 @@ pub fn kind_name(v: &Value) -> &'static str {
     }
 }
 
-fn column_type(d: &ColumnData) -> &'static str {
+pub fn column_type(d: &ColumnData) -> &'static str {
     match d {
         ColumnData::Float64(_) => "float64",
         ColumnData::Int64(_) => "int64",

@@ -9,6 +9,7 @@ mod guests;
 mod library;
 mod mlflow;
 mod onnx;
+mod pipelines;
 mod plugins;
 mod polyglot;
 mod registry;

@@ -41,6 +41,12 @@ fn models() -> &'static Path {
     })
 }
 
+/// The python of the venv the models are made in (scikit-learn at its pinned version):
+/// for references computed by scikit-learn itself.
+pub(crate) fn sklearn_python() -> PathBuf {
+    models().join("../toolchains/onnx-venv/bin/python")
+}
+
 fn model(name: &str) -> String {
     models().join(name).to_str().unwrap().to_string()
 }

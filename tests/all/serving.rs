@@ -29,7 +29,7 @@ fn seed() -> std::path::PathBuf {
 }
 
 /// Runs a workflow file with the standard plugins; returns the run id.
-fn run(k: &Kiln, workflow: &Path) -> String {
+pub(crate) fn run(k: &Kiln, workflow: &Path) -> String {
     let mut cmd = k.cmd();
     cmd.env("KILN_SEED", seed())
         .args(["run", workflow.to_str().unwrap(), "--json"]);
@@ -37,7 +37,7 @@ fn run(k: &Kiln, workflow: &Path) -> String {
 }
 
 /// The quickstart, its split seeded with `seed`, in a scratch directory with the data.
-fn quickstart(k: &Kiln, split_seed: u64) -> std::path::PathBuf {
+pub(crate) fn quickstart(k: &Kiln, split_seed: u64) -> std::path::PathBuf {
     let dir = k.home().join(format!("wf-{split_seed}"));
     std::fs::create_dir_all(dir.join("data")).unwrap();
     std::fs::copy(crate::data("diabetes.csv"), dir.join("data/diabetes.csv")).unwrap();
@@ -54,11 +54,13 @@ fn quickstart(k: &Kiln, split_seed: u64) -> std::path::PathBuf {
     path
 }
 
-/// A linear model artifact of a run: feature names, coefficients, intercept.
+/// The quickstart's inference pipeline as a run fitted it: the scaler (each feature's
+/// mean and scale) and the linear model (feature names, coefficients, intercept).
 struct Linear {
     features: Vec<String>,
     coefficients: Vec<f64>,
     intercept: f64,
+    scaler: Vec<(f64, f64)>,
 }
 
 impl Linear {
@@ -68,20 +70,32 @@ impl Linear {
             .decode(doc["base64"].as_str().unwrap())
             .unwrap();
         let m: J = serde_json::from_slice(&bytes).unwrap();
+        let scaler: J =
+            serde_json::from_str(&k.ok(&["runs", "get", run, "scale-train.scaler"])).unwrap();
+        let features: Vec<String> = serde_json::from_value(m["features"].clone()).unwrap();
         Linear {
-            features: serde_json::from_value(m["features"].clone()).unwrap(),
+            scaler: features
+                .iter()
+                .map(|f| {
+                    let s = &scaler["value"][f.as_str()];
+                    (s["mean"].as_f64().unwrap(), s["scale"].as_f64().unwrap())
+                })
+                .collect(),
+            features,
             coefficients: serde_json::from_value(m["coefficients"][0].clone()).unwrap(),
             intercept: m["intercepts"][0].as_f64().unwrap(),
         }
     }
 
+    /// The prediction for a raw row: scaled, then the linear model.
     fn predict(&self, row: &[f64]) -> f64 {
         self.intercept
             + self
                 .coefficients
                 .iter()
                 .zip(row)
-                .map(|(c, x)| c * x)
+                .zip(&self.scaler)
+                .map(|((c, x), (mean, scale))| c * (x - mean) / scale)
                 .sum::<f64>()
     }
 
@@ -241,8 +255,18 @@ fn a_registered_model_answers_in_every_form_over_v1_and_v2() {
     assert_eq!(status, 200, "{meta}");
     assert_eq!(meta["versions"], json!(["1"]));
     assert_eq!(meta["platform"], "kiln-wasm");
-    assert_eq!(meta["inputs"][0]["name"], "features");
-    assert_eq!(meta["outputs"][0]["name"], "predictions");
+    // The inputs are the raw columns the pipeline reads (not the target); the outputs
+    // are the tensors infer answers.
+    let names = |ports: &J| -> Vec<String> {
+        ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&meta["inputs"]), model.features, "{meta}");
+    assert_eq!(names(&meta["outputs"]), ["prediction"], "{meta}");
     let (status, ready) = s.json("GET", &format!("/v2/models/{MODEL}/ready"), None, None);
     assert_eq!((status, &ready["ready"]), (200, &json!(true)));
     let (status, _) = s.json(

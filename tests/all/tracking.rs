@@ -54,10 +54,16 @@ fn the_cli_reads_runs_and_moves_aliases_through_the_v1_api() {
     let (local, remote) = both(&["model", "show", "diabetes-progression"]);
     assert_eq!(local, remote);
     assert_eq!(remote["versions"][0]["runner"]["name"], "linear-runner");
-    // The runner loaded the model before it was registered, and reported its signature.
+    // The pipeline ran before it was registered: its signature is the raw rows its first
+    // stage reads (the ten measurements, not the target), and the runner's outputs.
     let signature = &remote["versions"][0]["signature"];
-    assert_eq!(signature["inputs"][0]["name"], "features", "{signature}");
-    assert_eq!(signature["inputs"][0]["kind"], "any", "{signature}");
+    assert_eq!(signature["inputs"][0]["name"], "table", "{signature}");
+    assert_eq!(signature["inputs"][0]["kind"], "table", "{signature}");
+    assert_eq!(
+        signature["properties"]["input.table"],
+        "age float64, sex float64, bmi float64, bp float64, s1 float64, s2 float64, s3 float64, s4 float64, s5 float64, s6 float64",
+        "{signature}"
+    );
     assert_eq!(
         signature["outputs"][0]["name"], "predictions",
         "{signature}"

@@ -1262,6 +1262,7 @@ async fn create_model_version(State(s): State<AppState>, b: Bytes) -> Answer {
                 tags,
                 description,
                 signature: None,
+                pipeline: None,
             },
             None,
         )?;

@@ -325,6 +325,10 @@ pub fn router(state: AppState) -> Router {
                     "/v1/models/{name}/{reference}/predict",
                     axum::routing::post(predict::predict),
                 )
+                .route(
+                    "/v1/models/{name}/predict",
+                    axum::routing::post(predict::predict_default),
+                )
                 .merge(oip::routes()),
             state.config.max_predict_body_mib.max(1) << 20,
         ))

@@ -86,17 +86,60 @@ async fn describe(s: &AppState, name: &str, version: Option<&str>) -> Result<Jso
     let model = name.to_string();
     let (_, versions) = super::store_task::<_, ApiError>(move || tracking.model(&model)).await?;
     let meta = &loaded.pool.metadata;
+    // A pipeline knows its raw columns and what it answers: the inputs are the columns
+    // (each an input tensor of its own, or all of them as one `[rows, columns]` tensor),
+    // the outputs the tensors infer returns.
+    let (inputs, outputs): (Vec<J>, Vec<J>) = match &loaded.record.pipeline {
+        Some(p) if !p.columns.is_empty() => (
+            p.columns
+                .iter()
+                .map(|c| column_tensor(&c.name, &c.kind))
+                .collect(),
+            p.outputs
+                .iter()
+                .flat_map(|o| match o.kind.as_str() {
+                    "table" => o
+                        .columns
+                        .iter()
+                        .map(|c| column_tensor(&c.name, &c.kind))
+                        .collect(),
+                    "scalar" => vec![tensor_port(&o.name, "FP64", json!([1]))],
+                    "tensor" => vec![tensor_port(&o.name, "FP64", json!([-1, -1]))],
+                    _ => vec![tensor_port(&o.name, "BYTES", json!([1]))],
+                })
+                .collect(),
+        ),
+        _ => (
+            meta.inputs.iter().map(port).collect(),
+            meta.outputs.iter().map(port).collect(),
+        ),
+    };
     Ok(Json(json!({
         "name": loaded.record.model,
         "versions": versions.iter().map(|v| v.version.to_string()).collect::<Vec<_>>(),
         "platform": format!("kiln-{}", loaded.backend.name()),
-        "inputs": meta.inputs.iter().map(port).collect::<Vec<_>>(),
-        "outputs": meta.outputs.iter().map(port).collect::<Vec<_>>(),
+        "inputs": inputs,
+        "outputs": outputs,
         "parameters": {
             "version": loaded.record.version.to_string(),
             "properties": meta.properties.iter().map(|(k, v)| (k.clone(), J::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
         },
     })))
+}
+
+fn tensor_port(name: &str, datatype: &str, shape: J) -> J {
+    json!({"name": name, "datatype": datatype, "shape": shape})
+}
+
+/// A table column as the tensor infer takes or answers for it.
+fn column_tensor(name: &str, kind: &str) -> J {
+    let datatype = match kind {
+        "int64" => "INT64",
+        "text" => "BYTES",
+        "boolean" => "BOOL",
+        _ => "FP64",
+    };
+    tensor_port(name, datatype, json!([-1]))
 }
 
 /// A port as a tensor description: Kiln ports have kinds, not dtypes.
@@ -240,8 +283,18 @@ fn decode(inputs: &[InferInput], meta: &ModelMetadata) -> Result<Vec<NamedValue>
             })
             .collect();
     }
-    // Each input a column of the model's one table input.
+    // Each input a column of the model's one table input, or one `[rows, columns]`
+    // tensor of them all (a pipeline maps its columns to its signature's, in order).
     let target = sole_input(meta)?;
+    if let [one] = inputs
+        && one.shape.len() == 2
+        && one.shape[1] > 1
+    {
+        return Ok(vec![NamedValue {
+            name: target.to_string(),
+            value: tensor(one)?,
+        }]);
+    }
     let mut rows = None;
     let columns = inputs
         .iter()

@@ -257,6 +257,17 @@ pub const ROUTES: &[Route] = &[
         200,
         Body::Predict,
     ),
+    with(
+        r(
+            "POST",
+            "/v1/models/{name}/predict",
+            Read,
+            "serving",
+            "Predict with what /v2/models/{name} serves: the default alias, else the latest version",
+        ),
+        200,
+        Body::Predict,
+    ),
     r(
         "GET",
         "/v2",

@@ -90,13 +90,33 @@ pub async fn predict(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body?;
-    let loaded = s.serving.get(&name, &Reference::parse(&reference)).await?;
+    answer(&s, &name, &Reference::parse(&reference), &headers, body?).await
+}
+
+/// `POST /v1/models/{name}/predict`: what `/v2/models/{name}` serves (the default alias,
+/// else the latest version).
+pub async fn predict_default(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    answer(&s, &name, &Reference::Default, &headers, body?).await
+}
+
+async fn answer(
+    s: &AppState,
+    name: &str,
+    reference: &Reference,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let loaded = s.serving.get(name, reference).await?;
     let meta = &loaded.pool.metadata;
     let binary = is_binary(headers.get(header::CONTENT_TYPE));
     let (inputs, orientation) = if binary {
         (
-            vec![tensor_input(&headers, body, meta)?],
+            vec![tensor_input(headers, body, meta)?],
             Orientation::Columns,
         )
     } else {

@@ -18,6 +18,10 @@ use crate::{
     bundle::{Bundle, HOST_TARGET, is_pulley, runs_here},
     engine::{ArtifactCache, EngineOptions, KilnEngine, compatibility_key},
     plugin::{CallOptions, Plugin, PluginHost},
+    serving::{
+        Runner, ServeError,
+        pipeline::{PipelineRunner, Stages},
+    },
     tracking::{ModelVersion, Object, Write},
     workflow::{Origin, Resolver, plan::PluginRef, prepare_text},
 };
@@ -185,6 +189,39 @@ fn runner(bundle: &Bundle, host: &PluginHost) -> Result<Arc<Plugin>> {
         .with_context(|| format!("the runner `{}` was not loaded", entry.name))
 }
 
+/// The bundle's model, loaded into its runner, behind its pipeline's stages when it has
+/// one (their code and fitted values from the bundle).
+fn load_model(bundle: &Bundle, host: &PluginHost) -> Result<Runner> {
+    let m = bundle.model()?;
+    let plugin = runner(bundle, host)?;
+    let name = &bundle.plugin(&m.runner)?.name;
+    let config = m
+        .pipeline
+        .as_ref()
+        .map(|p| p.runner.config.clone())
+        .unwrap_or_default();
+    let opts = CallOptions::default();
+    let instance = plugin
+        .load_model(bundle.file(&m.artifact), &config, &opts)
+        .with_context(|| format!("{name} cannot load its model"))?;
+    let Some(p) = &m.pipeline else {
+        return Ok(Runner::Wasm(instance));
+    };
+    let stages = Stages::load(p, &|digest| bundle.fitted(digest), |s| {
+        host.cached(&s.plugin.digest).ok_or_else(|| {
+            ServeError::Unavailable(format!(
+                "the bundle does not carry stage `{}` ({})",
+                s.step,
+                s.plugin.label()
+            ))
+        })
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pipeline = PipelineRunner::new(Arc::new(stages), Runner::Wasm(instance), &opts)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Runner::Pipeline(Box::new(pipeline)))
+}
+
 /// Reads `file`, checking its digests and its signature against the keys this data
 /// directory trusts.
 fn read_verified(ctx: &Ctx, file: &std::path::Path) -> Result<Bundle> {
@@ -280,12 +317,11 @@ fn predict(
     let m = bundle.model()?;
     let plugin = runner(&bundle, &host)?;
     let inputs = super::model::prediction_inputs(specs)?;
-    let mut instance = plugin.load_model(
-        bundle.file(&m.artifact),
-        &Vec::new(),
-        &CallOptions::default(),
-    )?;
-    let outputs = instance.predict(&inputs)?.value;
+    let mut instance = load_model(&bundle, &host)?;
+    let mut predict = |inputs: &[crate::bindings::NamedValue]| {
+        instance.predict(inputs).map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    let outputs = predict(&inputs)?;
     let mut head = json!({
         "model": m.name,
         "version": m.version,
@@ -295,7 +331,7 @@ fn predict(
         let mut took = Vec::with_capacity(repeat as usize);
         for _ in 0..repeat {
             let start = std::time::Instant::now();
-            instance.predict(&inputs)?;
+            predict(&inputs)?;
             took.push(start.elapsed().as_nanos() as f64 / 1e3);
         }
         took.sort_by(f64::total_cmp);
@@ -318,19 +354,25 @@ fn predict(
 fn serve_bundle(ctx: &Ctx, file: &std::path::Path, args: ServeArgs) -> Result<ExitCode> {
     let (bundle, host) = open(ctx, file)?;
     let m = bundle.model()?;
-    let plugin = runner(&bundle, &host)?;
     let entry = bundle.plugin(&m.runner)?;
     let artifact = bundle.file(&m.artifact);
-    // The model must load before it is registered: a bundle whose runner refuses its own
-    // model leaves the store as it was.
-    let signature = plugin
-        .load_model(artifact, &Vec::new(), &CallOptions::default())
-        .and_then(|mut instance| instance.metadata())
-        .with_context(|| format!("{} cannot load its model", entry.name))?;
+    // The model (and its pipeline) must load before it is registered: a bundle whose
+    // runner refuses its own model leaves the store as it was.
+    let signature = load_model(&bundle, &host)?
+        .metadata()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = ctx.store()?;
     let object = Object::encode(&Value::Bytes(artifact.to_vec()))?;
     let digest = object.digest.clone();
-    store.apply(&[Write::Object(object)])?;
+    // The fitted values go in with the artifact, under the digests the pipeline names.
+    let mut writes = vec![Write::Object(object)];
+    for f in &m.fitted {
+        writes.push(Write::Object(Object {
+            digest: f.sha256.clone(),
+            bytes: Arc::new(bundle.file(f).to_vec()),
+        }));
+    }
+    store.apply(&writes)?;
     let version = ModelVersion {
         model: m.name.clone(),
         version: 0,
@@ -357,6 +399,7 @@ fn serve_bundle(ctx: &Ctx, file: &std::path::Path, args: ServeArgs) -> Result<Ex
         .into(),
         description: String::new(),
         signature: Some(signature.into()),
+        pipeline: m.pipeline.clone(),
     };
     let (local, new) = store.register_model(version, m.alias.as_deref())?;
     eprintln!(

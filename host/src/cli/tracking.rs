@@ -454,6 +454,46 @@ pub fn model(ctx: &Ctx, cmd: ModelCommand) -> Result<ExitCode> {
                             ports(&sig.outputs)
                         );
                     }
+                    if let Some(p) = &v.pipeline {
+                        if !p.columns.is_empty() {
+                            out!(
+                                o,
+                                "      columns    {}",
+                                crate::serving::pipeline::describe_columns(&p.columns)
+                            );
+                        }
+                        let stages: Vec<String> = p
+                            .stages
+                            .iter()
+                            .chain([&p.runner])
+                            .map(|s| format!("{} ({})", s.step, s.plugin.label()))
+                            .collect();
+                        out!(o, "      pipeline   {}", stages.join(" → "));
+                        for s in p.stages.iter().chain([&p.runner]) {
+                            for f in &s.fitted {
+                                out!(
+                                    o,
+                                    "      fitted     {}.{} ← {} sha256:{}",
+                                    s.step,
+                                    f.port,
+                                    f.from,
+                                    short(&f.digest)
+                                );
+                            }
+                        }
+                        out!(
+                            o,
+                            "      proved     on {} rows of {}: {} as the run answered",
+                            p.proof.rows,
+                            p.proof.from,
+                            p.proof
+                                .outputs
+                                .iter()
+                                .map(|r| format!("{} sha256:{}", r.name, short(&r.digest)))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                    }
                     for (k, x) in &v.metrics {
                         out!(o, "      {k} = {x:.6}");
                     }

@@ -365,6 +365,85 @@ impl Plugin {
     }
 }
 
+impl Plugin {
+    /// Instantiates a step plugin once, to run it many times (a serving pipeline's stage):
+    /// each run pays the call alone, not the instantiation.
+    pub fn step_instance(
+        self: &Arc<Self>,
+        opts: &CallOptions,
+    ) -> Result<StepInstance, PluginError> {
+        let RoleExports::Step(_, run) = &self.exports else {
+            return Err(self.wrong_role(super::Role::Step));
+        };
+        let mut store = self.store(opts)?;
+        let func = self.pre.instantiate(&mut store).and_then(|instance| {
+            instance
+                .get_func(&mut store, run)
+                .ok_or_else(|| wasmtime::format_err!("the export checked at load is missing"))
+        });
+        match func {
+            Ok(run) => Ok(StepInstance {
+                plugin: self.clone(),
+                store,
+                run,
+                limits: opts.limits,
+                poisoned: false,
+            }),
+            Err(e) => Err(self.call_error(&store, &opts.limits, e)),
+        }
+    }
+}
+
+/// A step plugin instance kept warm between runs.
+pub struct StepInstance {
+    plugin: Arc<Plugin>,
+    store: Store<PluginState>,
+    run: wasmtime::component::Func,
+    limits: Limits,
+    poisoned: bool,
+}
+
+impl StepInstance {
+    /// Runs the step; what it logs or tracks is dropped (a serving stage has no run).
+    pub fn run<I: NamedInput>(
+        &mut self,
+        inputs: &[I],
+        config: &Config,
+    ) -> Result<Vec<NamedValue>, PluginError> {
+        let plugin = &self.plugin;
+        if self.poisoned {
+            return Err(PluginError::Trap {
+                plugin: plugin.name.to_string(),
+                trap: "this instance trapped earlier and can no longer be used".into(),
+                output: String::new(),
+            });
+        }
+        plugin.arm(&mut self.store, &self.limits, None)?;
+        // SAFETY: `check_export_types` proved at load that `run` has this type, and a
+        // component's types never change.
+        let run = unsafe {
+            TypedFunc::<(&[I], &Config), (Result<Vec<NamedValue>, WitError>,)>::new_unchecked(
+                self.run,
+            )
+        };
+        let result = run.call(&mut self.store, (inputs, config));
+        self.store.data_mut().take_records();
+        match result {
+            Ok((Ok(outputs),)) => Ok(outputs),
+            Ok((Err(e),)) => Err(plugin.failed(e)),
+            Err(e) => {
+                self.poisoned = true;
+                Err(plugin.call_error(&self.store, &self.limits, e))
+            }
+        }
+    }
+
+    /// Whether the instance can still run (it has not trapped).
+    pub fn usable(&self) -> bool {
+        !self.poisoned
+    }
+}
+
 /// A model runner instance with a model loaded, kept warm between predictions.
 pub struct ModelInstance {
     plugin: Arc<Plugin>,

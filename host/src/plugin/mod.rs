@@ -24,7 +24,7 @@ use std::{
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 
 pub use error::PluginError;
-pub use invoke::{CallOptions, ModelInstance, NamedInput, NamedValueRef, Outcome};
+pub use invoke::{CallOptions, ModelInstance, NamedInput, NamedValueRef, Outcome, StepInstance};
 pub use state::{DirGrant, Grants, PluginState};
 pub use world::{Role, Surface};
 

@@ -88,6 +88,7 @@ pub fn import(
         tags: BTreeMap::new(),
         description: req.description,
         signature: Some(metadata.into()),
+        pipeline: None,
     };
     let (version, new) = store.register_model(record, req.alias.as_deref())?;
     let record = store.model_version(&req.name, version)?;

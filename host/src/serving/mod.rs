@@ -13,6 +13,7 @@
 pub mod import;
 pub mod log;
 pub mod native;
+pub mod pipeline;
 mod pool;
 
 use std::{
@@ -27,7 +28,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-pub use pool::{Factory, Pool, PoolOptions, PoolStats, Runner, ServeError};
+pub use pool::{Factory, Pool, PoolOptions, PoolStats, Runner, ServeError, rows};
 
 use crate::{
     bindings::Value,
@@ -479,7 +480,8 @@ impl Serving {
 }
 
 /// What makes one more instance of a version's model: its runner (the plugin, or its
-/// native twin) and its artifact, read once.
+/// native twin) and its artifact, read once, behind its pipeline's stages (each stage's
+/// plugin and fitted values read once) when it has one.
 pub fn factory(
     record: &ModelVersion,
     backend: Backend,
@@ -501,13 +503,31 @@ pub fn factory(
                 "{what}'s artifact is not bytes"
             )));
         }
-        Err(_) => {
+        Err(e) => {
             return Err(ServeError::Unavailable(format!(
-                "{what}'s artifact is missing from the store"
+                "{what}'s artifact cannot be read: {e:#}"
             )));
         }
     };
-    match backend {
+    let opts = CallOptions {
+        limits,
+        ..CallOptions::default()
+    };
+    let load_plugin = |r: &crate::workflow::plan::PluginRef| {
+        let registry = registry.clone();
+        Resolver {
+            host,
+            registry: &move || Ok(registry.clone()),
+            update: false,
+            models: None,
+            bundle: None,
+        }
+        .load_ref(r)
+        .map_err(|e| {
+            ServeError::Unavailable(format!("{what}: `{}` cannot be loaded: {e:#}", r.label()))
+        })
+    };
+    let model: pool::Factory = match backend {
         Backend::Native => {
             let name = runner.name.clone();
             if !native::has_twin(&name) {
@@ -515,38 +535,43 @@ pub fn factory(
                     "{what} is to be served natively, but its runner `{name}` has no native twin"
                 )));
             }
-            Ok(Arc::new(move || {
+            Arc::new(move || {
                 native::load(&name, &artifact)
                     .map(Runner::Native)
                     .map_err(ServeError::Invalid)
-            }))
+            })
         }
         Backend::Wasm => {
-            let registry = registry.clone();
-            let plugin = Resolver {
-                host,
-                registry: &move || Ok(registry.clone()),
-                update: false,
-                models: None,
-                bundle: None,
-            }
-            .load_ref(runner)
-            .map_err(|e| {
-                ServeError::Unavailable(format!(
-                    "{what}: its runner `{}` cannot be loaded: {e:#}",
-                    runner.label()
-                ))
-            })?;
-            let opts = CallOptions {
-                limits,
-                ..CallOptions::default()
-            };
-            Ok(Arc::new(move || {
+            let plugin = load_plugin(runner)?;
+            let config = record
+                .pipeline
+                .as_ref()
+                .map(|p| p.runner.config.clone())
+                .unwrap_or_default();
+            let opts = opts.clone();
+            Arc::new(move || {
                 plugin
-                    .load_model(&artifact, &Vec::new(), &opts)
+                    .load_model(&artifact, &config, &opts)
                     .map(Runner::Wasm)
                     .map_err(ServeError::Plugin)
-            }))
+            })
         }
+    };
+    let Some(p) = &record.pipeline else {
+        return Ok(model);
+    };
+    let stages = Arc::new(pipeline::Stages::from_store(p, store, |s| {
+        load_plugin(&s.plugin)
+    })?);
+    if backend == Backend::Native && !p.stages.is_empty() {
+        eprintln!(
+            "kiln: {what}: the runner runs natively; its stages {} stay sandboxed (no native twin)",
+            stages.describe().join(", ")
+        );
     }
+    Ok(Arc::new(move || {
+        let model = model()?;
+        pipeline::PipelineRunner::new(stages.clone(), model, &opts)
+            .map(|p| Runner::Pipeline(Box::new(p)))
+    }))
 }

@@ -18,7 +18,7 @@ use std::{
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tokio::sync::oneshot;
 
-use super::native::NativeModel;
+use super::{native::NativeModel, pipeline::PipelineRunner};
 use crate::{
     bindings::{Column, ColumnData, ModelMetadata, NamedValue, Table, Tensor, Value},
     plugin::{ModelInstance, PluginError},
@@ -37,6 +37,8 @@ pub struct PoolOptions {
 pub enum Runner {
     Wasm(ModelInstance),
     Native(Box<dyn NativeModel>),
+    /// A model behind its inference pipeline's stages.
+    Pipeline(Box<PipelineRunner>),
 }
 
 impl Runner {
@@ -44,6 +46,7 @@ impl Runner {
         match self {
             Runner::Wasm(m) => m.metadata().map_err(ServeError::Plugin),
             Runner::Native(m) => Ok(m.metadata()),
+            Runner::Pipeline(p) => p.metadata(),
         }
     }
 
@@ -54,13 +57,15 @@ impl Runner {
                 .map(|o| o.value)
                 .map_err(ServeError::Plugin),
             Runner::Native(m) => m.predict(inputs).map_err(ServeError::Invalid),
+            Runner::Pipeline(p) => p.predict(inputs),
         }
     }
 
-    fn usable(&self) -> bool {
+    pub(super) fn usable(&self) -> bool {
         match self {
             Runner::Wasm(m) => m.usable(),
             Runner::Native(_) => true,
+            Runner::Pipeline(p) => p.usable(),
         }
     }
 }
@@ -281,7 +286,7 @@ impl Worker {
 }
 
 /// The rows of a table or tensor value; `None` for other kinds.
-pub(super) fn rows(v: &Value) -> Option<usize> {
+pub fn rows(v: &Value) -> Option<usize> {
     match v {
         Value::Table(t) => Some(t.columns.first().map_or(0, Column::data_len)),
         Value::Tensor(t) => t.shape.first().map(|&r| r as usize),

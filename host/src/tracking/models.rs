@@ -146,8 +146,8 @@ impl Store {
     }
 
     /// Adds a version of a model, creating the model on first use; points `alias` at it if
-    /// given. A version with the same artifact and runner as an existing one is not added
-    /// again: its number is returned with `false`.
+    /// given. A version with the same artifact, runner and pipeline as an existing one is
+    /// not added again: its number is returned with `false`.
     pub fn register_model(
         &self,
         mut version: ModelVersion,
@@ -179,7 +179,12 @@ impl Store {
                 let existing: ModelVersion = serde_json::from_slice(v.value())?;
                 let same_runner = existing.runner.as_ref().map(|r| &r.digest)
                     == version.runner.as_ref().map(|r| &r.digest);
-                if existing.artifact == version.artifact && same_runner {
+                let same_pipeline = match (&existing.pipeline, &version.pipeline) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => a.same_as(b),
+                    _ => false,
+                };
+                if existing.artifact == version.artifact && same_runner && same_pipeline {
                     return Ok((k.value().1, false));
                 }
             }
@@ -348,6 +353,7 @@ mod tests {
             tags: BTreeMap::new(),
             description: String::new(),
             signature: None,
+            pipeline: None,
         }
     }
 

@@ -300,4 +300,89 @@ pub struct ModelVersion {
     /// The inputs and outputs the runner reports for the loaded model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<Signature>,
+    /// The inference pipeline, for a version registered with `register.serve`: the steps a
+    /// request's rows go through before the runner. Without it the runner takes the
+    /// request as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<Pipeline>,
+}
+
+/// A model version's inference pipeline: the workflow's serving steps, each pinned by
+/// digest with its config and its fitted inputs bound to stored values, ending in the
+/// model runner (the version's `runner` and `artifact`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pipeline {
+    /// The steps before the runner, in the order rows go through them.
+    pub stages: Vec<Stage>,
+    /// The runner, as the workflow ran it (`output` is empty: its outputs are the answer).
+    pub runner: Stage,
+    /// The raw input's columns, in order, with their types: those of the rows the run
+    /// used whose absence changes the answer (the target, say, does not), found when the
+    /// version was registered. A request brings exactly these.
+    pub columns: Vec<ColumnSpec>,
+    /// What it answers: each output's name and kind, with a table's columns.
+    pub outputs: Vec<OutputSpec>,
+    /// The check made before the version was stored.
+    pub proof: Proof,
+}
+
+/// An output of a pipeline's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputSpec {
+    pub name: String,
+    /// tensor, table, scalar, text, bytes or json.
+    pub kind: String,
+    /// A table's columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnSpec>,
+}
+
+/// A column of a pipeline's raw input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnSpec {
+    pub name: String,
+    /// float64, int64, text or boolean.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// One stage of a [`Pipeline`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    /// The workflow step it was captured from.
+    pub step: String,
+    pub plugin: PluginRef,
+    pub config: Vec<(String, String)>,
+    /// The port the rows enter at.
+    pub input: String,
+    /// The output the next stage reads.
+    pub output: String,
+    /// Its other inputs: values fitted in training (a scaler, categories), bound by the
+    /// digest of the stored value.
+    pub fitted: Vec<InputRef>,
+}
+
+/// What registration proved: the pipeline, run on the rows the workflow gave its first
+/// serving step, answered exactly what the workflow's own steps answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proof {
+    /// The rows it ran on: their digest, count and where the workflow read them from.
+    pub input: String,
+    pub rows: u64,
+    pub from: String,
+    /// The runner step's outputs, which the pipeline's equal digest for digest.
+    pub outputs: Vec<OutputRef>,
+}
+
+impl Pipeline {
+    /// Whether two pipelines run the same code on the same fitted values (their proofs
+    /// aside).
+    pub fn same_as(&self, other: &Pipeline) -> bool {
+        self.stages == other.stages && self.runner == other.runner && self.columns == other.columns
+    }
+
+    /// The raw input: the first stage's port (the runner's without stages).
+    pub fn input(&self) -> &str {
+        self.stages.first().unwrap_or(&self.runner).input.as_str()
+    }
 }

@@ -22,7 +22,6 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::{
-    cond::Condition,
     feed::{Feed, step_events},
     plan::{MODEL_PORT, Plan, PlanStep, Plugins, REPORT_OUTPUT},
 };
@@ -33,10 +32,13 @@ use crate::{
     engine::Limits,
     host_impl::{LogSink, TrackingEvent},
     plugin::{CallOptions, NamedValueRef, Plugin, Role},
+    serving::{
+        Runner, ServeError,
+        pipeline::{PipelineRunner, Stages},
+    },
     tracking::{
-        CacheEntry, CheckRecord, DatasetInput, DatasetRef, InputRef, MetricRecord, ModelVersion,
-        Object, OutputRef, Registered, RunRecord, Status, StepRecord, Store, Write, Writer,
-        experiments::RunEnd,
+        CacheEntry, CheckRecord, DatasetInput, DatasetRef, InputRef, MetricRecord, Object,
+        OutputRef, RunRecord, Status, StepRecord, Store, Write, Writer, experiments::RunEnd,
     },
     value,
 };
@@ -292,6 +294,12 @@ pub async fn execute(
             let task = StepTask {
                 step: step.clone(),
                 plugin: plugins.steps[i].clone(),
+                stages: step
+                    .model
+                    .iter()
+                    .flat_map(|m| m.pipeline.iter().flat_map(|p| &p.stages))
+                    .filter_map(|s| plugins.stages.get(&s.plugin.digest).cloned())
+                    .collect(),
                 inputs,
                 key,
                 store: store.clone(),
@@ -446,7 +454,7 @@ pub async fn execute(
     if !failed && let Some(reg) = &plan.register {
         // Objects must be stored before a model version may point at one.
         writer.flush()?;
-        register(&mut run, reg, &store, plugins.runner.as_ref())?;
+        super::register::register(&mut run, reg, &plan, &plugins, &store)?;
     }
     feed.send(vec![TrackerEvent::RunFinished(
         run.status.name().to_string(),
@@ -629,111 +637,6 @@ fn skip_dependents(
     }
 }
 
-/// Registers the model if the run's metrics meet the condition.
-/// The runner must load the model first: its signature is recorded with the version, and a
-/// model its runner cannot load is not registered.
-fn register(
-    run: &mut RunRecord,
-    reg: &super::plan::RegisterPlan,
-    store: &Store,
-    runner: Option<&Arc<Plugin>>,
-) -> Result<()> {
-    let metrics: BTreeMap<String, f64> = run
-        .steps
-        .iter()
-        .flat_map(|s| {
-            s.metrics
-                .iter()
-                .map(move |m| (format!("{}.{}", s.id, m.key), m.value))
-        })
-        .collect();
-    if let Some(when) = &reg.when {
-        let cond = Condition::parse(when).map_err(anyhow::Error::msg)?;
-        let holds = cond.eval(|step, key| metrics.get(&format!("{step}.{key}")).copied());
-        match holds {
-            Ok(true) => {}
-            Ok(false) => {
-                run.register_note = Some(format!("not registered: `{when}` does not hold"));
-                return Ok(());
-            }
-            Err(e) => {
-                run.register_note = Some(format!("not registered: {e}"));
-                return Ok(());
-            }
-        }
-    }
-    let artifact = run
-        .steps
-        .iter()
-        .find(|s| s.id == reg.step)
-        .and_then(|s| s.outputs.iter().find(|o| o.name == reg.output))
-        .with_context(|| {
-            format!(
-                "the run has no output `{}.{}` to register",
-                reg.step, reg.output
-            )
-        })?;
-    anyhow::ensure!(
-        artifact.kind == "bytes",
-        "`{}.{}` is a {}; a model artifact is bytes",
-        reg.step,
-        reg.output,
-        artifact.kind
-    );
-    let signature = match runner {
-        Some(runner) => {
-            let loaded = match store.value(&artifact.digest)? {
-                Value::Bytes(bytes) => runner
-                    .load_model(&bytes, &Vec::new(), &CallOptions::default())
-                    .and_then(|mut m| m.metadata()),
-                _ => anyhow::bail!("the model artifact is not bytes"),
-            };
-            match loaded {
-                Ok(metadata) => Some(metadata.into()),
-                Err(e) => {
-                    run.register_note = Some(format!(
-                        "not registered: `{}` cannot load the model: {e}",
-                        reg.runner.label()
-                    ));
-                    return Ok(());
-                }
-            }
-        }
-        None => None,
-    };
-    let (version, new) = store.register_model(
-        ModelVersion {
-            model: reg.model.clone(),
-            version: 0,
-            created_ms: crate::now_ms(),
-            run: run.id.clone(),
-            step: reg.step.clone(),
-            artifact: artifact.digest.clone(),
-            source: format!("runs:/{}/{}.{}", run.id, reg.step, reg.output),
-            runner: Some(reg.runner.clone()),
-            metrics,
-            tags: Default::default(),
-            description: String::new(),
-            signature,
-        },
-        reg.alias.as_deref(),
-    )?;
-    run.registered = Some(Registered {
-        model: reg.model.clone(),
-        version,
-        alias: reg.alias.clone(),
-    });
-    run.register_note = Some(if new {
-        format!("registered {} version {version}", reg.model)
-    } else {
-        format!(
-            "{} version {version} already holds this artifact; nothing new registered",
-            reg.model
-        )
-    });
-    Ok(())
-}
-
 /// The cache key of a step given its inputs: plugin digest, role, config, input digests,
 /// grants (with the content of granted directories) and deterministic seed.
 /// Also returns the granted directories the step may only read, with their digests: the
@@ -752,6 +655,12 @@ fn cache_key(
     field(b"kiln-step-cache/1");
     field(step.plugin.digest.as_bytes());
     field(step.role.interface().as_bytes());
+    // A registered pipeline's stages, fitted values and signature are part of its code.
+    if let Some(p) = step.model.as_ref().and_then(|m| m.pipeline.as_ref()) {
+        let identity =
+            serde_json::to_vec(&(&p.stages, &p.runner, &p.columns)).map_err(|e| e.to_string())?;
+        field(&identity);
+    }
     // The order config is written in means nothing to a plugin.
     let mut config: Vec<&(String, String)> = step.config.iter().collect();
     config.sort_unstable();
@@ -831,6 +740,8 @@ fn step_seed(seed: u64, id: &str) -> u64 {
 struct StepTask {
     step: PlanStep,
     plugin: Arc<Plugin>,
+    /// For a step predicting with a registered pipeline: its stages' plugins, in order.
+    stages: Vec<Arc<Plugin>>,
     inputs: Vec<Input>,
     key: Result<String, String>,
     store: Arc<Store>,
@@ -992,9 +903,11 @@ impl StepTask {
                         "input `{MODEL_PORT}` must be bytes (a model artifact)"
                     )));
                 };
+                let pipeline = self.step.model.as_ref().and_then(|m| m.pipeline.as_ref());
+                let config = pipeline.map_or(&self.step.config, |p| &p.runner.config);
                 let mut model = self
                     .plugin
-                    .load_model(artifact, &self.step.config, opts)
+                    .load_model(artifact, config, opts)
                     .map_err(|e| plain(e.to_string()))?;
                 let owned: Vec<NamedValue> = refs
                     .iter()
@@ -1003,8 +916,32 @@ impl StepTask {
                         value: r.value.clone(),
                     })
                     .collect();
-                let out = model.predict(&owned).map_err(|e| plain(e.to_string()))?;
-                (shared(out.value), Vec::new(), out.tracking)
+                match pipeline {
+                    // A registered pipeline: the rows go through its stages first.
+                    Some(p) => {
+                        let stages = Stages::from_store(p, &self.store, |s| {
+                            self.stages
+                                .iter()
+                                .find(|p| p.digest() == s.plugin.digest)
+                                .cloned()
+                                .ok_or_else(|| {
+                                    ServeError::Unavailable(format!(
+                                        "stage `{}` is not loaded",
+                                        s.step
+                                    ))
+                                })
+                        })
+                        .map_err(|e| plain(e.to_string()))?;
+                        let out = PipelineRunner::new(Arc::new(stages), Runner::Wasm(model), opts)
+                            .and_then(|mut p| p.predict(&owned))
+                            .map_err(|e| plain(e.to_string()))?;
+                        (shared(out), Vec::new(), Vec::new())
+                    }
+                    None => {
+                        let out = model.predict(&owned).map_err(|e| plain(e.to_string()))?;
+                        (shared(out.value), Vec::new(), out.tracking)
+                    }
+                }
             }
             Role::Tracker => return Err(plain("a tracker cannot run as a step".into())),
         };

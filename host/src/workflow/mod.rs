@@ -8,6 +8,7 @@ pub mod exec;
 mod feed;
 pub mod lock;
 pub mod plan;
+mod register;
 pub mod spec;
 
 pub use diag::{Diagnostic, Diagnostics};

@@ -78,6 +78,9 @@ pub struct ModelInput {
     pub version: u64,
     /// The digest of its artifact in the store, which the step's `model` input carries.
     pub artifact: String,
+    /// Its inference pipeline, which the step runs whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<crate::tracking::Pipeline>,
 }
 
 /// One step, resolved and checked.
@@ -119,6 +122,21 @@ pub struct RegisterPlan {
     pub runner: PluginRef,
     pub when: Option<String>,
     pub alias: Option<String>,
+    /// The inference pipeline (`register.serve`), the runner's step last; empty when the
+    /// runner takes requests as they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub serve: Vec<ServeStage>,
+}
+
+/// A step of a model's inference pipeline, as `register.serve` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServeStage {
+    pub step: String,
+    /// The port the rows enter at: the raw input for the first, the one before's output
+    /// for the others.
+    pub input: String,
+    /// The output the next stage reads (empty for the runner).
+    pub output: String,
 }
 
 /// A checked workflow: steps in an order where each comes after what it needs.
@@ -144,6 +162,8 @@ pub struct Plugins {
     pub trackers: Vec<Arc<Plugin>>,
     /// The model runner of `register`, which must load the model before it is registered.
     pub runner: Option<Arc<Plugin>>,
+    /// The stages of the registered pipelines steps predict with, by component digest.
+    pub stages: HashMap<String, Arc<Plugin>>,
 }
 
 /// A plan with its plugins loaded, ready to execute.
@@ -532,6 +552,7 @@ pub fn prepare_text(
         loc: Option<Loc>,
     }
     let mut drafts: Vec<Draft> = Vec::new();
+    let mut stage_plugins: HashMap<String, Arc<Plugin>> = HashMap::new();
     for (key, s) in &spec.steps {
         let id = key.value.as_str();
         let step_loc = loc(key);
@@ -624,10 +645,59 @@ pub fn prepare_text(
                 model: v.model,
                 version: v.version,
                 artifact: v.artifact,
+                pipeline: v.pipeline,
             })
         } else {
             None
         };
+        // A registered pipeline runs whole: its stages' plugins, pinned by digest, load now.
+        if let Some(p) = model.as_ref().and_then(|m| m.pipeline.as_ref()) {
+            for stage in &p.stages {
+                match resolver.load_ref(&stage.plugin) {
+                    Ok(plugin) => {
+                        stage_plugins.insert(stage.plugin.digest.clone(), plugin);
+                    }
+                    Err(e) => c.error(
+                        loc(&s.uses),
+                        Some(id),
+                        format!(
+                            "`{}`: its pipeline's stage `{}` ({}) cannot be loaded: {e:#}",
+                            s.uses.value,
+                            stage.step,
+                            stage.plugin.label()
+                        ),
+                    ),
+                }
+            }
+            if !s.with.is_empty() {
+                c.error(
+                    loc(&s.uses),
+                    Some(id),
+                    format!(
+                        "`{}` is a registered pipeline, which runs with the config it was registered with; drop `with`",
+                        s.uses.value
+                    ),
+                );
+            }
+            let raw: Vec<&str> = s
+                .inputs
+                .keys()
+                .map(|k| k.value.as_str())
+                .filter(|p| *p != MODEL_PORT)
+                .collect();
+            if raw.len() != 1 {
+                c.error(
+                    loc(&s.uses),
+                    Some(id),
+                    format!(
+                        "`{}` is a registered pipeline, which takes one input, the raw rows (its columns: {}); this step gives it {}",
+                        s.uses.value,
+                        crate::serving::pipeline::describe_columns(&p.columns),
+                        raw.len()
+                    ),
+                );
+            }
+        }
         if model.is_some()
             && let Some((port, _)) = s.inputs.iter().find(|(p, _)| p.value == MODEL_PORT)
         {
@@ -865,10 +935,14 @@ pub fn prepare_text(
         offered.insert(id.to_string(), outs);
     }
 
+    let by_id: HashMap<&str, &PlanStep> = drafts
+        .iter()
+        .map(|d| (d.step.id.as_str(), &d.step))
+        .collect();
     let register = spec
         .register
         .as_ref()
-        .and_then(|r| check_register(&mut c, r, &ids, &offered, &mut resolve));
+        .and_then(|r| check_register(&mut c, r, &by_id, &offered, &mut resolve));
     let runner = register.as_ref().and_then(|r| {
         by_uses
             .get(&r.runner.uses)
@@ -904,6 +978,7 @@ pub fn prepare_text(
             steps: plugins,
             trackers: trackers.into_iter().map(|(_, p)| p).collect(),
             runner,
+            stages: stage_plugins,
         },
         lock,
         lock_changed,
@@ -1071,7 +1146,7 @@ type ResolveFn<'r> = dyn FnMut(
 fn check_register(
     c: &mut Collector<'_>,
     r: &Spanned<super::spec::RegisterSpec>,
-    ids: &HashSet<&str>,
+    steps: &HashMap<&str, &PlanStep>,
     offered: &HashMap<String, Offered>,
     resolve: &mut ResolveFn<'_>,
 ) -> Option<RegisterPlan> {
@@ -1085,17 +1160,49 @@ fn check_register(
         );
         ok = false;
     }
-    let (step, output) = match spec.from.value.split_once('.') {
-        Some((s, o)) if ids.contains(s) => {
+    let serve = check_serve(c, r, steps, offered);
+    ok &= serve.is_some();
+    let serve = serve.unwrap_or_default();
+    // With `serve`, the artifact is what the runner step loads.
+    let runner_step = serve.last().and_then(|s| steps.get(s.step.as_str()));
+    let served_model = runner_step.and_then(|s| s.inputs.iter().find(|w| w.port == MODEL_PORT));
+    let (step, output) = match (&spec.from, served_model) {
+        (None, Some(w)) => (w.step.clone(), w.output.clone()),
+        (None, None) => {
+            if serve.is_empty() && ok {
+                c.error(
+                    loc(r),
+                    None,
+                    "register needs `serve` (the steps a request goes through, ending in the model runner) or `from` and `runner`",
+                );
+            }
+            return None;
+        }
+        (Some(from), served) => {
+            let Some((s, o)) = from
+                .value
+                .split_once('.')
+                .filter(|(s, _)| steps.contains_key(s))
+            else {
+                c.error(
+                    loc(from),
+                    None,
+                    format!(
+                        "register.from must name a step's output as `step.output`, not `{}`",
+                        from.value
+                    ),
+                );
+                return None;
+            };
             if let Some(Some(outs)) = offered.get(s) {
                 match outs.iter().find(|(n, _)| n == o) {
                     Some((_, k)) if !compatible(*k, Some(ValueKind::Bytes)) => {
                         c.error(
-                            loc(&spec.from),
+                            loc(from),
                             None,
                             format!(
                                 "register.from `{}` is a {}; a model artifact is bytes",
-                                spec.from.value,
+                                from.value,
                                 kind_name(*k)
                             ),
                         );
@@ -1104,7 +1211,7 @@ fn check_register(
                     Some(_) => {}
                     None => {
                         c.error(
-                            loc(&spec.from),
+                            loc(from),
                             None,
                             format!("register.from: step `{s}` has no output `{o}`"),
                         );
@@ -1112,40 +1219,73 @@ fn check_register(
                     }
                 }
             }
+            if let Some(w) = served
+                && (w.step != s || w.output != o)
+            {
+                c.error(
+                    loc(from),
+                    None,
+                    format!(
+                        "register.from is `{}`, but the serving runner `{}` loads `{}.{}`; leave `from` out with `serve`",
+                        from.value,
+                        runner_step.map_or("", |s| s.id.as_str()),
+                        w.step,
+                        w.output
+                    ),
+                );
+                ok = false;
+            }
             (s.to_string(), o.to_string())
         }
-        _ => {
+    };
+    let runner = match (&spec.runner, runner_step) {
+        (Some(uses), served) => {
+            let runner = resolve(uses, None, c);
+            if let Some((r, plugin, _, _)) = &runner {
+                if plugin.role() != Role::ModelRunner {
+                    c.error(
+                        loc(uses),
+                        None,
+                        format!(
+                            "register.runner `{}` is a {} plugin, not a model-runner",
+                            uses.value,
+                            plugin.role()
+                        ),
+                    );
+                    ok = false;
+                } else if let Some(s) = served
+                    && s.plugin.digest != r.digest
+                {
+                    c.error(
+                        loc(uses),
+                        None,
+                        format!(
+                            "register.runner `{}` is not the plugin of the serving runner `{}` ({}); leave `runner` out with `serve`",
+                            uses.value,
+                            s.id,
+                            s.plugin.label()
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            runner.map(|r| r.0)
+        }
+        (None, Some(s)) => Some(s.plugin.clone()),
+        (None, None) => {
             c.error(
-                loc(&spec.from),
+                loc(r),
                 None,
-                format!(
-                    "register.from must name a step's output as `step.output`, not `{}`",
-                    spec.from.value
-                ),
+                "register.runner names the model-runner plugin that serves the model (or use `serve`)",
             );
-            return None;
+            None
         }
     };
-    let runner = resolve(&spec.runner, None, c);
-    if let Some((_, plugin, _, _)) = &runner
-        && plugin.role() != Role::ModelRunner
-    {
-        c.error(
-            loc(&spec.runner),
-            None,
-            format!(
-                "register.runner `{}` is a {} plugin, not a model-runner",
-                spec.runner.value,
-                plugin.role()
-            ),
-        );
-        ok = false;
-    }
     if let Some(w) = &spec.when {
         match Condition::parse(&w.value) {
             Ok(cond) => {
                 for cmp in &cond.0 {
-                    if !ids.contains(cmp.step.as_str()) {
+                    if !steps.contains_key(cmp.step.as_str()) {
                         c.error(
                             loc(w),
                             None,
@@ -1169,10 +1309,233 @@ fn check_register(
         model: spec.model.value.clone(),
         step,
         output,
-        runner: runner.0,
+        runner,
         when: spec.when.as_ref().map(|w| w.value.clone()),
         alias: spec.alias.as_ref().map(|a| a.value.clone()),
+        serve,
     })
+}
+
+/// Whether a value of this kind is data (rows a request would bring) rather than a fitted
+/// value: tables and tensors, and whatever Kiln cannot tell apart.
+fn is_data(k: Kind) -> bool {
+    !matches!(
+        k,
+        Some(ValueKind::Json | ValueKind::Bytes | ValueKind::Scalar | ValueKind::Text)
+    )
+}
+
+/// Checks `register.serve`: step plugins ending in a model runner, each reading the one
+/// before it, the first reading the one raw input (a table from outside the pipeline), and
+/// every other input they read from outside a fitted value (JSON, bytes, a scalar or text:
+/// what training made), never data. `None` when something is wrong (each reported).
+fn check_serve(
+    c: &mut Collector<'_>,
+    r: &Spanned<super::spec::RegisterSpec>,
+    steps: &HashMap<&str, &PlanStep>,
+    offered: &HashMap<String, Offered>,
+) -> Option<Vec<ServeStage>> {
+    let list = &r.value.serve;
+    let mut ok = true;
+    let mut chosen: Vec<(&Spanned<String>, &PlanStep)> = Vec::new();
+    for (k, s) in list.iter().enumerate() {
+        let Some(step) = steps.get(s.value.as_str()) else {
+            c.error(
+                loc(s),
+                None,
+                format!("register.serve: `{}` is not a step", s.value),
+            );
+            ok = false;
+            continue;
+        };
+        if chosen.iter().any(|(_, x)| x.id == step.id) {
+            c.error(
+                loc(s),
+                None,
+                format!("register.serve names `{}` twice", s.value),
+            );
+            ok = false;
+            continue;
+        }
+        let last = k + 1 == list.len();
+        let role_ok = if last {
+            step.role == Role::ModelRunner
+        } else {
+            step.role == Role::Step
+        };
+        if !role_ok {
+            let why = if last {
+                "the last serving step is the model runner that makes the prediction"
+            } else {
+                "the steps before the runner are step plugins (a model runner ends the pipeline)"
+            };
+            c.error(
+                loc(s),
+                Some(&step.id),
+                format!(
+                    "register.serve: `{}` runs a {} plugin; {why}",
+                    step.id, step.role
+                ),
+            );
+            ok = false;
+        }
+        if step.model.is_some() {
+            c.error(
+                loc(s),
+                Some(&step.id),
+                format!(
+                    "register.serve: `{}` predicts with a registered model (`{}`); serve the model this workflow trains",
+                    step.id, step.plugin.uses
+                ),
+            );
+            ok = false;
+        }
+        if !step.grants.dirs.is_empty() || !step.grants.env.is_empty() {
+            c.error(
+                loc(s),
+                Some(&step.id),
+                format!(
+                    "register.serve: `{}` is granted directories or environment variables; a serving step gets neither (a request brings all it reads)",
+                    step.id
+                ),
+            );
+            ok = false;
+        }
+        chosen.push((s, step));
+    }
+    if !ok {
+        return None;
+    }
+    let kind_of = |w: &Wire| -> Kind {
+        match offered.get(&w.step) {
+            Some(Some(outs)) => outs
+                .iter()
+                .find(|(n, _)| *n == w.output)
+                .and_then(|(_, k)| *k),
+            _ => None,
+        }
+    };
+    let ids: Vec<&str> = chosen.iter().map(|(_, s)| s.id.as_str()).collect();
+    let mut stages: Vec<ServeStage> = Vec::with_capacity(chosen.len());
+    for (k, (at, step)) in chosen.iter().enumerate() {
+        let (at, id) = (loc(at), step.id.as_str());
+        let prev = k.checked_sub(1).map(|p| ids[p]);
+        let mut flow: Option<&Wire> = None;
+        for w in &step.inputs {
+            if step.role == Role::ModelRunner && w.port == MODEL_PORT {
+                if ids.contains(&w.step.as_str()) {
+                    c.error(
+                        at,
+                        Some(id),
+                        format!(
+                            "register.serve: the runner's model comes from `{}`, a serving step; it must be the model training made",
+                            w.step
+                        ),
+                    );
+                    ok = false;
+                }
+                continue;
+            }
+            let kind = kind_of(w);
+            let from = format!("{}.{}", w.step, w.output);
+            if Some(w.step.as_str()) == prev {
+                if let Some(f) = flow {
+                    c.error(
+                        at,
+                        Some(id),
+                        format!(
+                            "register.serve: `{id}` reads two outputs of `{}` (`{}` and `{}`); rows go from stage to stage through one",
+                            w.step, f.output, w.output
+                        ),
+                    );
+                    ok = false;
+                }
+                flow = Some(w);
+            } else if ids.contains(&w.step.as_str()) {
+                c.error(
+                    at,
+                    Some(id),
+                    format!(
+                        "register.serve: `{id}` reads `{from}`, but the stage before it is `{}`: each serving step reads the one before it",
+                        prev.unwrap_or("none")
+                    ),
+                );
+                ok = false;
+            } else if k == 0 && is_data(kind) {
+                if let Some(f) = flow {
+                    c.error(
+                        at,
+                        Some(id),
+                        format!(
+                            "register.serve: `{id}` reads data from two steps outside the pipeline (`{}.{}` and `{from}`); a pipeline has one raw input",
+                            f.step, f.output
+                        ),
+                    );
+                    ok = false;
+                }
+                flow = Some(w);
+            } else if is_data(kind) {
+                c.error(
+                    at,
+                    Some(id),
+                    format!(
+                        "register.serve: `{id}` reads `{from}` ({}) at `{}`; only the first serving step reads data, and the others' inputs from outside the pipeline must be fitted values (JSON, bytes, a scalar or text), since a request brings nothing else",
+                        kind_name(kind),
+                        w.port
+                    ),
+                );
+                ok = false;
+            }
+        }
+        match flow {
+            None if k == 0 => {
+                c.error(
+                    at,
+                    Some(id),
+                    format!(
+                        "register.serve: `{id}` reads no table from outside the pipeline; the first serving step reads the raw rows a request brings"
+                    ),
+                );
+                ok = false;
+            }
+            None => {
+                c.error(
+                    at,
+                    Some(id),
+                    format!(
+                        "register.serve: `{id}` does not read `{}`: each serving step reads the one before it",
+                        prev.unwrap_or_default()
+                    ),
+                );
+                ok = false;
+            }
+            Some(w) => {
+                let kind = kind_of(w);
+                if k == 0 && kind.is_some_and(|k| k != ValueKind::Table && k != ValueKind::Any) {
+                    c.error(
+                        at,
+                        Some(id),
+                        format!(
+                            "register.serve: the raw input `{}.{}` is a {}; a pipeline's raw input is a table",
+                            w.step,
+                            w.output,
+                            kind_name(kind)
+                        ),
+                    );
+                    ok = false;
+                }
+                if let Some(before) = stages.last_mut() {
+                    before.output = w.output.clone();
+                }
+                stages.push(ServeStage {
+                    step: id.to_string(),
+                    input: w.port.clone(),
+                    output: String::new(),
+                });
+            }
+        }
+    }
+    ok.then_some(stages)
 }
 
 /// Orders steps so each comes after those it reads (ties in file order), or returns the

@@ -93,10 +93,18 @@ pub struct LimitsSpec {
 pub struct RegisterSpec {
     /// The registered model's name.
     pub model: Spanned<String>,
-    /// The step output that holds the model artifact: `step.output`.
-    pub from: Spanned<String>,
-    /// The model-runner plugin that serves it: `name@req`.
-    pub runner: Spanned<String>,
+    /// The inference pipeline: the steps a request's rows go through, in order, from the
+    /// raw input to the prediction; the last is the model runner. Their other inputs are
+    /// fitted values, stored with the version.
+    #[serde(default)]
+    pub serve: Vec<Spanned<String>>,
+    /// The step output that holds the model artifact: `step.output` (with `serve`, the
+    /// runner step's `model` input).
+    #[serde(default)]
+    pub from: Option<Spanned<String>>,
+    /// The model-runner plugin that serves it: `name@req` (with `serve`, the runner step's).
+    #[serde(default)]
+    pub runner: Option<Spanned<String>>,
     /// A condition on the run's metrics, e.g. `evaluate.test_r2 >= 0.4 and evaluate.test_mae < 50`.
     #[serde(default)]
     pub when: Option<Spanned<String>>,

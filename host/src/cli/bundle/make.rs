@@ -170,6 +170,21 @@ pub(super) fn model(ctx: &Ctx, model: &str, args: &MakeArgs) -> Result<ExitCode>
         bundle: None,
     };
     making.plugin(&resolver, runner, None)?;
+    // A pipeline travels whole: its stages' code and their fitted values.
+    let mut fitted = Vec::new();
+    if let Some(p) = &record.pipeline {
+        for stage in &p.stages {
+            making.plugin(&resolver, &stage.plugin, None)?;
+        }
+        for f in p.stages.iter().chain([&p.runner]).flat_map(|s| &s.fitted) {
+            if !fitted.iter().any(|e: &FileEntry| e.sha256 == f.digest) {
+                let bytes = store.object(&f.digest).with_context(|| {
+                    format!("version {version} of `{name}`: fitted value {}", f.from)
+                })?;
+                fitted.push(making.add(format!("fitted/{}", f.digest), bytes));
+            }
+        }
+    }
     let artifact = making.add(format!("model/{}", sha256_hex(&artifact)), artifact);
     let entry = ModelEntry {
         name: name.to_string(),
@@ -180,8 +195,21 @@ pub(super) fn model(ctx: &Ctx, model: &str, args: &MakeArgs) -> Result<ExitCode>
         },
         runner: runner.name.clone(),
         artifact,
+        pipeline: record.pipeline.clone(),
+        fitted,
     };
-    let what = format!("`{name}` version {version} with {}", runner.label());
+    let what = match &record.pipeline {
+        Some(p) => format!(
+            "`{name}` version {version}, its pipeline {} with {}",
+            p.stages
+                .iter()
+                .map(|s| s.plugin.label())
+                .collect::<Vec<_>>()
+                .join(" → "),
+            runner.label()
+        ),
+        None => format!("`{name}` version {version} with {}", runner.label()),
+    };
     making.model = Some(entry);
     making.finish(what)
 }

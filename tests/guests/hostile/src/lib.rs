@@ -3,9 +3,11 @@
 //! returns), `bomb` (allocates until stopped), `trap` (panics), `fail` (returns an
 //! error), `read` / `write` (touch the file at `path`), `spam` (logs and tracks a flood),
 //! `entropy` (returns a random number and the time: what deterministic mode fixes),
-//! `metrics` (tracks `count` metric points, nothing else: the tracking benchmark).
+//! `jitter` (returns its input table with a random part in a billion added to every float:
+//! a step that never answers the same twice), `metrics` (tracks `count` metric points,
+//! nothing else: the tracking benchmark).
 
-use kiln_sdk::{Config, Descriptor, Error, Inputs, Outputs, Step, ValueKind};
+use kiln_sdk::{ColumnData, Config, Descriptor, Error, Inputs, Outputs, Step, Value, ValueKind};
 
 struct Hostile;
 
@@ -17,7 +19,7 @@ impl Step for Hostile {
             .config(
                 "mode",
                 Some("echo"),
-                "echo, loop, bomb, trap, fail, read, write, spam, entropy or metrics",
+                "echo, loop, bomb, trap, fail, read, write, spam, entropy, jitter or metrics",
             )
             .config("path", None, "the file for read and write")
             .config("count", Some("100000"), "the points `metrics` tracks")
@@ -52,6 +54,24 @@ impl Step for Hostile {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_nanos());
                 Ok(Outputs::new().with("out", format!("{random} {now}")))
+            }
+            "jitter" => {
+                use std::hash::BuildHasher as _;
+                let Some(Value::Table(mut table)) =
+                    inputs.into_inner().into_iter().next().map(|v| v.value)
+                else {
+                    return Err(Error::invalid_input("`jitter` takes a table"));
+                };
+                let random = std::collections::hash_map::RandomState::new();
+                for (i, column) in table.columns.iter_mut().enumerate() {
+                    if let ColumnData::Float64(values) = &mut column.data {
+                        for (j, x) in values.iter_mut().enumerate() {
+                            let r = random.hash_one((i, j)) as f64 / u64::MAX as f64;
+                            *x *= 1.0 + r * 1e-9;
+                        }
+                    }
+                }
+                Ok(Outputs::new().with("out", Value::Table(table)))
             }
             "trap" => panic!("deliberate panic in the hostile plugin"),
             "fail" => Err(Error::internal("deliberate failure")),

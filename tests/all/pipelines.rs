@@ -1,0 +1,293 @@
+//! Inference pipelines: a version registered with `register.serve` is everything serving
+//! needs. The quickstart, served raw rows from the dataset's own file, answers what
+//! scikit-learn's StandardScaler + LinearRegression answers when fitted on the same
+//! training rows (computed here, in the scikit-learn venv); its signature is the raw
+//! columns, and a request that does not match it is refused naming each column; the proof
+//! made at registration is shown; a fitted value changed in the store is refused at load.
+
+use std::{path::Path, process::Command};
+
+use redb::ReadableTable as _;
+
+use serde_json::{Value as J, json};
+
+use crate::{Kiln, Server, serving::all_close};
+
+const MODEL: &str = "diabetes-progression";
+
+/// The file's rows as (column names, rows of numbers).
+fn read_csv(path: &str) -> (Vec<String>, Vec<Vec<f64>>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let names = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').map(|x| x.parse().unwrap()).collect())
+        .collect();
+    (names, rows)
+}
+
+/// A table value document (`kiln runs get`) as CSV text.
+fn table_csv(doc: &J) -> String {
+    let columns = doc["columns"].as_array().unwrap();
+    let mut out = columns
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows = columns[0]["values"].as_array().unwrap().len();
+    for r in 0..rows {
+        out.push('\n');
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|c| c["values"][r].as_f64().unwrap().to_string())
+            .collect();
+        out.push_str(&cells.join(","));
+    }
+    out.push('\n');
+    out
+}
+
+/// scikit-learn's predictions for `rows_csv`, fitted on `train_csv`.
+fn sklearn(train_csv: &Path, rows_csv: &str) -> Vec<f64> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/pipelines/sklearn_reference.py");
+    let out = Command::new(crate::onnx::sklearn_python())
+        .arg(script)
+        .args([
+            "regression",
+            train_csv.to_str().unwrap(),
+            rows_csv,
+            "progression",
+        ])
+        .output()
+        .expect("running the scikit-learn reference");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_quickstart_serves_raw_rows_as_scikit_learn_does() {
+    let k = Kiln::new();
+    let run = crate::serving::run(&k, &crate::serving::quickstart(&k, 42));
+
+    // scikit-learn's pipeline, fitted on the training rows Kiln's split made.
+    let train: J = serde_json::from_str(&k.ok(&["runs", "get", &run, "split.train"])).unwrap();
+    let train_csv = k.home().join("train.csv");
+    std::fs::write(&train_csv, table_csv(&train)).unwrap();
+    let file = crate::data("diabetes.csv");
+    let want = sklearn(&train_csv, &file);
+
+    // Every row of the file, in its own units, through the served pipeline.
+    let (names, rows) = read_csv(&file);
+    let target = names.iter().position(|n| n == "progression").unwrap();
+    let raw: Vec<J> = rows
+        .iter()
+        .map(|r| {
+            J::Object(
+                names
+                    .iter()
+                    .zip(r)
+                    .filter(|(n, _)| *n != "progression")
+                    .map(|(n, x)| (n.clone(), json!(x)))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(raw.len(), 442);
+    let s = Server::start(&k, None);
+    let (status, doc) = s.send_json(
+        "POST",
+        &format!("/v1/models/{MODEL}/candidate/predict"),
+        None,
+        &json!({ "rows": raw }),
+    );
+    assert_eq!(status, 200, "{doc}");
+    let got: Vec<f64> = doc["outputs"]["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["prediction"].as_f64().unwrap())
+        .collect();
+    all_close(&got, &want, 1e-6);
+    // The file's first patient: progression 151 a year on; the model says 205.3 (the README).
+    assert_eq!(rows[0][target], 151.0);
+    assert!((got[0] - 205.3).abs() < 0.05, "{}", got[0]);
+
+    // The same rows as one FP64 tensor over the Open Inference Protocol, in the
+    // signature's column order; the metadata names those columns and the output.
+    let (status, meta) = s.json("GET", &format!("/v2/models/{MODEL}"), None, None);
+    assert_eq!(status, 200, "{meta}");
+    let features: Vec<&String> = names.iter().filter(|n| *n != "progression").collect();
+    let inputs: Vec<&str> = meta["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(inputs, features, "{meta}");
+    assert_eq!(meta["outputs"][0]["name"], "prediction", "{meta}");
+    let matrix: Vec<Vec<f64>> = rows
+        .iter()
+        .take(5)
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .filter(|(j, _)| *j != target)
+                .map(|(_, x)| *x)
+                .collect()
+        })
+        .collect();
+    let (status, doc) = s.send_json(
+        "POST",
+        &format!("/v2/models/{MODEL}/versions/candidate/infer"),
+        None,
+        &json!({"inputs": [{"name": "rows", "datatype": "FP64", "shape": [5, 10], "data": matrix}]}),
+    );
+    assert_eq!(status, 200, "{doc}");
+    let oip: Vec<f64> = doc["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    all_close(&oip, &want[..5], 1e-6);
+
+    // Without a version, /v1 serves what /v2 serves (no `production` alias: the latest).
+    let one = json!({ "rows": [raw[0].clone()] });
+    let (status, doc) = s.send_json("POST", &format!("/v1/models/{MODEL}/predict"), None, &one);
+    assert_eq!((status, doc["version"].as_u64()), (200, Some(1)), "{doc}");
+
+    // A request that does not match the signature is refused, naming each column.
+    let mut bad = raw[0].as_object().unwrap().clone();
+    bad.remove("bmi");
+    bad.insert("agee".into(), bad["age"].clone());
+    bad.remove("age");
+    bad.insert("progression".into(), json!(151.0));
+    bad.insert("s1".into(), json!("157"));
+    let (status, doc) = s.send_json(
+        "POST",
+        &format!("/v1/models/{MODEL}/candidate/predict"),
+        None,
+        &json!({ "rows": [bad] }),
+    );
+    assert_eq!(
+        (status, doc["error"]["code"].as_str()),
+        (400, Some("invalid_input")),
+        "{doc}"
+    );
+    let message = doc["error"]["message"].as_str().unwrap();
+    for part in [
+        "missing column `bmi`",
+        "unexpected column `agee` (did you mean `age`?)",
+        "unexpected column `progression`",
+        "column `s1` holds text; the model takes float64",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    drop(s);
+
+    // A workflow step that predicts with the registered version runs the whole pipeline.
+    let dir = k.home().join("score");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::copy(&file, dir.join("data/diabetes.csv")).unwrap();
+    let score = dir.join("score.yaml");
+    std::fs::write(
+        &score,
+        format!(
+            "name: score\nsteps:\n  read:\n    uses: csv-reader@^0.1\n    with: {{ path: data/diabetes.csv }}\n    grants: {{ dirs: [data] }}\n  features:\n    uses: select-columns@^0.1\n    inputs: {{ table: read.table }}\n    with: {{ drop: progression }}\n  score:\n    uses: models:/{MODEL}@candidate\n    inputs: {{ features: features.table }}\n"
+        ),
+    )
+    .unwrap();
+    let scored = crate::serving::run(&k, &score);
+    let doc: J =
+        serde_json::from_str(&k.ok(&["runs", "get", &scored, "score.predictions"])).unwrap();
+    let column: Vec<f64> = doc["columns"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    all_close(&column, &want, 1e-6);
+
+    // What was registered: the pipeline, its fitted scaler, the proof and the signature.
+    let show = k.ok(&["model", "show", MODEL]);
+    assert!(
+        show.contains("pipeline   scale-test (standardize@0.2.0) → predict (linear-runner@0.1.1)"),
+        "{show}"
+    );
+    assert!(
+        show.contains("fitted     scale-test.scaler ← scale-train.scaler"),
+        "{show}"
+    );
+    assert!(
+        show.contains("proved     on 88 rows of split.test"),
+        "{show}"
+    );
+    let doc = k.json(&["model", "show", MODEL]);
+    let pipeline = &doc["versions"][0]["pipeline"];
+    let columns: Vec<&str> = pipeline["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, features, "{pipeline}");
+    assert_eq!(pipeline["proof"]["rows"], 88, "{pipeline}");
+}
+
+#[test]
+fn a_fitted_value_changed_in_the_store_is_refused_at_load() {
+    let k = Kiln::new();
+    crate::serving::run(&k, &crate::serving::quickstart(&k, 42));
+    let doc = k.json(&["model", "show", MODEL]);
+    let scaler = doc["versions"][0]["pipeline"]["stages"][0]["fitted"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Rewrite the stored scaler in place, as a disk fault or a hand would: same digest,
+    // other figures.
+    {
+        const OBJECTS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("objects");
+        let db = redb::Database::open(k.home().join("tracking.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut objects = txn.open_table(OBJECTS).unwrap();
+            let mut bytes = objects
+                .get(scaler.as_str())
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_vec();
+            let at = bytes
+                .windows(6)
+                .position(|w| w == b"\"mean\"")
+                .expect("the scaler is stored inline, its JSON as text");
+            bytes[at + 1..at + 5].copy_from_slice(b"maen");
+            objects.insert(scaler.as_str(), bytes.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let s = Server::start(&k, None);
+    let (status, doc) = s.send_json(
+        "POST",
+        &format!("/v1/models/{MODEL}/candidate/predict"),
+        None,
+        &json!({"rows": [{"age": 59.0, "sex": 2.0, "bmi": 32.1, "bp": 101.0, "s1": 157.0, "s2": 93.2, "s3": 38.0, "s4": 4.0, "s5": 4.8598, "s6": 87.0}]}),
+    );
+    assert_eq!(status, 503, "{doc}");
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("scale-test") && message.contains("is damaged"),
+        "{message}"
+    );
+}
