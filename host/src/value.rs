@@ -187,6 +187,80 @@ pub fn column_cells(c: &Column) -> Vec<J> {
     }
 }
 
+/// The cell texts a CSV input reads as missing (csv-reader's default `na`).
+const CSV_NA: [&str; 4] = ["", "NA", "NaN", "null"];
+
+/// A CSV text with a header row as a table. Each column's type is inferred as csv-reader
+/// infers it: boolean (`true`/`false`), else int64, else float64, else text; empty cells
+/// and `NA`, `NaN`, `null` are missing.
+pub fn table_from_csv(bytes: &[u8]) -> Result<Table> {
+    let mut reader = csv::ReaderBuilder::new().from_reader(bytes);
+    let names: Vec<String> = reader
+        .headers()
+        .context("reading the CSV header")?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let mut cells: Vec<Vec<Option<String>>> = vec![Vec::new(); names.len()];
+    for (line, record) in reader.records().enumerate() {
+        let record = record.with_context(|| format!("CSV record {}", line + 1))?;
+        for (column, cell) in cells.iter_mut().zip(record.iter()) {
+            let cell = cell.trim();
+            column.push((!CSV_NA.contains(&cell)).then(|| cell.to_string()));
+        }
+    }
+    let columns = names
+        .into_iter()
+        .zip(cells)
+        .map(|(name, values)| {
+            let present = || values.iter().flatten();
+            let boolean = |v: &str| match v.to_ascii_lowercase().as_str() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            };
+            let data = if present().next().is_some() && present().all(|v| boolean(v).is_some()) {
+                ColumnData::Boolean(
+                    values
+                        .iter()
+                        .map(|v| v.as_deref().and_then(boolean).unwrap_or(false))
+                        .collect(),
+                )
+            } else if present().next().is_some() && present().all(|v| v.parse::<i64>().is_ok()) {
+                ColumnData::Int64(
+                    values
+                        .iter()
+                        .map(|v| v.as_deref().map_or(0, |v| v.parse().unwrap_or(0)))
+                        .collect(),
+                )
+            } else if present().next().is_some() && present().all(|v| v.parse::<f64>().is_ok()) {
+                ColumnData::Float64(
+                    values
+                        .iter()
+                        .map(|v| {
+                            v.as_deref()
+                                .map_or(f64::NAN, |v| v.parse().unwrap_or(f64::NAN))
+                        })
+                        .collect(),
+                )
+            } else {
+                ColumnData::Text(
+                    values
+                        .iter()
+                        .map(|v| v.clone().unwrap_or_default())
+                        .collect(),
+                )
+            };
+            let valid = values
+                .iter()
+                .any(Option::is_none)
+                .then(|| values.iter().map(Option::is_some).collect());
+            Column { name, data, valid }
+        })
+        .collect();
+    Ok(Table { columns })
+}
+
 /// Whether a JSON document is a Kiln value document.
 pub fn is_document(j: &J) -> bool {
     j.get("$kiln").and_then(J::as_str) == Some(TAG)

@@ -32,6 +32,59 @@ fn read_csv(path: &str) -> (Vec<String>, Vec<Vec<f64>>) {
     (names, rows)
 }
 
+/// The features of the file's rows: every column but the target, and the target's values.
+fn features(names: &[String], rows: &[Vec<f64>]) -> (Vec<String>, Vec<Vec<f64>>, Vec<f64>) {
+    let target = names.iter().position(|n| n == "progression").unwrap();
+    let features = names
+        .iter()
+        .filter(|n| *n != "progression")
+        .cloned()
+        .collect();
+    let values = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .filter(|(j, _)| *j != target)
+                .map(|(_, x)| *x)
+                .collect()
+        })
+        .collect();
+    (features, values, rows.iter().map(|r| r[target]).collect())
+}
+
+/// Rows as JSON records.
+fn records(features: &[String], rows: &[Vec<f64>]) -> Vec<J> {
+    rows.iter()
+        .map(|r| {
+            J::Object(
+                features
+                    .iter()
+                    .zip(r)
+                    .map(|(f, x)| (f.clone(), json!(x)))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// The quickstart's predictions for `records`, through Kiln's own route.
+fn served(s: &Server, records: &[J]) -> Vec<f64> {
+    let (status, doc) = s.send_json(
+        "POST",
+        &format!("/v1/models/{MODEL}/candidate/predict"),
+        None,
+        &json!({ "rows": records }),
+    );
+    assert_eq!(status, 200, "{doc}");
+    doc["outputs"]["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["prediction"].as_f64().unwrap())
+        .collect()
+}
+
 /// A table value document (`kiln runs get`) as CSV text.
 fn table_csv(doc: &J) -> String {
     let columns = doc["columns"].as_array().unwrap();
@@ -89,45 +142,20 @@ fn the_quickstart_serves_raw_rows_as_scikit_learn_does() {
 
     // Every row of the file, in its own units, through the served pipeline.
     let (names, rows) = read_csv(&file);
-    let target = names.iter().position(|n| n == "progression").unwrap();
-    let raw: Vec<J> = rows
-        .iter()
-        .map(|r| {
-            J::Object(
-                names
-                    .iter()
-                    .zip(r)
-                    .filter(|(n, _)| *n != "progression")
-                    .map(|(n, x)| (n.clone(), json!(x)))
-                    .collect(),
-            )
-        })
-        .collect();
+    let (features, values, truth) = features(&names, &rows);
+    let raw = records(&features, &values);
     assert_eq!(raw.len(), 442);
     let s = Server::start(&k, None);
-    let (status, doc) = s.send_json(
-        "POST",
-        &format!("/v1/models/{MODEL}/candidate/predict"),
-        None,
-        &json!({ "rows": raw }),
-    );
-    assert_eq!(status, 200, "{doc}");
-    let got: Vec<f64> = doc["outputs"]["predictions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["prediction"].as_f64().unwrap())
-        .collect();
+    let got = served(&s, &raw);
     all_close(&got, &want, 1e-6);
     // The file's first patient: progression 151 a year on; the model says 205.3 (the README).
-    assert_eq!(rows[0][target], 151.0);
+    assert_eq!(truth[0], 151.0);
     assert!((got[0] - 205.3).abs() < 0.05, "{}", got[0]);
 
     // The same rows as one FP64 tensor over the Open Inference Protocol, in the
     // signature's column order; the metadata names those columns and the output.
     let (status, meta) = s.json("GET", &format!("/v2/models/{MODEL}"), None, None);
     assert_eq!(status, 200, "{meta}");
-    let features: Vec<&String> = names.iter().filter(|n| *n != "progression").collect();
     let inputs: Vec<&str> = meta["inputs"]
         .as_array()
         .unwrap()
@@ -136,17 +164,7 @@ fn the_quickstart_serves_raw_rows_as_scikit_learn_does() {
         .collect();
     assert_eq!(inputs, features, "{meta}");
     assert_eq!(meta["outputs"][0]["name"], "prediction", "{meta}");
-    let matrix: Vec<Vec<f64>> = rows
-        .iter()
-        .take(5)
-        .map(|r| {
-            r.iter()
-                .enumerate()
-                .filter(|(j, _)| *j != target)
-                .map(|(_, x)| *x)
-                .collect()
-        })
-        .collect();
+    let matrix = &values[..5];
     let (status, doc) = s.send_json(
         "POST",
         &format!("/v2/models/{MODEL}/versions/candidate/infer"),
@@ -289,5 +307,141 @@ fn a_fitted_value_changed_in_the_store_is_refused_at_load() {
     assert!(
         message.contains("scale-test") && message.contains("is damaged"),
         "{message}"
+    );
+}
+
+#[test]
+fn kiln_model_serve_answers_mlflow_s_scoring_protocol_with_json_and_csv() {
+    let k = Kiln::new();
+    crate::serving::run(&k, &crate::serving::quickstart(&k, 42));
+    let file = crate::data("diabetes.csv");
+    let (names, rows) = read_csv(&file);
+    let (features, rows, _) = features(&names, &rows[..6]);
+    // The same rows as CSV, a header first, as `kiln model predict -i` and `text/csv` take.
+    let mut csv = features
+        .iter()
+        .map(|f| f.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    for r in &rows {
+        csv.push('\n');
+        csv.push_str(&r.iter().map(f64::to_string).collect::<Vec<_>>().join(","));
+    }
+    csv.push('\n');
+    let csv_file = k.home().join("rows.csv");
+    std::fs::write(&csv_file, &csv).unwrap();
+
+    // What Kiln's own route answers: the reference for every MLflow form below.
+    let mut cmd = k.cmd();
+    cmd.args([
+        "model",
+        "serve",
+        &format!("{MODEL}@candidate"),
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    let s = Server::spawn(cmd);
+    let records = records(&features, &rows);
+    let want = served(&s, &records);
+    let numbers = |doc: &J| -> Vec<f64> {
+        doc["predictions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{doc}"))
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+
+    for path in ["/ping", "/health"] {
+        let (status, _) = s.call("GET", path, None, None);
+        assert_eq!(status, 200, "{path}");
+    }
+    let (status, version) = s.call("GET", "/version", None, None);
+    assert_eq!(status, 200);
+    assert!(!version.is_empty());
+    let columns: serde_json::Map<String, J> = features
+        .iter()
+        .enumerate()
+        .map(|(j, f)| {
+            (
+                (*f).clone(),
+                json!(rows.iter().map(|r| r[j]).collect::<Vec<_>>()),
+            )
+        })
+        .collect();
+    for body in [
+        json!({"dataframe_split": {"columns": features, "data": rows}}),
+        json!({"dataframe_records": records}),
+        json!({"instances": records}),
+        json!({"instances": rows}),
+        json!({"inputs": columns}),
+    ] {
+        let (status, doc) = s.send_json("POST", "/invocations", None, &body);
+        assert_eq!(status, 200, "{body}: {doc}");
+        all_close(&numbers(&doc), &want, 1e-12);
+    }
+    let csv_post = |body: &str| -> (u16, J) {
+        let (status, _, bytes) = s.send(
+            "POST",
+            "/invocations",
+            &[("Content-Type", "text/csv")],
+            Some(body.as_bytes().to_vec()),
+        );
+        (status, serde_json::from_slice(&bytes).unwrap())
+    };
+    let (status, doc) = csv_post(&csv);
+    assert_eq!(status, 200, "{doc}");
+    all_close(&numbers(&doc), &want, 1e-12);
+    // Without a column: refused as MLflow refuses, naming it.
+    let short: String = csv
+        .lines()
+        .map(|l| l.split_once(',').unwrap().1.to_string() + "\n")
+        .collect();
+    let (status, doc) = csv_post(&short);
+    assert_eq!(
+        (status, doc["error_code"].as_str()),
+        (400, Some("BAD_REQUEST")),
+        "{doc}"
+    );
+    assert!(
+        doc["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing column `age`"),
+        "{doc}"
+    );
+    drop(s);
+
+    // The CLI reads the CSV file as the version's one input.
+    let doc = k.json(&[
+        "model",
+        "predict",
+        &format!("{MODEL}@candidate"),
+        "-i",
+        csv_file.to_str().unwrap(),
+    ]);
+    let got: Vec<f64> = doc["outputs"]["predictions"]["columns"][0]["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{doc}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    all_close(&got, &want, 1e-12);
+    // So does `kiln plugin run`, for a table input.
+    let doc = k.json(&[
+        "plugin",
+        "run",
+        kiln_test_artifacts::SELECT_COLUMNS,
+        "-i",
+        &format!("table={}", csv_file.to_str().unwrap()),
+        "-c",
+        "columns=bmi,age",
+    ]);
+    let table = crate::output(&doc, "table");
+    assert_eq!(table["columns"][0]["name"], "bmi", "{doc}");
+    assert_eq!(
+        table["columns"][1]["values"][0].as_f64(),
+        Some(59.0),
+        "{doc}"
     );
 }

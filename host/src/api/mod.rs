@@ -1,8 +1,8 @@
 //! The HTTP API (axum): `fn router(state) -> Router`. It carries the marketplace
 //! (`/v1/plugins`, `/v1/blobs`, `/v1/keys`), runs and models (`/v1/runs`, `/v1/models`),
 //! workflow runs started, followed and cancelled over HTTP (`/v1/runs`, `runs`),
-//! model serving (`/v1/models/{name}/{ref}/predict` and the Open Inference Protocol under
-//! `/v2`), MLflow's tracking API (`/api/2.0/mlflow/`), health, readiness, metrics and the
+//! model serving (`/v1/models/{name}/{ref}/predict`, the Open Inference Protocol under
+//! `/v2`, MLflow's scoring protocol at `/invocations`), MLflow's tracking API (`/api/2.0/mlflow/`), health, readiness, metrics and the
 //! OpenAPI document of it all (`/openapi.json`, from `openapi::ROUTES`).
 //!
 //! Reads are anonymous unless the config turns that off; writes need a bearer token whose
@@ -13,6 +13,7 @@
 //! blocking threads, and predictions on their pools' own threads.
 
 mod error;
+mod invocations;
 #[cfg(feature = "marketplace")]
 mod marketplace;
 mod metrics;
@@ -329,7 +330,8 @@ pub fn router(state: AppState) -> Router {
                     "/v1/models/{name}/predict",
                     axum::routing::post(predict::predict_default),
                 )
-                .merge(oip::routes()),
+                .merge(oip::routes())
+                .merge(invocations::routes()),
             state.config.max_predict_body_mib.max(1) << 20,
         ))
         .route(

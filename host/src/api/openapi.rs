@@ -38,8 +38,10 @@ enum Body {
     Json,
     /// A workflow: YAML or JSON.
     Workflow,
-    /// JSON, or a binary tensor (`application/octet-stream`).
+    /// JSON, CSV, or a binary tensor (`application/octet-stream`).
     Predict,
+    /// JSON or CSV (MLflow's scoring protocol).
+    Scoring,
     /// Raw bytes.
     Bytes,
 }
@@ -267,6 +269,38 @@ pub const ROUTES: &[Route] = &[
         ),
         200,
         Body::Predict,
+    ),
+    with(
+        r(
+            "POST",
+            "/invocations",
+            Read,
+            "serving",
+            "MLflow's scoring protocol: predict with the model `[serving] invocations` names (or the only one)",
+        ),
+        200,
+        Body::Scoring,
+    ),
+    r(
+        "GET",
+        "/ping",
+        Read,
+        "serving",
+        "MLflow's scoring protocol: 200 once the /invocations model loads",
+    ),
+    r(
+        "GET",
+        "/health",
+        Read,
+        "serving",
+        "MLflow's scoring protocol: as /ping",
+    ),
+    r(
+        "GET",
+        "/version",
+        Read,
+        "serving",
+        "MLflow's scoring protocol: the server's version",
     ),
     r(
         "GET",
@@ -643,7 +677,10 @@ fn operation(route: &Route) -> J {
         Body::None => None,
         Body::Json => Some(json!({"application/json": any})),
         Body::Workflow => Some(json!({"application/yaml": any, "application/json": any})),
-        Body::Predict => Some(json!({"application/json": any, "application/octet-stream": any})),
+        Body::Predict => {
+            Some(json!({"application/json": any, "text/csv": any, "application/octet-stream": any}))
+        }
+        Body::Scoring => Some(json!({"application/json": any, "text/csv": any})),
         Body::Bytes => Some(json!({"application/octet-stream": any})),
     };
     let mut op = json!({

@@ -12,6 +12,8 @@
 //! The answer is `{"model", "version", "outputs": {name: ...}}`, a table output as rows when
 //! rows were sent and as columns otherwise; other outputs as value documents.
 //!
+//! A CSV body (`Content-Type: text/csv`, a header row first) is a table for the sole input.
+//!
 //! A binary body (`Content-Type: application/octet-stream`) is one tensor: its elements
 //! little-endian, described by the headers `kiln-dtype` and `kiln-shape` (`rows,columns`),
 //! for the input `kiln-input` (or the sole one). With `Accept: application/octet-stream`
@@ -114,10 +116,26 @@ async fn answer(
     let loaded = s.serving.get(name, reference).await?;
     let meta = &loaded.pool.metadata;
     let binary = is_binary(headers.get(header::CONTENT_TYPE));
+    let csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/csv"));
     let (inputs, orientation) = if binary {
         (
             vec![tensor_input(headers, body, meta)?],
             Orientation::Columns,
+        )
+    } else if csv {
+        let table = value::table_from_csv(&body).map_err(|e| {
+            ApiError::bad_request(format!("the body is not CSV with a header row: {e:#}"))
+        })?;
+        let name = sole_input(meta).map_err(ApiError::bad_request)?.to_string();
+        (
+            vec![NamedValue {
+                name,
+                value: Value::Table(table),
+            }],
+            Orientation::Rows,
         )
     } else {
         let doc: J = serde_json::from_slice(&body)
@@ -200,7 +218,10 @@ pub fn decode(doc: &J, meta: &ModelMetadata) -> Result<(Vec<NamedValue>, Orienta
     let J::Object(fields) = doc else {
         return Err("the body is a JSON object: {\"rows\": [...]} or {\"columns\": {...}}".into());
     };
-    if let Some(J::Object(named)) = fields.get("inputs") {
+    let is_port = |k: &String| meta.inputs.iter().any(|p| &p.name == k);
+    if let Some(J::Object(named)) = fields.get("inputs")
+        && named.keys().any(is_port)
+    {
         let mut orientation = Orientation::Columns;
         let inputs = named
             .iter()
@@ -236,6 +257,12 @@ pub fn decode(doc: &J, meta: &ModelMetadata) -> Result<(Vec<NamedValue>, Orienta
         )
     } else if let Some(split) = fields.get("dataframe_split") {
         (Value::Table(table_from_split(split)?), Orientation::Rows)
+    } else if let Some(J::Object(columns)) = fields.get("inputs") {
+        // MLflow's tensor form: column name → values.
+        (
+            Value::Table(table_from_columns(columns)?),
+            Orientation::Rows,
+        )
     } else if let Some(instances) = fields.get("instances").or_else(|| fields.get("inputs")) {
         decode_value(instances)?
     } else {

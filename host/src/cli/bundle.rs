@@ -415,7 +415,7 @@ fn serve_bundle(ctx: &Ctx, file: &std::path::Path, args: ServeArgs) -> Result<Ex
         }
     );
     // A device keeps a log of what it predicted, for `kiln sync`.
-    super::serve::serve_with(ctx, args, Arc::new(host), true)
+    super::serve::serve_with(ctx, args, Arc::new(host), true, None)
 }
 
 /// Runs the bundle's workflow with its plugins, resolved through its lockfile to the code

@@ -43,8 +43,9 @@ pub struct ImportArgs {
 pub struct PredictArgs {
     /// NAME (the default alias `production`, else the latest version), NAME@ALIAS or NAME/VERSION.
     pub model: String,
-    /// An input: NAME=PATH to a Kiln value document (JSON).
-    #[arg(long = "input", short = 'i', value_name = "NAME=PATH")]
+    /// An input: NAME=PATH to a Kiln value document (JSON) or a CSV file (a table); a PATH
+    /// alone goes to the version's one input.
+    #[arg(long = "input", short = 'i', value_name = "[NAME=]PATH")]
     pub inputs: Vec<String>,
     /// Run the model with its runner's native twin in this process instead of the sandbox.
     #[arg(long)]
@@ -142,7 +143,23 @@ pub fn predict(ctx: &Ctx, args: PredictArgs) -> Result<ExitCode> {
     let version =
         version_number(&store, name, &reference, DEFAULT_ALIAS).map_err(anyhow::Error::msg)?;
     let record = store.model_version(name, version)?;
-    let inputs = prediction_inputs(&args.inputs)?;
+    // `-i rows.csv` (a path alone) goes to the version's one input.
+    let sole = record
+        .signature
+        .as_ref()
+        .and_then(|s| match s.inputs.as_slice() {
+            [one] => Some(one.name.clone()),
+            _ => None,
+        });
+    let specs: Vec<String> = args
+        .inputs
+        .iter()
+        .map(|s| match (&sole, s.contains('=')) {
+            (Some(input), false) => format!("{input}={s}"),
+            _ => s.clone(),
+        })
+        .collect();
+    let inputs = prediction_inputs(&specs)?;
     let backend = if args.native {
         Backend::Native
     } else {
@@ -172,6 +189,18 @@ pub fn predict(ctx: &Ctx, args: PredictArgs) -> Result<ExitCode> {
         args.json,
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `kiln model serve NAME[@ALIAS|/VERSION]`: the server, with MLflow's scoring protocol
+/// answering for that model. The version must load before the server listens.
+pub fn serve(ctx: &Ctx, model: &str, args: super::serve::ServeArgs) -> Result<ExitCode> {
+    local_only(ctx, "serve")?;
+    {
+        let store = Store::open(&ctx.data_dir)?;
+        let (name, reference) = Reference::split(model).map_err(anyhow::Error::msg)?;
+        version_number(&store, name, &reference, DEFAULT_ALIAS).map_err(anyhow::Error::msg)?;
+    }
+    super::serve::serve_model(ctx, args, model.to_string())
 }
 
 /// A prediction's `-i NAME=PATH` inputs; at least one.

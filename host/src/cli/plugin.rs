@@ -82,7 +82,8 @@ pub struct RunArgs {
     /// Refuse the plugin unless it implements this role's world.
     #[arg(long, value_parser = parse_role)]
     role: Option<Role>,
-    /// An input: NAME=PATH. A Kiln value document (JSON) is read as its value; any other file as bytes.
+    /// An input: NAME=PATH. A Kiln value document (JSON) is read as its value, a `.csv` file
+    /// (a header row first) as a table, any other file as bytes.
     #[arg(long = "input", short = 'i', value_name = "NAME=PATH")]
     inputs: Vec<String>,
     /// A config entry: KEY=VALUE.
@@ -320,7 +321,7 @@ pub(crate) fn split_pair<'a>(s: &'a str, what: &str) -> Result<(&'a str, &'a str
     }
 }
 
-/// Reads `--input NAME=PATH` arguments into named values.
+/// Reads `--input NAME=PATH` arguments into named values (a `.csv` file is a table).
 pub(crate) fn read_inputs(specs: &[String]) -> Result<Vec<NamedValue>> {
     specs
         .iter()
@@ -334,9 +335,18 @@ pub(crate) fn read_inputs(specs: &[String]) -> Result<Vec<NamedValue>> {
         .collect()
 }
 
-/// Reads an input file: a Kiln value document becomes its value, anything else bytes.
+/// Reads an input file: a Kiln value document becomes its value, a `.csv` file (with a
+/// header row) a table, anything else bytes.
 pub(crate) fn read_input(path: &Path) -> Result<Value> {
     let bytes = std::fs::read(path).with_context(|| format!("reading input {}", path.display()))?;
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        return value::table_from_csv(&bytes)
+            .map(Value::Table)
+            .with_context(|| format!("reading CSV {}", path.display()));
+    }
     if let Ok(doc) = serde_json::from_slice::<J>(&bytes)
         && value::is_document(&doc)
     {

@@ -22,16 +22,23 @@ pub struct ServeArgs {
 }
 
 pub fn serve(ctx: &Ctx, args: ServeArgs) -> Result<ExitCode> {
-    serve_with(ctx, args, Arc::new(ctx.plugin_host()?), false)
+    serve_with(ctx, args, Arc::new(ctx.plugin_host()?), false, None)
+}
+
+/// Serves the API with `/invocations` answering for `model` (`kiln model serve`).
+pub(crate) fn serve_model(ctx: &Ctx, args: ServeArgs, model: String) -> Result<ExitCode> {
+    serve_with(ctx, args, Arc::new(ctx.plugin_host()?), false, Some(model))
 }
 
 /// Serves the API with `host` (a bundle's, holding its precompiled plugins), logging
-/// predictions unless the config says otherwise when `log_predictions`.
+/// predictions unless the config says otherwise when `log_predictions`; `invocations`
+/// names the model MLflow's scoring protocol serves, over the config's choice.
 pub(crate) fn serve_with(
     ctx: &Ctx,
     args: ServeArgs,
     host: Arc<PluginHost>,
     log_predictions: bool,
+    invocations: Option<String>,
 ) -> Result<ExitCode> {
     let mut config = match &args.config {
         Some(path) => ServerConfig::parse(
@@ -45,6 +52,9 @@ pub(crate) fn serve_with(
         .serving
         .log_predictions
         .get_or_insert(log_predictions);
+    if invocations.is_some() {
+        config.serving.invocations = invocations;
+    }
     let state = AppState::new(ctx.registry()?, host, ctx.store()?, config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(state.config.http_threads)

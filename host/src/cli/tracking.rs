@@ -59,6 +59,14 @@ pub enum ModelCommand {
     Import(super::model::ImportArgs),
     /// Predict with a registered version, in the sandbox (or natively with --native).
     Predict(super::model::PredictArgs),
+    /// Serve one model as `mlflow models serve` does (`POST /invocations`, `/ping`,
+    /// `/health`, `/version`), besides Kiln's own routes: NAME (the `production` alias,
+    /// else the latest version), NAME@ALIAS or NAME/VERSION.
+    Serve {
+        model: String,
+        #[command(flatten)]
+        serve: super::serve::ServeArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -386,6 +394,7 @@ pub fn model(ctx: &Ctx, cmd: ModelCommand) -> Result<ExitCode> {
     let cmd = match cmd {
         ModelCommand::Import(args) => return super::model::import(ctx, args),
         ModelCommand::Predict(args) => return super::model::predict(ctx, args),
+        ModelCommand::Serve { model, serve } => return super::model::serve(ctx, &model, serve),
         other => other,
     };
     let source = Source::open(ctx)?;
@@ -408,7 +417,9 @@ pub fn model(ctx: &Ctx, cmd: ModelCommand) -> Result<ExitCode> {
             }
         }
         ModelCommand::Alias(cmd) => return alias(&source, cmd),
-        ModelCommand::Import(_) | ModelCommand::Predict(_) => unreachable!("handled above"),
+        ModelCommand::Import(_) | ModelCommand::Predict(_) | ModelCommand::Serve { .. } => {
+            unreachable!("handled above")
+        }
         ModelCommand::Show { name, json } => {
             let (m, versions) = source.model(&name)?;
             if json {

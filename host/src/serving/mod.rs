@@ -91,6 +91,10 @@ pub struct ServingConfig {
     /// Per-model settings, by registered model name.
     #[serde(default)]
     pub models: BTreeMap<String, ModelServing>,
+    /// The model MLflow's scoring protocol (`POST /invocations`) serves: `NAME`, `NAME@ALIAS`
+    /// or `NAME/VERSION` (default: the only registered model).
+    #[serde(default)]
+    pub invocations: Option<String>,
     /// Log every prediction (model, version, rows, latency, error) to the tracking store,
     /// for `kiln sync` to push (default: on for `kiln bundle serve`, off otherwise).
     #[serde(default)]

@@ -1,0 +1,182 @@
+//! MLflow's scoring protocol, as `mlflow models serve` answers it, so a client of an MLflow
+//! model server works unchanged: `POST /invocations`, `GET /ping`, `/health` and `/version`.
+//!
+//! The model is the one `[serving] invocations = "NAME@ALIAS"` names (what `kiln model serve
+//! NAME@ALIAS` sets), or else the only registered model. A body is JSON in one of MLflow's
+//! forms (`dataframe_split`, `dataframe_records`, `instances`, `inputs`) or CSV with a header
+//! row (`Content-Type: text/csv`). The answer is `{"predictions": ...}` as MLflow's pyfunc
+//! gives it: a list of values when the model answers one column, a list of records when it
+//! answers several. Errors are MLflow's: `{"error_code": ..., "message": ...}`.
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{State, rejection::BytesRejection},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde_json::{Value as J, json};
+
+use super::{ApiError, AppState, predict};
+use crate::{
+    bindings::{NamedValue, Value},
+    serving::{Loaded, Reference},
+    value,
+};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/invocations", post(invocations))
+        .route("/ping", get(ping))
+        .route("/health", get(ping))
+        .route("/version", get(version))
+}
+
+/// An error as MLflow's scoring server gives it.
+fn mlflow_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "error_code": code, "message": message.into() })),
+    )
+        .into_response()
+}
+
+fn from_api(e: ApiError) -> Response {
+    let status = e.status;
+    let code = match status {
+        StatusCode::BAD_REQUEST => "BAD_REQUEST",
+        StatusCode::NOT_FOUND => "RESOURCE_DOES_NOT_EXIST",
+        StatusCode::TOO_MANY_REQUESTS => "REQUEST_LIMIT_EXCEEDED",
+        _ => "INTERNAL_ERROR",
+    };
+    mlflow_error(status, code, e.message)
+}
+
+/// The model `/invocations` serves.
+async fn target(s: &AppState) -> Result<std::sync::Arc<Loaded>, Response> {
+    let (name, reference) = match &s.config.serving.invocations {
+        Some(named) => {
+            let (name, reference) = Reference::split(named).map_err(|e| {
+                mlflow_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", e)
+            })?;
+            (name.to_string(), reference)
+        }
+        None => {
+            let tracking = s.tracking.clone();
+            let models = super::store_task::<_, ApiError>(move || tracking.models())
+                .await
+                .map_err(from_api)?;
+            match models.as_slice() {
+                [one] => (one.name.clone(), Reference::Default),
+                _ => {
+                    return Err(mlflow_error(
+                        StatusCode::NOT_FOUND,
+                        "RESOURCE_DOES_NOT_EXIST",
+                        format!(
+                            "this server has {} registered models; say which one answers /invocations: [serving] invocations = \"NAME@ALIAS\", or kiln model serve NAME@ALIAS",
+                            models.len()
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    s.serving
+        .get(&name, &reference)
+        .await
+        .map_err(|e| from_api(e.into()))
+}
+
+async fn invocations(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return from_api(e.into()),
+    };
+    let loaded = match target(&s).await {
+        Ok(l) => l,
+        Err(answer) => return answer,
+    };
+    let meta = &loaded.pool.metadata;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let inputs = if content_type.starts_with("text/csv") {
+        predict::sole_input(meta).and_then(|name| {
+            value::table_from_csv(&body)
+                .map(|t| {
+                    vec![NamedValue {
+                        name: name.to_string(),
+                        value: Value::Table(t),
+                    }]
+                })
+                .map_err(|e| format!("the body is not CSV with a header row: {e:#}"))
+        })
+    } else if content_type.starts_with("application/json") {
+        serde_json::from_slice::<J>(&body)
+            .map_err(|e| format!("the body is not JSON: {e}"))
+            .and_then(|doc| predict::decode(&doc, meta).map(|(inputs, _)| inputs))
+    } else {
+        Err(format!(
+            "the content type is {content_type}; send application/json or text/csv"
+        ))
+    };
+    let inputs = match inputs {
+        Ok(i) => i,
+        Err(e) => return mlflow_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", e),
+    };
+    match loaded.predict(inputs).await {
+        Ok(outputs) => Json(json!({ "predictions": predictions(&outputs) })).into_response(),
+        Err(e) => from_api(e.into()),
+    }
+}
+
+/// The answer as MLflow's pyfunc gives it: one table's single column as a list of values,
+/// several columns as a list of records; anything else as its value document.
+fn predictions(outputs: &[NamedValue]) -> J {
+    match outputs {
+        [one] => match &one.value {
+            Value::Table(t) if t.columns.len() == 1 => J::Array(value::column_cells(&t.columns[0])),
+            Value::Table(t) => {
+                let cells: Vec<Vec<J>> = t.columns.iter().map(value::column_cells).collect();
+                let rows = cells.first().map_or(0, Vec::len);
+                J::Array(
+                    (0..rows)
+                        .map(|r| {
+                            J::Object(
+                                t.columns
+                                    .iter()
+                                    .zip(&cells)
+                                    .map(|(c, v)| (c.name.clone(), v[r].clone()))
+                                    .collect(),
+                            )
+                        })
+                        .collect(),
+                )
+            }
+            other => value::to_json(other),
+        },
+        many => J::Object(
+            many.iter()
+                .map(|o| (o.name.clone(), predictions(std::slice::from_ref(o))))
+                .collect(),
+        ),
+    }
+}
+
+/// 200 once the model loads, as MLflow's `/ping` answers when its model is loaded.
+async fn ping(State(s): State<AppState>) -> Response {
+    match target(&s).await {
+        Ok(_) => (StatusCode::OK, "\n").into_response(),
+        Err(answer) => answer,
+    }
+}
+
+async fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
