@@ -769,6 +769,7 @@ mod tests {
             include_str!("tracking.rs"),
             include_str!("runs.rs"),
             include_str!("oip.rs"),
+            include_str!("invocations.rs"),
             include_str!("mlflow.rs"),
         ];
         let mut found = BTreeSet::new();
