@@ -90,6 +90,40 @@ pub fn column_type(d: &ColumnData) -> &'static str {
     }
 }
 
+/// A row-major `[rows, columns]` tensor as f64 columns.
+pub fn matrix_columns(
+    dtype: Dtype,
+    shape: &[u64],
+    data: &[u8],
+    columns: usize,
+) -> Result<Vec<Vec<f64>>, String> {
+    let [rows, cols] = shape else {
+        return Err(format!(
+            "a feature tensor has shape [rows, {columns}]; this one has {shape:?}"
+        ));
+    };
+    let (rows, cols) = (*rows as usize, *cols as usize);
+    if cols != columns {
+        return Err(format!(
+            "a feature tensor has {columns} columns; this one has {cols}"
+        ));
+    }
+    let size = dtype_size(dtype);
+    let at = |i: usize| -> f64 {
+        let b = &data[i * size..(i + 1) * size];
+        match dtype {
+            Dtype::Float64 => f64::from_le_bytes(b.try_into().unwrap_or_default()),
+            Dtype::Float32 => f32::from_le_bytes(b.try_into().unwrap_or_default()).into(),
+            Dtype::Int64 => i64::from_le_bytes(b.try_into().unwrap_or_default()) as f64,
+            Dtype::Int32 => i32::from_le_bytes(b.try_into().unwrap_or_default()).into(),
+            Dtype::Uint8 | Dtype::Boolean => b[0].into(),
+        }
+    };
+    Ok((0..cols)
+        .map(|c| (0..rows).map(|r| at(r * cols + c)).collect())
+        .collect())
+}
+
 /// Checks a tensor's data length against its shape; returns the element count.
 pub fn check_tensor(t: &Tensor) -> Result<usize> {
     let count = t

@@ -62,25 +62,18 @@ async fn target(s: &AppState) -> Result<std::sync::Arc<Loaded>, Response> {
             })?;
             (name.to_string(), reference)
         }
-        None => {
-            let tracking = s.tracking.clone();
-            let models = super::store_task::<_, ApiError>(move || tracking.models())
-                .await
-                .map_err(from_api)?;
-            match models.as_slice() {
-                [one] => (one.name.clone(), Reference::Default),
-                _ => {
-                    return Err(mlflow_error(
-                        StatusCode::NOT_FOUND,
-                        "RESOURCE_DOES_NOT_EXIST",
-                        format!(
-                            "this server has {} registered models; say which one answers /invocations: [serving] invocations = \"NAME@ALIAS\", or kiln model serve NAME@ALIAS",
-                            models.len()
-                        ),
-                    ));
-                }
+        None => match s.serving.sole_model().map_err(|e| from_api(e.into()))? {
+            Ok(name) => (name, Reference::Default),
+            Err(count) => {
+                return Err(mlflow_error(
+                    StatusCode::NOT_FOUND,
+                    "RESOURCE_DOES_NOT_EXIST",
+                    format!(
+                        "this server has {count} registered models; say which one answers /invocations: [serving] invocations = \"NAME@ALIAS\", or kiln model serve NAME@ALIAS"
+                    ),
+                ));
             }
-        }
+        },
     };
     s.serving
         .get(&name, &reference)
@@ -107,16 +100,7 @@ async fn invocations(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
     let inputs = if content_type.starts_with("text/csv") {
-        predict::sole_input(meta).and_then(|name| {
-            value::table_from_csv(&body)
-                .map(|t| {
-                    vec![NamedValue {
-                        name: name.to_string(),
-                        value: Value::Table(t),
-                    }]
-                })
-                .map_err(|e| format!("the body is not CSV with a header row: {e:#}"))
-        })
+        predict::csv_input(&body, meta).map(|input| vec![input])
     } else if content_type.starts_with("application/json") {
         serde_json::from_slice::<J>(&body)
             .map_err(|e| format!("the body is not JSON: {e}"))
@@ -142,24 +126,7 @@ fn predictions(outputs: &[NamedValue]) -> J {
     match outputs {
         [one] => match &one.value {
             Value::Table(t) if t.columns.len() == 1 => J::Array(value::column_cells(&t.columns[0])),
-            Value::Table(t) => {
-                let cells: Vec<Vec<J>> = t.columns.iter().map(value::column_cells).collect();
-                let rows = cells.first().map_or(0, Vec::len);
-                J::Array(
-                    (0..rows)
-                        .map(|r| {
-                            J::Object(
-                                t.columns
-                                    .iter()
-                                    .zip(&cells)
-                                    .map(|(c, v)| (c.name.clone(), v[r].clone()))
-                                    .collect(),
-                            )
-                        })
-                        .collect(),
-                )
-            }
-            other => value::to_json(other),
+            other => predict::render(other, predict::Orientation::Rows),
         },
         many => J::Object(
             many.iter()

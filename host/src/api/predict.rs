@@ -126,15 +126,8 @@ async fn answer(
             Orientation::Columns,
         )
     } else if csv {
-        let table = value::table_from_csv(&body).map_err(|e| {
-            ApiError::bad_request(format!("the body is not CSV with a header row: {e:#}"))
-        })?;
-        let name = sole_input(meta).map_err(ApiError::bad_request)?.to_string();
         (
-            vec![NamedValue {
-                name,
-                value: Value::Table(table),
-            }],
+            vec![csv_input(&body, meta).map_err(ApiError::bad_request)?],
             Orientation::Rows,
         )
     } else {
@@ -161,6 +154,17 @@ async fn answer(
 fn is_binary(v: Option<&HeaderValue>) -> bool {
     v.and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/octet-stream"))
+}
+
+/// A CSV body (a header row first) as the table for the model's sole input.
+pub fn csv_input(body: &[u8], meta: &ModelMetadata) -> Result<NamedValue, String> {
+    let name = sole_input(meta)?.to_string();
+    let table = value::table_from_csv(body)
+        .map_err(|e| format!("the body is not CSV with a header row: {e:#}"))?;
+    Ok(NamedValue {
+        name,
+        value: Value::Table(table),
+    })
 }
 
 /// The input a body goes to when the request does not name one: the model's only input,

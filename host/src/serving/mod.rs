@@ -310,6 +310,9 @@ pub struct Serving {
     log: Option<Arc<log::PredictionLog>>,
     /// model → version → slot.
     pools: RwLock<HashMap<String, HashMap<u64, Slot>>>,
+    /// (models generation, the only model's name or how many there are), for
+    /// [`sole_model`](Self::sole_model).
+    sole: RwLock<Option<(u64, Result<String, usize>)>>,
     clock: AtomicU64,
 }
 
@@ -346,6 +349,7 @@ impl Serving {
             config,
             aliases: RwLock::default(),
             pools: RwLock::default(),
+            sole: RwLock::default(),
             clock: AtomicU64::new(0),
         }
     }
@@ -358,6 +362,28 @@ impl Serving {
             Reference::Default => self.alias_version(name, DEFAULT_KEY)?,
         };
         self.load(name, version).await
+    }
+
+    /// The only registered model's name, or how many models there are when not exactly
+    /// one (what MLflow's `/invocations` serves unless told): read from the store once per
+    /// change of the models, like the aliases.
+    pub fn sole_model(&self) -> Result<Result<String, usize>, ServeError> {
+        let generation = self.store.models_generation();
+        if let Some((g, found)) = &*read(&self.sole)
+            && *g == generation
+        {
+            return Ok(found.clone());
+        }
+        let models = self
+            .store
+            .models()
+            .map_err(|e| ServeError::Unavailable(e.to_string()))?;
+        let found = match models.as_slice() {
+            [one] => Ok(one.name.clone()),
+            _ => Err(models.len()),
+        };
+        *write(&self.sole) = Some((generation, found.clone()));
+        Ok(found)
     }
 
     /// The version an alias points at now (cached until the registry changes).

@@ -10,7 +10,7 @@
 use ml_core::{ModelArtifact, ModelKind};
 
 use crate::bindings::{
-    Column, ColumnData, Dtype, ModelMetadata, NamedValue, Port, Table, Value, ValueKind,
+    Column, ColumnData, ModelMetadata, NamedValue, Port, Table, Value, ValueKind,
 };
 
 /// A model loaded natively.
@@ -91,7 +91,7 @@ impl NativeModel for Linear {
             Value::Table(t) => table_columns(t, &m.features)?,
             Value::Tensor(t) => {
                 crate::value::check_tensor(t).map_err(|e| e.to_string())?;
-                matrix_columns(t.dtype, &t.shape, &t.data, m.features.len())?
+                crate::value::matrix_columns(t.dtype, &t.shape, &t.data, m.features.len())?
             }
             other => {
                 return Err(format!(
@@ -182,43 +182,10 @@ fn table_columns(t: &Table, names: &[String]) -> Result<Vec<Vec<f64>>, String> {
         .collect()
 }
 
-/// A row-major `[rows, columns]` tensor as f64 columns.
-fn matrix_columns(
-    dtype: Dtype,
-    shape: &[u64],
-    data: &[u8],
-    columns: usize,
-) -> Result<Vec<Vec<f64>>, String> {
-    let [rows, cols] = shape else {
-        return Err(format!(
-            "a feature tensor has shape [rows, {columns}]; this one has {shape:?}"
-        ));
-    };
-    let (rows, cols) = (*rows as usize, *cols as usize);
-    if cols != columns {
-        return Err(format!(
-            "a feature tensor has {columns} columns; this one has {cols}"
-        ));
-    }
-    let size = crate::value::dtype_size(dtype);
-    let at = |i: usize| -> f64 {
-        let b = &data[i * size..(i + 1) * size];
-        match dtype {
-            Dtype::Float64 => f64::from_le_bytes(b.try_into().unwrap_or_default()),
-            Dtype::Float32 => f32::from_le_bytes(b.try_into().unwrap_or_default()).into(),
-            Dtype::Int64 => i64::from_le_bytes(b.try_into().unwrap_or_default()) as f64,
-            Dtype::Int32 => i32::from_le_bytes(b.try_into().unwrap_or_default()).into(),
-            Dtype::Uint8 | Dtype::Boolean => b[0].into(),
-        }
-    };
-    Ok((0..cols)
-        .map(|c| (0..rows).map(|r| at(r * cols + c)).collect())
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bindings::Dtype;
 
     fn model() -> Box<dyn NativeModel> {
         let artifact = serde_json::json!({

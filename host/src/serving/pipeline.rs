@@ -254,27 +254,16 @@ pub fn conform<'a>(raw: &'a Value, columns: &[ColumnSpec]) -> Result<Cow<'a, Val
         }),
         Value::Tensor(t) => {
             let width = columns.len();
-            let (rows, size) = match (t.shape.as_slice(), t.dtype) {
-                ([rows, w], Dtype::Float64) if *w as usize == width => (*rows as usize, 8),
-                ([rows, w], Dtype::Float32) if *w as usize == width => (*rows as usize, 4),
-                _ => {
-                    return Err(format!(
-                        "a tensor for this model is FP32 or FP64 of shape [rows, {width}], its columns {} in that order",
-                        describe_columns(columns)
-                    ));
-                }
-            };
-            let at = |i: usize| -> f64 {
-                let b = &t.data[i * size..(i + 1) * size];
-                if size == 8 {
-                    f64::from_le_bytes(b.try_into().expect("8 bytes"))
-                } else {
-                    f64::from(f32::from_le_bytes(b.try_into().expect("4 bytes")))
-                }
-            };
+            let floats = matches!(t.dtype, Dtype::Float64 | Dtype::Float32);
+            if !floats || !matches!(t.shape.as_slice(), [_, w] if *w as usize == width) {
+                return Err(format!(
+                    "a tensor for this model is FP32 or FP64 of shape [rows, {width}], its columns {} in that order",
+                    describe_columns(columns)
+                ));
+            }
+            let values = crate::value::matrix_columns(t.dtype, &t.shape, &t.data, width)?;
             let mut out = Vec::with_capacity(width);
-            for (j, spec) in columns.iter().enumerate() {
-                let values: Vec<f64> = (0..rows).map(|r| at(r * width + j)).collect();
+            for (spec, values) in columns.iter().zip(values) {
                 let column = Column {
                     name: spec.name.clone(),
                     data: ColumnData::Float64(values),
