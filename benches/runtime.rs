@@ -5,7 +5,11 @@
 //! - instantiate+call with the pooling allocator against the on-demand allocator, both
 //!   loading the component from a warm compiled-artifact cache;
 //! - a tensor round trip (host → plugin → host) against a native copy of the same bytes
-//!   in and out between resident buffers (two `memcpy`s, the least a round trip must do).
+//!   in and out between resident buffers (two `memcpy`s, the least a round trip must do);
+//! - a serving pipeline's stage: one row of the quickstart's ten features through a warm
+//!   `standardize` instance applying a fitted scaler, against the same inputs through a
+//!   warm echo step (the crossing alone: lowering the table and the scaler, lifting them
+//!   back).
 
 use std::{
     path::Path,
@@ -14,7 +18,7 @@ use std::{
 };
 
 use kiln::{
-    bindings::{Dtype, NamedValue, Tensor, Value},
+    bindings::{Column, ColumnData, Dtype, NamedValue, Table, Tensor, Value},
     engine::{ArtifactCache, CacheOutcome, EngineOptions, KilnEngine},
     plugin::{CallOptions, Plugin, PluginHost},
 };
@@ -116,6 +120,64 @@ fn native_copy(bytes: usize, iterations: usize) -> f64 {
     times[times.len() / 2].as_secs_f64()
 }
 
+/// p50 and p99 in µs of one call of a warm instance of `plugin` on `inputs`.
+fn warm_calls(h: &PluginHost, path: &str, inputs: &[NamedValue], n: usize) -> (f64, f64) {
+    let plugin = h.load_file(Path::new(path), None).expect("load");
+    let mut instance = plugin
+        .step_instance(&CallOptions::default())
+        .expect("instance");
+    let config = Vec::new();
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n + n / 10 {
+        let t = Instant::now();
+        let out = instance.run(inputs, &config).expect("call");
+        let elapsed = t.elapsed();
+        assert!(!out.is_empty());
+        if i >= n / 10 {
+            times.push(elapsed);
+        }
+    }
+    times.sort();
+    (percentile(&times, 0.50), percentile(&times, 0.99))
+}
+
+/// A serving stage's inputs: one row of ten float64 features and the scaler fitted on them.
+fn stage_inputs() -> Vec<NamedValue> {
+    let names = [
+        "age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6",
+    ];
+    let row = [59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0];
+    let columns = names
+        .iter()
+        .zip(row)
+        .map(|(n, x)| Column {
+            name: (*n).into(),
+            data: ColumnData::Float64(vec![x]),
+            valid: None,
+        })
+        .collect();
+    let scaler: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .zip(row)
+        .map(|(n, x)| {
+            (
+                (*n).into(),
+                serde_json::json!({"mean": x * 0.9, "scale": x / 7.0}),
+            )
+        })
+        .collect();
+    vec![
+        NamedValue {
+            name: "table".into(),
+            value: Value::Table(Table { columns }),
+        },
+        NamedValue {
+            name: "scaler".into(),
+            value: Value::Json(serde_json::Value::Object(scaler).to_string()),
+        },
+    ]
+}
+
 fn main() {
     let cache = tempfile::tempdir().expect("temp dir");
     // Each configuration is measured with no other engine alive: an engine's pool
@@ -123,6 +185,11 @@ fn main() {
     let pooled = || warm_plugin(true, cache.path());
     // `cargo bench --bench runtime -- instantiate` loops on the pooled instantiate+call
     // only, for a profiler to look at.
+    // `-- stage` measures the serving stage only.
+    if std::env::args().any(|a| a == "stage") {
+        let (h, _) = pooled();
+        return stage(&h);
+    }
     if std::env::args().any(|a| a == "instantiate") {
         let (_host, plugin) = pooled();
         let (p50, p99) = instantiate_call(&plugin, 200_000);
@@ -169,4 +236,24 @@ fn main() {
             t / base
         );
     }
+    drop((_host, plugin));
+    let (h, _) = pooled();
+    stage(&h);
+}
+
+fn stage(h: &PluginHost) {
+    let n = 20_000;
+    let inputs = stage_inputs();
+    let (e50, e99) = warm_calls(h, kiln_test_artifacts::ECHO_STEP, &inputs, n);
+    let (s50, s99) = warm_calls(h, kiln_test_artifacts::STANDARDIZE, &inputs, n);
+    println!(
+        "\n## a serving stage: one row of ten features and a fitted scaler, warm instance ({n} calls)\n"
+    );
+    println!("| step | p50 µs | p99 µs | p50 vs echo |");
+    println!("|---|---|---|---|");
+    println!(
+        "| standardize, applying the scaler | {s50:.1} | {s99:.1} | {:.2}× |",
+        s50 / e50
+    );
+    println!("| echo (the crossing alone, baseline) | {e50:.1} | {e99:.1} | 1.00× |");
 }

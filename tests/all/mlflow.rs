@@ -5,8 +5,8 @@ use std::{path::Path, process::Command};
 
 use crate::{Kiln, Server};
 
-#[test]
-fn the_official_mlflow_client_works_unchanged() {
+/// The venv's python that `scripts/python-env.sh` sets up (made on first use).
+pub(crate) fn mlflow_python() -> String {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let setup = Command::new(repo.join("scripts/python-env.sh"))
         .output()
@@ -16,7 +16,13 @@ fn the_official_mlflow_client_works_unchanged() {
         "setting up the Python environment failed:\n{}",
         String::from_utf8_lossy(&setup.stderr)
     );
-    let python = String::from_utf8(setup.stdout).unwrap().trim().to_string();
+    String::from_utf8(setup.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn the_official_mlflow_client_works_unchanged() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = mlflow_python();
 
     // With tokens configured, MLflow's writes take the `run` scope: the client sends
     // MLFLOW_TRACKING_TOKEN as a bearer token.

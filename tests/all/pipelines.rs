@@ -98,7 +98,11 @@ fn table_csv(doc: &J) -> String {
         out.push('\n');
         let cells: Vec<String> = columns
             .iter()
-            .map(|c| c["values"][r].as_f64().unwrap().to_string())
+            .map(|c| match &c["values"][r] {
+                J::Null => String::new(),
+                J::String(text) => text.clone(),
+                number => number.as_f64().unwrap().to_string(),
+            })
             .collect();
         out.push_str(&cells.join(","));
     }
@@ -106,18 +110,16 @@ fn table_csv(doc: &J) -> String {
     out
 }
 
-/// scikit-learn's predictions for `rows_csv`, fitted on `train_csv`.
-fn sklearn(train_csv: &Path, rows_csv: &str) -> Vec<f64> {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/pipelines/sklearn_reference.py");
+/// This directory's test files: the reference script, the iris copy and its workflow.
+fn pipelines_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/pipelines")
+}
+
+/// scikit-learn's answer for `rows_csv`, a `kind` pipeline fitted on `train_csv`.
+fn reference(kind: &str, train_csv: &Path, rows_csv: &str, target: &str) -> J {
     let out = Command::new(crate::onnx::sklearn_python())
-        .arg(script)
-        .args([
-            "regression",
-            train_csv.to_str().unwrap(),
-            rows_csv,
-            "progression",
-        ])
+        .arg(pipelines_dir().join("sklearn_reference.py"))
+        .args([kind, train_csv.to_str().unwrap(), rows_csv, target])
         .output()
         .expect("running the scikit-learn reference");
     assert!(
@@ -126,6 +128,11 @@ fn sklearn(train_csv: &Path, rows_csv: &str) -> Vec<f64> {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// scikit-learn's predictions for `rows_csv`, fitted on `train_csv`.
+fn sklearn(train_csv: &Path, rows_csv: &str) -> Vec<f64> {
+    serde_json::from_value(reference("regression", train_csv, rows_csv, "progression")).unwrap()
 }
 
 #[test]
@@ -240,7 +247,7 @@ fn the_quickstart_serves_raw_rows_as_scikit_learn_does() {
     // What was registered: the pipeline, its fitted scaler, the proof and the signature.
     let show = k.ok(&["model", "show", MODEL]);
     assert!(
-        show.contains("pipeline   scale-test (standardize@0.2.0) → predict (linear-runner@0.1.1)"),
+        show.contains("pipeline   scale-test (standardize@0.2.1) → predict (linear-runner@0.1.1)"),
         "{show}"
     );
     assert!(
@@ -444,4 +451,234 @@ fn kiln_model_serve_answers_mlflow_s_scoring_protocol_with_json_and_csv() {
         Some(59.0),
         "{doc}"
     );
+}
+
+/// The iris copy's rows as JSON records without the label: an empty cell is null, `site`
+/// text, every other column a number.
+fn iris_records(path: &Path) -> (Vec<J>, Vec<String>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let names: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let mut records = Vec::new();
+    let mut labels = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let mut record = serde_json::Map::new();
+        for (name, cell) in names.iter().zip(line.split(',')) {
+            match *name {
+                "species" => labels.push(cell.to_string()),
+                "site" => drop(record.insert(name.to_string(), json!(cell))),
+                _ if cell.is_empty() => drop(record.insert(name.to_string(), J::Null)),
+                _ => drop(record.insert(name.to_string(), json!(cell.parse::<f64>().unwrap()))),
+            }
+        }
+        records.push(J::Object(record));
+    }
+    (records, labels)
+}
+
+#[test]
+fn an_iris_classification_pipeline_serves_raw_rows_as_scikit_learn_does() {
+    let k = Kiln::new();
+    // The workflow and the data in a scratch directory (a run writes the lock beside it).
+    let dir = k.home().join("iris");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let file = dir.join("data/iris-mixed.csv");
+    std::fs::copy(pipelines_dir().join("iris-mixed.csv"), &file).unwrap();
+    let workflow = dir.join("iris.yaml");
+    std::fs::copy(pipelines_dir().join("iris.yaml"), &workflow).unwrap();
+    let run = crate::serving::run(&k, &workflow);
+
+    // scikit-learn's impute + standardize + onehot + logistic regression, fitted on the
+    // training rows Kiln's split made, asked about every row of the file, and about its
+    // first row again from a site the training rows never saw (encoded as zeros by both).
+    let train: J = serde_json::from_str(&k.ok(&["runs", "get", &run, "split.train"])).unwrap();
+    let train_csv = k.home().join("iris-train.csv");
+    std::fs::write(&train_csv, table_csv(&train)).unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let first = text.lines().nth(1).unwrap().replace(",north,", ",nowhere,");
+    assert!(first.contains("nowhere"), "{first}");
+    let rows_csv = k.home().join("iris-rows.csv");
+    std::fs::write(&rows_csv, format!("{text}{first}\n")).unwrap();
+    let want = reference(
+        "classification",
+        &train_csv,
+        rows_csv.to_str().unwrap(),
+        "species",
+    );
+
+    let (records, truth) = iris_records(&rows_csv);
+    assert_eq!(records.len(), 151);
+    assert!(
+        records
+            .iter()
+            .any(|r| r.as_object().unwrap().values().any(J::is_null)),
+        "the copy has missing measurements"
+    );
+    let s = Server::start(&k, None);
+    let (status, doc) = s.send_json(
+        "POST",
+        "/v1/models/iris-species/candidate/predict",
+        None,
+        &json!({ "rows": records }),
+    );
+    assert_eq!(status, 200, "{doc}");
+    let rows = doc["outputs"]["predictions"].as_array().unwrap();
+    let labels: Vec<&str> = rows
+        .iter()
+        .map(|r| r["prediction"].as_str().unwrap())
+        .collect();
+    let want_labels: Vec<&str> = want["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(labels, want_labels);
+    for (j, class) in want["classes"].as_array().unwrap().iter().enumerate() {
+        let got: Vec<f64> = rows
+            .iter()
+            .map(|r| {
+                r[format!("proba:{}", class.as_str().unwrap())]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect();
+        let expected: Vec<f64> = want["proba"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[j].as_f64().unwrap())
+            .collect();
+        all_close(&got, &expected, 1e-6);
+    }
+    let right = labels.iter().zip(&truth).filter(|(l, t)| *l == t).count();
+    assert!(right >= 135, "{right} of 151 right");
+
+    // The signature is the raw columns, the label left out; /v2 names them in file order.
+    let (status, meta) = s.json("GET", "/v2/models/iris-species", None, None);
+    assert_eq!(status, 200, "{meta}");
+    let inputs: Vec<(&str, &str)> = meta["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["name"].as_str().unwrap(), i["datatype"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        inputs.iter().map(|i| i.0).collect::<Vec<_>>(),
+        [
+            "sepal_length_cm",
+            "sepal_width_cm",
+            "petal_length_cm",
+            "petal_width_cm",
+            "site"
+        ],
+        "{meta}"
+    );
+    drop(s);
+    let show = k.ok(&["model", "show", "iris-species"]);
+    assert!(
+        show.contains(
+            "impute-test (impute@0.2.0) → scale-test (standardize@0.2.1) → encode-test (onehot@0.1.0) → predict (linear-runner@0.1.1)"
+        ),
+        "{show}"
+    );
+}
+
+#[test]
+fn a_version_keeps_serving_the_plugins_it_pinned_after_a_new_one_is_published() {
+    let k = Kiln::new();
+    crate::serving::run(&k, &crate::serving::quickstart(&k, 42));
+    let file = crate::data("diabetes.csv");
+    let (names, rows) = read_csv(&file);
+    let (features, values, _) = features(&names, &rows[..8]);
+    let raw = records(&features, &values);
+    let before = served(&Server::start(&k, None), &raw);
+
+    // A newer standardize is published (a different component: impute's, under the name)
+    // and the registered one is yanked: a new run would resolve ^0.2 to the newer one, the
+    // registered version not.
+    k.ok(&["key", "generate"]);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("plugins/standardize/kiln.toml")).unwrap();
+    let pinned = kiln::registry::Manifest::parse(&text)
+        .unwrap()
+        .plugin
+        .version;
+    let mut newer = semver::Version::parse(&pinned).unwrap();
+    newer.patch += 100;
+    let text: String = text
+        .replace(
+            &format!("version = \"{pinned}\""),
+            &format!("version = \"{newer}\""),
+        )
+        .lines()
+        .filter(|l| !l.starts_with("component"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let manifest = k.home().join("standardize.toml");
+    std::fs::write(&manifest, text).unwrap();
+    k.ok(&[
+        "publish",
+        kiln_test_artifacts::IMPUTE,
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    k.ok(&["yank", &format!("standardize@{pinned}")]);
+    let info = k.ok(&["info", "standardize@^0.2"]);
+    assert!(info.contains(&newer.to_string()), "{info}");
+
+    let after = served(&Server::start(&k, None), &raw);
+    assert_eq!(
+        after, before,
+        "the same digests answer the same, bit for bit"
+    );
+    let show = k.ok(&["model", "show", MODEL]);
+    assert!(
+        show.contains(&format!("scale-test (standardize@{pinned})")),
+        "{show}"
+    );
+}
+
+#[test]
+fn mlflow_s_scoring_client_gets_from_kiln_model_serve_what_mlflow_models_serve_answers() {
+    let k = Kiln::new();
+    let run = crate::serving::run(&k, &crate::serving::quickstart(&k, 42));
+    let train: J = serde_json::from_str(&k.ok(&["runs", "get", &run, "split.train"])).unwrap();
+    let train_csv = k.home().join("train.csv");
+    std::fs::write(&train_csv, table_csv(&train)).unwrap();
+
+    let mut cmd = k.cmd();
+    cmd.args([
+        "model",
+        "serve",
+        &format!("{MODEL}@candidate"),
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    let s = Server::spawn(cmd);
+    // The same training rows fitted by scikit-learn, saved by mlflow.sklearn and served by
+    // `mlflow models serve`; both servers asked by MLflow's ScoringServerClient and by CSV.
+    let out = Command::new(crate::mlflow::mlflow_python())
+        .arg(pipelines_dir().join("mlflow_scoring.py"))
+        .args([
+            train_csv.to_str().unwrap(),
+            &crate::data("diabetes.csv"),
+            "progression",
+            &s.url,
+            k.home().to_str().unwrap(),
+        ])
+        .output()
+        .expect("running the MLflow scoring client");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: J = serde_json::from_slice(&out.stdout).unwrap();
+    let series = |key: &str| -> Vec<f64> { serde_json::from_value(doc[key].clone()).unwrap() };
+    let mlflow = series("mlflow");
+    assert_eq!(mlflow.len(), 442);
+    all_close(&series("kiln"), &mlflow, 1e-6);
+    all_close(&series("kiln_csv"), &series("mlflow_csv"), 1e-6);
+    all_close(&series("mlflow_csv"), &mlflow, 1e-12);
 }

@@ -214,6 +214,78 @@ fn impute_fills_with_mean_median_and_most_frequent() {
 }
 
 #[test]
+fn impute_applies_fitted_fills_instead_of_learning() {
+    let k = Kiln::new();
+    let dir = tempfile::tempdir().unwrap();
+    let table = write_json(
+        dir.path(),
+        "t.json",
+        &table_doc(json!([
+            {"name": "x", "type": "float64", "values": [null, 2.0]},
+            {"name": "n", "type": "int64", "values": [1, null]},
+            {"name": "m", "type": "int64", "values": [null, 5]},
+            {"name": "s", "type": "text", "values": [null, "b"]},
+            {"name": "k", "type": "float64", "values": [null, 1.0]},
+        ])),
+    );
+    // The fills a fit on other rows output: a float turns an int64 column float64 (a mean),
+    // an integer keeps it int64 (a most frequent value); `k` is not named, so stays missing.
+    let fills = write_json(
+        dir.path(),
+        "fills.json",
+        &json!({"$kiln": "value/1", "kind": "json", "value": {"x": 7.5, "n": 2.5, "m": 4, "s": "a"}}),
+    );
+    let run = |fills: &str| {
+        k.json(&[
+            "plugin",
+            "run",
+            g::IMPUTE,
+            "-i",
+            &format!("table={table}"),
+            "-i",
+            &format!("fills={fills}"),
+        ])
+    };
+    let doc = run(&fills);
+    let t = output(&doc, "table");
+    assert_eq!(column(t, "x")["values"], json!([7.5, 2.0]));
+    assert_eq!(column(t, "n")["type"], "float64");
+    assert_eq!(column(t, "n")["values"], json!([1.0, 2.5]));
+    assert_eq!(column(t, "m")["type"], "int64");
+    assert_eq!(column(t, "m")["values"], json!([4, 5]));
+    assert_eq!(column(t, "s")["values"], json!(["a", "b"]));
+    assert_eq!(column(t, "k")["values"], json!([null, 1.0]));
+    assert_eq!(output(&doc, "fills")["value"]["m"], 4);
+
+    for (value, message) in [
+        (
+            json!({"y": 1.0}),
+            "`fills` fills column `y`, which the table does not have",
+        ),
+        (
+            json!({"s": 1.0}),
+            "`fills` holds 1.0 for column `s`, which is text",
+        ),
+    ] {
+        let bad = write_json(
+            dir.path(),
+            "bad.json",
+            &json!({"$kiln": "value/1", "kind": "json", "value": value}),
+        );
+        let err = k.fails(&[
+            "plugin",
+            "run",
+            g::IMPUTE,
+            "-i",
+            &format!("table={table}"),
+            "-i",
+            &format!("fills={bad}"),
+        ]);
+        assert!(err.contains(message), "{err}");
+    }
+}
+
+#[test]
 fn standardize_applies_a_fitted_scaler_instead_of_fitting() {
     let k = Kiln::new();
     let dir = tempfile::tempdir().unwrap();

@@ -1,8 +1,14 @@
 //! Fills missing values, column by column, as scikit-learn's `SimpleImputer` does.
 //!
 //! `mean` and `median` apply to numeric columns (which become float64); `most_frequent`
-//! and `constant` apply to any column. The fill values used are output as JSON so the
-//! same imputation can be applied to new data.
+//! and `constant` apply to any column. The fill values used are output as JSON; given a
+//! `fills` input (another impute step's output), the step learns nothing and fills exactly
+//! those columns with those values instead: fit on the training rows, then fill the test
+//! rows (or a served request's rows) the same way.
+//!
+//! A fill's JSON type carries the column's type: an integer keeps an int64 column int64
+//! (`most_frequent` or `constant` with a whole number), a float makes it float64 (`mean`,
+//! `median`), so applied fills give the table the fit gave.
 
 use kiln_sdk::{
     Column, ColumnData, Config, Descriptor, Error, Inputs, Outputs, Step, Table, Value, ValueKind,
@@ -15,6 +21,11 @@ impl Step for Impute {
     fn describe() -> Descriptor {
         Descriptor::new("impute", "Fills missing values")
             .input("table", ValueKind::Table, "the table")
+            .optional_input(
+                "fills",
+                ValueKind::Json,
+                "the values to fill with instead of learning them (a `fills` output)",
+            )
             .output(
                 "table",
                 ValueKind::Table,
@@ -37,6 +48,12 @@ impl Step for Impute {
     fn run(mut inputs: Inputs, config: Config) -> Result<Outputs, Error> {
         let mut table = inputs.table("table")?;
         table.check()?;
+        if let Some(fitted) = inputs.take_opt("fills") {
+            let Value::Json(text) = fitted else {
+                return Err(Error::invalid_input("`fills` must be JSON"));
+            };
+            return apply(table, &text);
+        }
         let strategy = config.get("strategy").unwrap_or("mean");
         if !["mean", "median", "most_frequent", "constant"].contains(&strategy) {
             return Err(Error::invalid_config(format!(
@@ -123,6 +140,7 @@ fn fill_column(
                     .zip(&valid)
                     .filter(|(_, ok)| !**ok)
                     .for_each(|(x, _)| *x = f as i64);
+                json!(f as i64)
             } else {
                 let filled = as_f
                     .iter()
@@ -130,8 +148,8 @@ fn fill_column(
                     .map(|(x, ok)| if *ok { *x } else { f })
                     .collect();
                 col.data = ColumnData::Float64(filled);
+                json!(f)
             }
-            json!(f)
         }
         ColumnData::Text(v) => {
             let f = match strategy {
@@ -181,6 +199,68 @@ fn fill_column(
         }
     };
     Ok(fill)
+}
+
+/// Fills the columns a `fills` output names with its values.
+fn apply(mut table: Table, fills: &str) -> Result<Outputs, Error> {
+    let fitted: Map<String, serde_json::Value> = serde_json::from_str(fills).map_err(|e| {
+        Error::invalid_input(format!("`fills` is not an object of column to value: {e}"))
+    })?;
+    for (name, fill) in &fitted {
+        let col = table
+            .columns
+            .iter_mut()
+            .find(|c| &c.name == name)
+            .ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "`fills` fills column `{name}`, which the table does not have"
+                ))
+            })?;
+        let valid = col.valid.take().unwrap_or_else(|| vec![true; col.len()]);
+        let wrong = |kind: &str| {
+            Error::invalid_input(format!(
+                "`fills` holds {fill} for column `{name}`, which is {kind}"
+            ))
+        };
+        match &mut col.data {
+            ColumnData::Float64(v) => {
+                let f = fill.as_f64().ok_or_else(|| wrong("float64"))?;
+                fill_missing(v, &valid, f);
+            }
+            ColumnData::Int64(v) => match (fill.as_i64(), fill.as_f64()) {
+                (Some(f), _) => fill_missing(v, &valid, f),
+                (None, Some(f)) => {
+                    let filled = v
+                        .iter()
+                        .zip(&valid)
+                        .map(|(x, ok)| if *ok { *x as f64 } else { f })
+                        .collect();
+                    col.data = ColumnData::Float64(filled);
+                }
+                _ => return Err(wrong("int64")),
+            },
+            ColumnData::Text(v) => {
+                let f = fill.as_str().ok_or_else(|| wrong("text"))?;
+                fill_missing(v, &valid, f.to_string());
+            }
+            ColumnData::Boolean(v) => {
+                let f = fill.as_bool().ok_or_else(|| wrong("boolean"))?;
+                fill_missing(v, &valid, f);
+            }
+        }
+    }
+    Ok(Outputs::new()
+        .with("table", Table::new(table.columns))
+        .with("fills", Value::Json(fills.to_string())))
+}
+
+/// Sets every cell not marked valid to `fill`.
+fn fill_missing<T: Clone>(values: &mut [T], valid: &[bool], fill: T) {
+    values
+        .iter_mut()
+        .zip(valid)
+        .filter(|(_, ok)| !**ok)
+        .for_each(|(x, _)| *x = fill.clone());
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

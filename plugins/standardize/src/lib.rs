@@ -6,7 +6,12 @@
 //! those means and scales instead: fit on the training rows, then scale the test rows with
 //! the same figures, so nothing of the test set leaks into training.
 
-use kiln_sdk::{Column, Config, Descriptor, Error, Inputs, Outputs, Step, Table, Value, ValueKind};
+use std::collections::BTreeMap;
+
+use kiln_sdk::{
+    Column, ColumnData, Config, Descriptor, Error, Inputs, Outputs, Step, Table, Value, ValueKind,
+};
+use serde::Deserialize;
 use serde_json::{Map, json};
 
 struct Standardize;
@@ -44,7 +49,7 @@ impl Step for Standardize {
             let Value::Json(text) = fitted else {
                 return Err(Error::invalid_input("`scaler` must be JSON"));
             };
-            return apply(table, &text);
+            return apply(table, text);
         }
         let exclude = config.list("exclude");
         let exclude: Vec<&str> = exclude.iter().map(String::as_str).collect();
@@ -68,28 +73,49 @@ impl Step for Standardize {
     }
 }
 
-/// Scales the columns a fitted scaler names, with its figures.
-fn apply(table: Table, scaler: &str) -> Result<Outputs, Error> {
-    let fitted: Map<String, serde_json::Value> = serde_json::from_str(scaler)
+/// One column's figures in a fitted scaler.
+#[derive(Deserialize)]
+struct Figures {
+    mean: f64,
+    scale: f64,
+}
+
+/// Scales the columns a fitted scaler names, with its figures. A serving pipeline runs this
+/// on every request, so it does no more than it must: the scaler is read straight into its
+/// figures (no JSON tree), float64 columns are scaled where they are, and the scaler goes
+/// back out as it came in.
+fn apply(mut table: Table, scaler: String) -> Result<Outputs, Error> {
+    let fitted: BTreeMap<String, Figures> = serde_json::from_str(&scaler)
         .map_err(|e| Error::invalid_input(format!("`scaler` is not a scaler: {e}")))?;
-    let names: Vec<String> = fitted.keys().cloned().collect();
-    let (names, values) = table.numeric_columns(&names, &[])?;
-    let mut columns = table.columns;
-    for (name, v) in names.iter().zip(values) {
-        let figure = |key: &str| {
-            fitted[name][key].as_f64().ok_or_else(|| {
-                Error::invalid_input(format!("`scaler` has no number `{key}` for `{name}`"))
-            })
+    for (name, f) in &fitted {
+        let Some(col) = table.columns.iter_mut().find(|c| &c.name == name) else {
+            return Err(table
+                .column(name)
+                .err()
+                .unwrap_or_else(|| Error::invalid_input(format!("no column `{name}`"))));
         };
-        let (mean, scale) = (figure("mean")?, figure("scale")?);
-        let scaled = v.iter().map(|x| (x - mean) / scale).collect();
-        if let Some(col) = columns.iter_mut().find(|c| &c.name == name) {
-            *col = Column::float64(name.clone(), scaled);
+        let missing = col.missing_count();
+        if missing > 0 {
+            return Err(Error::invalid_input(format!(
+                "column `{name}` has {missing} missing values; impute them first"
+            )));
         }
+        match &mut col.data {
+            ColumnData::Float64(v) => v.iter_mut().for_each(|x| *x = (*x - f.mean) / f.scale),
+            _ => {
+                let scaled = col
+                    .to_f64()?
+                    .iter()
+                    .map(|x| (x - f.mean) / f.scale)
+                    .collect();
+                col.data = ColumnData::Float64(scaled);
+            }
+        }
+        col.valid = None;
     }
     Ok(Outputs::new()
-        .with("table", Table::new(columns))
-        .with("scaler", Value::Json(scaler.to_string())))
+        .with("table", table)
+        .with("scaler", Value::Json(scaler)))
 }
 
 kiln_sdk::export_step!(Standardize);
