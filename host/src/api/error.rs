@@ -93,3 +93,64 @@ impl From<RegistryError> for ApiError {
         }
     }
 }
+
+/// Every error answer is JSON, including those the framework makes with an empty or plain
+/// text body (405 for a method a route does not take, 408 from the request timeout, 413 for
+/// a chunked body past the limit): the body becomes Kiln's error form, or MLflow's on the
+/// routes MLflow's clients call. Their own text, if any, is the message (its first 500
+/// characters).
+pub async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let mlflow = path.starts_with("/api/2.0/mlflow")
+        || path.starts_with("/ajax-api/2.0/mlflow")
+        || path == "/invocations";
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() < 400 || json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let mut message: String = text.trim().chars().take(500).collect();
+    if message.is_empty() {
+        message = status.canonical_reason().unwrap_or("error").to_lowercase();
+    }
+    let body = if mlflow {
+        let code = match status {
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => "ENDPOINT_NOT_FOUND",
+            StatusCode::REQUEST_TIMEOUT => "DEADLINE_EXCEEDED",
+            StatusCode::PAYLOAD_TOO_LARGE => "REQUEST_LIMIT_EXCEEDED",
+            s if s.is_server_error() => "INTERNAL_ERROR",
+            _ => "BAD_REQUEST",
+        };
+        json!({ "error_code": code, "message": message })
+    } else {
+        let code = match status {
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::REQUEST_TIMEOUT => "request_timeout",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            s if s.is_server_error() => "internal",
+            _ => "bad_request",
+        };
+        json!({ "error": { "code": code, "message": message } })
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
+}

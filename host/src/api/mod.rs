@@ -14,6 +14,7 @@
 
 mod error;
 mod invocations;
+pub mod listen;
 #[cfg(feature = "marketplace")]
 mod marketplace;
 mod metrics;
@@ -52,6 +53,16 @@ pub struct ServerConfig {
     /// Seconds before a request is abandoned.
     #[serde(default = "default_timeout")]
     pub request_timeout_secs: u64,
+    /// Seconds a connection has to send a whole request head, and the longest an idle
+    /// keep-alive connection stays open.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// Connections open at once; one more is answered 503 and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds the open connections get to finish on shutdown before they are closed.
+    #[serde(default = "default_drain")]
+    pub shutdown_drain_secs: u64,
     /// Threads answering HTTP (default: half the cores, at least one; model instances
     /// have their own threads, and on a small machine fewer threads than cores keep the
     /// latency tail short).
@@ -85,6 +96,18 @@ fn default_timeout() -> u64 {
     60
 }
 
+fn default_header_timeout() -> u64 {
+    10
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+
+fn default_drain() -> u64 {
+    10
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
@@ -109,6 +132,18 @@ impl ServerConfig {
             (1..=1024).contains(&config.http_threads),
             "http_threads is 1 to 1024"
         );
+        anyhow::ensure!(
+            (1..=3600).contains(&config.header_timeout_secs),
+            "header_timeout_secs is 1 to 3600"
+        );
+        anyhow::ensure!(
+            (1..=1_000_000).contains(&config.max_connections),
+            "max_connections is 1 to 1000000"
+        );
+        anyhow::ensure!(
+            config.shutdown_drain_secs <= 3600,
+            "shutdown_drain_secs is 0 to 3600"
+        );
         for t in &config.tokens {
             anyhow::ensure!(
                 t.token.len() >= 16,
@@ -122,6 +157,17 @@ impl ServerConfig {
             }
         }
         Ok(config)
+    }
+}
+
+impl ServerConfig {
+    /// The listener's limits.
+    pub fn listen_limits(&self) -> listen::Limits {
+        listen::Limits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            max_connections: self.max_connections,
+            drain: Duration::from_secs(self.shutdown_drain_secs),
+        }
     }
 }
 
@@ -360,5 +406,6 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }

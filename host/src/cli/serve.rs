@@ -67,14 +67,14 @@ pub(crate) fn serve_with(
         emit(&format!("listening on http://{}\n", listener.local_addr()?))?;
         let (draining, runs) = (state.draining.clone(), state.runs.clone());
         let stopping = runs.clone();
-        axum::serve(listener, api::router(state))
-            .with_graceful_shutdown(async move {
-                shutdown().await;
-                draining.store(true, std::sync::atomic::Ordering::Relaxed);
-                // Workflow runs stop too; their event streams end with them.
-                stopping.cancel_all();
-            })
-            .await?;
+        let limits = state.config.listen_limits();
+        api::listen::serve(listener, api::router(state), limits, async move {
+            shutdown().await;
+            draining.store(true, std::sync::atomic::Ordering::Relaxed);
+            // Workflow runs stop too; their event streams end with them.
+            stopping.cancel_all();
+        })
+        .await;
         if !runs.wait_idle(std::time::Duration::from_secs(30)).await {
             eprintln!("kiln: workflow runs did not stop within 30 s; leaving them");
         }
