@@ -286,6 +286,40 @@ fn impute_applies_fitted_fills_instead_of_learning() {
 }
 
 #[test]
+fn plugin_run_refuses_a_config_key_the_plugin_does_not_declare() {
+    let k = Kiln::new();
+    let dir = tempfile::tempdir().unwrap();
+    let table = read_dataset(&k, dir.path(), "diabetes.csv");
+    let err = k.fails(&[
+        "plugin",
+        "run",
+        g::STANDARDIZE,
+        "-i",
+        &format!("table={table}"),
+        "-c",
+        "exlude=progression",
+    ]);
+    assert!(
+        err.contains("`standardize` has no config key `exlude` (its keys: columns, exclude)"),
+        "{err}"
+    );
+    // The declared key runs.
+    let doc = k.json(&[
+        "plugin",
+        "run",
+        g::STANDARDIZE,
+        "-i",
+        &format!("table={table}"),
+        "-c",
+        "exclude=progression",
+    ]);
+    assert_eq!(
+        column(output(&doc, "table"), "progression")["values"][0],
+        151.0
+    );
+}
+
+#[test]
 fn standardize_applies_a_fitted_scaler_instead_of_fitting() {
     let k = Kiln::new();
     let dir = tempfile::tempdir().unwrap();

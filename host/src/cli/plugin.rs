@@ -356,6 +356,32 @@ pub(crate) fn read_input(path: &Path) -> Result<Value> {
     Ok(Value::Bytes(bytes))
 }
 
+/// `-c` keys the plugin does not declare are refused, as a workflow's `with:` refuses them
+/// (a plugin that declares no keys takes any, there too).
+fn check_config_keys(plugin: &Plugin, config: &[(String, String)]) -> Result<()> {
+    if config.is_empty() {
+        return Ok(());
+    }
+    let d = plugin
+        .describe(&CallOptions::default())
+        .context("calling describe()")?;
+    let unknown: Vec<String> = config
+        .iter()
+        .filter(|(k, _)| !d.config.is_empty() && !d.config.iter().any(|c| &c.name == k))
+        .map(|(k, _)| format!("`{k}`"))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<&str> = d.config.iter().map(|c| c.name.as_str()).collect();
+    bail!(
+        "`{}` has no config key {} (its keys: {})",
+        d.name,
+        unknown.join(", "),
+        known.join(", ")
+    )
+}
+
 fn log_sink(level: &str) -> Result<LogSink> {
     use crate::bindings::log::Level;
     Ok(match level {
@@ -406,6 +432,7 @@ fn run_plugin(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     };
     let host = ctx.plugin_host()?;
     let plugin = ctx.load_plugin(&host, &args.file, args.role)?;
+    check_config_keys(&plugin, &config)?;
     let started = Instant::now();
     let produced = call(&plugin, inputs, &config, args.model.as_deref(), &opts)?;
     let elapsed = started.elapsed();
