@@ -110,6 +110,14 @@ fn table_csv(doc: &J) -> String {
     out
 }
 
+/// The training rows the run's split made (`split.train`), as a CSV file in the kiln's home.
+fn training_rows(k: &Kiln, run: &str) -> std::path::PathBuf {
+    let train: J = serde_json::from_str(&k.ok(&["runs", "get", run, "split.train"])).unwrap();
+    let path = k.home().join("train.csv");
+    std::fs::write(&path, table_csv(&train)).unwrap();
+    path
+}
+
 /// This directory's test files: the reference script, the iris copy and its workflow.
 fn pipelines_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/pipelines")
@@ -141,9 +149,7 @@ fn the_quickstart_serves_raw_rows_as_scikit_learn_does() {
     let run = crate::serving::run(&k, &crate::serving::quickstart(&k, 42));
 
     // scikit-learn's pipeline, fitted on the training rows Kiln's split made.
-    let train: J = serde_json::from_str(&k.ok(&["runs", "get", &run, "split.train"])).unwrap();
-    let train_csv = k.home().join("train.csv");
-    std::fs::write(&train_csv, table_csv(&train)).unwrap();
+    let train_csv = training_rows(&k, &run);
     let file = crate::data("diabetes.csv");
     let want = sklearn(&train_csv, &file);
 
@@ -491,9 +497,7 @@ fn an_iris_classification_pipeline_serves_raw_rows_as_scikit_learn_does() {
     // scikit-learn's impute + standardize + onehot + logistic regression, fitted on the
     // training rows Kiln's split made, asked about every row of the file, and about its
     // first row again from a site the training rows never saw (encoded as zeros by both).
-    let train: J = serde_json::from_str(&k.ok(&["runs", "get", &run, "split.train"])).unwrap();
-    let train_csv = k.home().join("iris-train.csv");
-    std::fs::write(&train_csv, table_csv(&train)).unwrap();
+    let train_csv = training_rows(&k, &run);
     let text = std::fs::read_to_string(&file).unwrap();
     let first = text.lines().nth(1).unwrap().replace(",north,", ",nowhere,");
     assert!(first.contains("nowhere"), "{first}");
@@ -643,9 +647,7 @@ fn a_version_keeps_serving_the_plugins_it_pinned_after_a_new_one_is_published() 
 fn mlflow_s_scoring_client_gets_from_kiln_model_serve_what_mlflow_models_serve_answers() {
     let k = Kiln::new();
     let run = crate::serving::run(&k, &crate::serving::quickstart(&k, 42));
-    let train: J = serde_json::from_str(&k.ok(&["runs", "get", &run, "split.train"])).unwrap();
-    let train_csv = k.home().join("train.csv");
-    std::fs::write(&train_csv, table_csv(&train)).unwrap();
+    let train_csv = training_rows(&k, &run);
 
     let mut cmd = k.cmd();
     cmd.args([
