@@ -19,6 +19,8 @@ wasmtime::component::bindgen!({
         }
     ",
     additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+    // Plugins are called asynchronously, so that a call waiting in WASI can be given up.
+    exports: { default: async },
 });
 
 pub use self::exports::kiln::plugin::{model_runner, step, tracker, validator};

@@ -1,7 +1,13 @@
 //! The plugin host as a library: one host surviving many hostile calls, warm model
 //! instances, trackers, capped records, and the allocator fallback.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use kiln::{
     bindings::{Dtype, Event, Metric, NamedValue, Tensor, Value},
@@ -52,6 +58,7 @@ fn one_host_survives_every_kind_of_failure() {
                 (|e: &PluginError| matches!(e, PluginError::Deadline { .. }))
                     as fn(&PluginError) -> bool,
             ),
+            ("sleep", |e| matches!(e, PluginError::Deadline { .. })),
             ("bomb", |e| matches!(e, PluginError::Memory { .. })),
             ("trap", |e| matches!(e, PluginError::Trap { .. })),
             ("fail", |e| matches!(e, PluginError::Failed { .. })),
@@ -269,4 +276,148 @@ fn the_engine_falls_back_when_the_pool_cannot_be_reserved() {
 
     let pooled = self::host(&EngineOptions::default());
     assert_eq!(pooled.engine().allocator(), Allocator::Pooling);
+}
+
+/// Runs `call` on its own thread and gives its result, failing (instead of hanging) if it
+/// has not returned within a minute.
+fn bounded<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(call()));
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the call did not return within a minute")
+}
+
+/// The shortest of three timings of `attempt`, which returns how long its call took, and
+/// when its stop was due: a loaded machine may delay one attempt, not all three.
+fn best_of_three(mut attempt: impl FnMut() -> (Duration, Duration)) -> (Duration, Duration) {
+    (0..3)
+        .map(|_| attempt())
+        .min_by_key(|(took, due)| took.saturating_sub(*due))
+        .unwrap()
+}
+
+/// A plugin waiting in a host call (a sleep, a read that never completes) is stopped at
+/// its deadline, or within a tick of its cancel, as one computing is: the ends the issue of
+/// plugins blocked in WASI asked for.
+#[test]
+fn a_plugin_waiting_in_a_host_call_is_stopped_at_its_deadline_or_on_cancel() {
+    let host = Arc::new(host(&EngineOptions::default()));
+    let hostile = load(&host, g::HOSTILE);
+    let deadline = Duration::from_millis(300);
+    let opts = CallOptions {
+        limits: Limits {
+            timeout: deadline,
+            ..Limits::default()
+        },
+        ..CallOptions::default()
+    };
+
+    // A sleep, and a read of a FIFO nobody writes (its open never returns).
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut read_opts = opts.clone();
+    read_opts.grants.dirs.push(kiln::plugin::DirGrant {
+        host: dir.path().to_path_buf(),
+        guest: "/data".into(),
+        writable: false,
+    });
+    for (mode, opts) in [("sleep", &opts), ("read", &read_opts)] {
+        let (took, due) = best_of_three(|| {
+            let (hostile, opts) = (hostile.clone(), opts.clone());
+            let cfg = config(&[("mode", mode), ("path", "/data/fifo")]);
+            let start = Instant::now();
+            let err = bounded(move || {
+                hostile
+                    .run_step::<NamedValue>(&[], &cfg, &opts)
+                    .expect_err("stopped")
+            });
+            assert!(matches!(err, PluginError::Deadline { .. }), "{mode}: {err}");
+            (start.elapsed(), deadline)
+        });
+        assert!(
+            took >= due && took <= due + Duration::from_millis(100),
+            "{mode}: stopped after {took:?}, due at {due:?}"
+        );
+    }
+
+    // Cancelled while sleeping and while computing: within 100 ms of the flag.
+    for mode in ["sleep", "loop"] {
+        let (late, _) = best_of_three(|| {
+            let flag = Arc::new(AtomicBool::new(false));
+            let opts = CallOptions {
+                cancel: Some(flag.clone()),
+                limits: Limits {
+                    timeout: Duration::from_secs(3600),
+                    ..Limits::default()
+                },
+                ..CallOptions::default()
+            };
+            let hostile = hostile.clone();
+            let call = std::thread::spawn(move || {
+                let err = hostile
+                    .run_step::<NamedValue>(&[], &config(&[("mode", mode)]), &opts)
+                    .expect_err("cancelled");
+                (err, Instant::now())
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            let raised = Instant::now();
+            flag.store(true, Ordering::Relaxed);
+            let (err, ended) = bounded(move || call.join().unwrap());
+            assert!(
+                matches!(err, PluginError::Cancelled { .. }),
+                "{mode}: {err}"
+            );
+            (ended - raised, Duration::ZERO)
+        });
+        assert!(
+            late <= Duration::from_millis(100),
+            "{mode}: stopped {late:?} after the cancel"
+        );
+    }
+
+    // A warm model instance sleeping in a prediction: stopped at its deadline, then
+    // refused as trapped; a fresh instance serves.
+    let runner = load(&host, g::HOSTILE_RUNNER);
+    let mut model = runner.load_model(b"abc", &config(&[]), &opts).unwrap();
+    let features = NamedValue {
+        name: "features".into(),
+        value: Value::Scalar(1.0),
+    };
+    let sleep = NamedValue {
+        name: "mode".into(),
+        value: Value::Text("sleep".into()),
+    };
+    let start = Instant::now();
+    let (err, mut model) = bounded(move || {
+        let err = model
+            .predict(&[features.clone(), sleep])
+            .expect_err("stopped");
+        (err, model)
+    });
+    assert!(matches!(err, PluginError::Deadline { .. }), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!model.usable());
+    let features = NamedValue {
+        name: "features".into(),
+        value: Value::Scalar(1.0),
+    };
+    assert!(model.predict(std::slice::from_ref(&features)).is_err());
+    let mut fresh = runner.load_model(b"abc", &config(&[]), &opts).unwrap();
+    let out = fresh.predict(&[features]).unwrap();
+    assert_eq!(out.value[0].name, "predictions");
+
+    // The host is healthy after all of it.
+    let echo = hostile
+        .run_step::<NamedValue>(&[], &config(&[("mode", "echo")]), &opts)
+        .unwrap();
+    assert!(echo.value.is_empty());
 }

@@ -340,7 +340,7 @@ fn a_run_is_cancelled_mid_step_and_runs_beyond_the_limit_get_429() {
         manifest.to_str().unwrap(),
     ]);
     let s = Server::start(&k, Some(&config(None, "max_running = 1")));
-    let spin = "name: spin\nsteps:\n  spin:\n    uses: hostile@^0.1\n    with: { mode: loop }\n    limits: { timeout: 120s }\n  after:\n    uses: hostile@^0.1\n    inputs: { in: spin.out }\n";
+    let spin = "name: spin\nsteps:\n  spin:\n    uses: hostile@^0.1\n    with: { mode: sleep }\n    limits: { timeout: 120s }\n  after:\n    uses: hostile@^0.1\n    inputs: { in: spin.out }\n";
     let (status, started) = post(&s, spin, "application/yaml", "");
     assert_eq!(status, 202, "{started}");
     let id = started["run"].as_str().unwrap().to_string();
@@ -426,4 +426,53 @@ fn a_run_is_cancelled_mid_step_and_runs_beyond_the_limit_get_429() {
     assert!(s.child.wait().unwrap().success());
     let record = k.json(&["runs", "show", &id]);
     assert_eq!(record["status"], "cancelled");
+
+    // A server killed mid-run: the next start marks the run interrupted, in Kiln's record
+    // and in MLflow's view, and says so.
+    let mut s = Server::start(&k, Some(&config(None, "max_running = 1")));
+    let (status, started) = post(&s, spin, "application/yaml", "");
+    assert_eq!(status, 202);
+    let id = started["run"].as_str().unwrap().to_string();
+    let t0 = std::time::Instant::now();
+    while s.json("GET", &format!("/v1/runs/{id}"), None, None).1["steps"][0]["status"] != "running"
+    {
+        assert!(t0.elapsed().as_secs() < 30, "the step never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let s = Server::start(&k, Some(&config(None, "max_running = 1")));
+    let (_, record) = s.json("GET", &format!("/v1/runs/{id}"), None, None);
+    assert_eq!(record["status"], "interrupted", "{record}");
+    let (_, mlflow) = s.json(
+        "GET",
+        &format!("/api/2.0/mlflow/runs/get?run_id={id}"),
+        None,
+        None,
+    );
+    assert_eq!(mlflow["run"]["info"]["status"], "FAILED", "{mlflow}");
+    assert!(
+        mlflow["run"]["data"]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["key"] == "kiln.interrupted"),
+        "{mlflow}"
+    );
+    // A run live in the server is not taken for an interrupted one by another process.
+    let (status, started) = post(&s, spin, "application/yaml", "");
+    assert_eq!(status, 202);
+    let live = started["run"].as_str().unwrap().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let listed = k.json(&["runs", "list"]);
+    let status_of = |id: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .map(|r| r["status"].clone())
+    };
+    assert_eq!(status_of(&live), Some(json!("running")), "{listed}");
+    assert_eq!(status_of(&id), Some(json!("interrupted")), "{listed}");
 }

@@ -45,9 +45,23 @@ pub struct RunArgs {
 }
 
 impl Ctx {
-    /// The tracking store in the data directory.
+    /// The tracking store in the data directory. Runs left `running` by a process that
+    /// stopped before they finished are marked interrupted first, and said so.
     pub(crate) fn store(&self) -> Result<Arc<Store>> {
-        Ok(Arc::new(Store::open(&self.data_dir)?))
+        let store = Store::open(&self.data_dir)?;
+        let interrupted = store.recover_interrupted()?;
+        if !interrupted.is_empty() {
+            eprintln!(
+                "kiln: {} interrupted: {} (the process running it stopped before it finished)",
+                if interrupted.len() == 1 {
+                    "one run was".to_string()
+                } else {
+                    format!("{} runs were", interrupted.len())
+                },
+                interrupted.join(", ")
+            );
+        }
+        Ok(Arc::new(store))
     }
 }
 

@@ -217,6 +217,9 @@ fn pooling_config(options: &EngineOptions) -> PoolingAllocationConfig {
         .max_memory_size(MAX_MEMORY as usize)
         .max_component_instance_size(1 << 20)
         .max_core_instance_size(1 << 20)
+        // Each call runs on a fiber stack (plugins are called asynchronously): one per
+        // instance the pool holds.
+        .total_stacks(n)
         // Where the kernel can report dirty pages (Linux 6.7+ PAGEMAP_SCAN), a reused slot
         // is reset by zeroing only the pages the last instance touched, up to this size,
         // instead of madvise and fresh page faults on the next instantiation: that halves

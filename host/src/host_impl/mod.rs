@@ -21,9 +21,11 @@ pub const MAX_RECORDS: usize = 100_000;
 /// The longest message or key kept, in bytes; longer ones are cut.
 pub const MAX_TEXT: usize = 16 * 1024;
 
-/// Adds every Kiln host import (and WASI) to `linker`.
+/// Adds every Kiln host import (and WASI) to `linker`. WASI is linked asynchronously, so
+/// a plugin waiting in it can be stopped at its deadline (see `plugin::drive`); Kiln's own
+/// imports never wait and stay synchronous.
 pub fn add_to_linker(linker: &mut Linker<PluginState>) -> anyhow::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
     bindings::log::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     bindings::tracking::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())

@@ -6,7 +6,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use wasmtime::{
@@ -14,7 +14,11 @@ use wasmtime::{
     component::{ComponentNamedList, ComponentType, Lift, Lower, ResourceAny, TypedFunc},
 };
 
-use super::{Plugin, PluginError, PluginState, RoleExports, state::Grants};
+use super::{
+    Plugin, PluginError, PluginState, RoleExports,
+    drive::{self, Halt, Watch},
+    state::Grants,
+};
 use crate::{
     bindings::{
         Check, Config, Descriptor, Error as WitError, Event, ModelMetadata, NamedValue,
@@ -32,8 +36,25 @@ pub struct CallOptions {
     pub log: LogSink,
     /// Fixes the plugin's random sources (seeded with this) and clocks.
     pub deterministic: Option<u64>,
-    /// When set, the call stops within one epoch tick of the flag being raised.
+    /// When set, the call stops within one epoch tick of the flag being raised, whether
+    /// it is computing or waiting in a host call.
     pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl CallOptions {
+    /// When a call armed now is given up if it is waiting in a host call.
+    fn watch(&self) -> Watch<'_> {
+        watch(&self.limits, self.cancel.as_deref())
+    }
+}
+
+/// A call armed now with `limits` is given up at its timeout, or on `cancel`, even while it
+/// waits in a host call.
+fn watch<'a>(limits: &Limits, cancel: Option<&'a AtomicBool>) -> Watch<'a> {
+    Watch {
+        deadline: Instant::now() + limits.timeout,
+        cancel,
+    }
 }
 
 impl Default for CallOptions {
@@ -59,7 +80,7 @@ pub struct NamedValueRef<'a> {
 
 /// What a step or validator takes as inputs: owned or borrowed named values, which lower
 /// to the same `list<named-value>`.
-pub trait NamedInput: ComponentType + Lower + sealed::Sealed {}
+pub trait NamedInput: ComponentType + Lower + Sync + sealed::Sealed {}
 impl NamedInput for NamedValue {}
 impl NamedInput for NamedValueRef<'_> {}
 
@@ -168,6 +189,32 @@ impl Plugin {
         }
     }
 
+    /// The failure of a call given up while it waited in a host call.
+    fn halted(&self, halt: Halt, limits: &Limits) -> PluginError {
+        let plugin = self.name.to_string();
+        match halt {
+            Halt::Deadline => PluginError::Deadline {
+                plugin,
+                timeout: limits.timeout,
+            },
+            Halt::Cancelled => PluginError::Cancelled { plugin },
+        }
+    }
+
+    /// Maps what [`drive::run`] returns for a call into `store` to the plugin's outcome.
+    fn settle<T>(
+        &self,
+        store: &Store<PluginState>,
+        limits: &Limits,
+        result: Result<wasmtime::Result<T>, Halt>,
+    ) -> Result<T, PluginError> {
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(self.call_error(store, limits, e)),
+            Err(halt) => Err(self.halted(halt, limits)),
+        }
+    }
+
     fn failed(&self, e: crate::bindings::Error) -> PluginError {
         PluginError::Failed {
             plugin: self.name.to_string(),
@@ -180,29 +227,30 @@ impl Plugin {
     /// before the plugin runs (the benchmarks time it).
     pub fn instantiate(&self, opts: &CallOptions) -> Result<(), PluginError> {
         let mut store = self.store(opts)?;
-        match self.pre.instantiate(&mut store) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.call_error(&store, &opts.limits, e)),
-        }
+        let result = drive::run(self.pre.instantiate_async(&mut store), opts.watch());
+        self.settle(&store, &opts.limits, result).map(drop)
     }
 
     /// Instantiates into a fresh store and runs `f` on it, mapping failures.
     fn with_instance<T>(
         &self,
         opts: &CallOptions,
-        f: impl FnOnce(
+        f: impl AsyncFnOnce(
             &mut Store<PluginState>,
             &wasmtime::component::Instance,
         ) -> wasmtime::Result<Result<T, crate::bindings::Error>>,
     ) -> Result<Outcome<T>, PluginError> {
         let mut store = self.store(opts)?;
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| f(&mut store, &instance));
-
-        match result {
-            Ok(Ok(value)) => {
+        let pre = &self.pre;
+        let result = drive::run(
+            async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                f(&mut store, &instance).await
+            },
+            opts.watch(),
+        );
+        match self.settle(&store, &opts.limits, result)? {
+            Ok(value) => {
                 let (logs, tracking) = store.data_mut().take_records();
                 Ok(Outcome {
                     value,
@@ -210,8 +258,7 @@ impl Plugin {
                     tracking,
                 })
             }
-            Ok(Err(e)) => Err(self.failed(e)),
-            Err(e) => Err(self.call_error(&store, &opts.limits, e)),
+            Err(e) => Err(self.failed(e)),
         }
     }
 
@@ -234,10 +281,9 @@ impl Plugin {
                 ),
             }
         };
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.call_error(&store, &Limits::default(), e))?;
+        let limits = Limits::default();
+        let instantiated = drive::run(self.pre.instantiate_async(&mut store), watch(&limits, None));
+        let instance = self.settle(&store, &limits, instantiated)?;
         match &self.exports {
             RoleExports::Step(ix, _) => ix.load(&mut store, &instance).map(drop),
             RoleExports::Validator(ix, _) => ix.load(&mut store, &instance).map(drop),
@@ -249,16 +295,20 @@ impl Plugin {
 
     /// Calls the role's `describe`.
     pub fn describe(&self, opts: &CallOptions) -> Result<Descriptor, PluginError> {
-        self.with_instance(opts, |store, instance| {
+        self.with_instance(opts, async |store, instance| {
             Ok(Ok(match &self.exports {
-                RoleExports::Step(ix, _) => ix.load(&mut *store, instance)?.call_describe(store)?,
+                RoleExports::Step(ix, _) => {
+                    ix.load(&mut *store, instance)?.call_describe(store).await?
+                }
                 RoleExports::Validator(ix, _) => {
-                    ix.load(&mut *store, instance)?.call_describe(store)?
+                    ix.load(&mut *store, instance)?.call_describe(store).await?
                 }
                 RoleExports::ModelRunner(ix) => {
-                    ix.load(&mut *store, instance)?.call_describe(store)?
+                    ix.load(&mut *store, instance)?.call_describe(store).await?
                 }
-                RoleExports::Tracker(ix) => ix.load(&mut *store, instance)?.call_describe(store)?,
+                RoleExports::Tracker(ix) => {
+                    ix.load(&mut *store, instance)?.call_describe(store).await?
+                }
             }))
         })
         .map(|o| o.value)
@@ -282,7 +332,7 @@ impl Plugin {
         let RoleExports::Step(_, run) = &self.exports else {
             return Err(self.wrong_role(super::Role::Step));
         };
-        self.with_instance(opts, |store, instance| {
+        self.with_instance(opts, async |store, instance| {
             // SAFETY: `check_export_types` proved at load that `run` has this type, and a
             // component's types never change.
             let run = unsafe {
@@ -290,7 +340,7 @@ impl Plugin {
                     store, instance, run,
                 )?
             };
-            Ok(run.call(store, (inputs, config))?.0)
+            Ok(run.call_async(store, (inputs, config)).await?.0)
         })
     }
 
@@ -304,14 +354,14 @@ impl Plugin {
         let RoleExports::Validator(_, validate) = &self.exports else {
             return Err(self.wrong_role(super::Role::Validator));
         };
-        self.with_instance(opts, |store, instance| {
+        self.with_instance(opts, async |store, instance| {
             // SAFETY: as in `run_step`: `validate`'s type was checked at load.
             let validate = unsafe {
                 hot_func::<(&[I], &Config), Result<Vec<Check>, WitError>>(
                     store, instance, validate,
                 )?
             };
-            Ok(validate.call(store, (inputs, config))?.0)
+            Ok(validate.call_async(store, (inputs, config)).await?.0)
         })
     }
 
@@ -326,9 +376,10 @@ impl Plugin {
         let RoleExports::Tracker(ix) = &self.exports else {
             return Err(self.wrong_role(super::Role::Tracker));
         };
-        self.with_instance(opts, |store, instance| {
+        self.with_instance(opts, async |store, instance| {
             ix.load(&mut *store, instance)?
                 .call_on_events(store, run_id, events, config)
+                .await
         })
     }
 
@@ -344,13 +395,21 @@ impl Plugin {
             return Err(self.wrong_role(super::Role::ModelRunner));
         };
         let mut store = self.store(opts)?;
-        let loaded = self.pre.instantiate(&mut store).and_then(|instance| {
-            let guest = ix.load(&mut store, &instance)?;
-            let model = guest.model().call_load(&mut store, artifact, config)?;
-            Ok((guest, model))
-        });
-        match loaded {
-            Ok((guest, Ok(model))) => Ok(ModelInstance {
+        let pre = &self.pre;
+        let loaded = drive::run(
+            async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let guest = ix.load(&mut store, &instance)?;
+                let model = guest
+                    .model()
+                    .call_load(&mut store, artifact, config)
+                    .await?;
+                Ok((guest, model))
+            },
+            opts.watch(),
+        );
+        match self.settle(&store, &opts.limits, loaded)? {
+            (guest, Ok(model)) => Ok(ModelInstance {
                 plugin: self.clone(),
                 store,
                 guest,
@@ -359,8 +418,7 @@ impl Plugin {
                 cancel: opts.cancel.clone(),
                 poisoned: false,
             }),
-            Ok((_, Err(e))) => Err(self.failed(e)),
-            Err(e) => Err(self.call_error(&store, &opts.limits, e)),
+            (_, Err(e)) => Err(self.failed(e)),
         }
     }
 }
@@ -376,21 +434,18 @@ impl Plugin {
             return Err(self.wrong_role(super::Role::Step));
         };
         let mut store = self.store(opts)?;
-        let func = self.pre.instantiate(&mut store).and_then(|instance| {
-            instance
-                .get_func(&mut store, run)
-                .ok_or_else(|| wasmtime::format_err!("the export checked at load is missing"))
-        });
-        match func {
-            Ok(run) => Ok(StepInstance {
-                plugin: self.clone(),
-                store,
-                run,
-                limits: opts.limits,
-                poisoned: false,
-            }),
-            Err(e) => Err(self.call_error(&store, &opts.limits, e)),
-        }
+        let instantiated = drive::run(self.pre.instantiate_async(&mut store), opts.watch());
+        let instance = self.settle(&store, &opts.limits, instantiated)?;
+        let run = instance
+            .get_func(&mut store, run)
+            .ok_or_else(|| self.setup(anyhow::anyhow!("the export checked at load is missing")))?;
+        Ok(StepInstance {
+            plugin: self.clone(),
+            store,
+            run,
+            limits: opts.limits,
+            poisoned: false,
+        })
     }
 }
 
@@ -426,14 +481,17 @@ impl StepInstance {
                 self.run,
             )
         };
-        let result = run.call(&mut self.store, (inputs, config));
+        let result = drive::run(
+            run.call_async(&mut self.store, (inputs, config)),
+            watch(&self.limits, None),
+        );
         self.store.data_mut().take_records();
-        match result {
+        match plugin.settle(&self.store, &self.limits, result) {
             Ok((Ok(outputs),)) => Ok(outputs),
             Ok((Err(e),)) => Err(plugin.failed(e)),
             Err(e) => {
                 self.poisoned = true;
-                Err(plugin.call_error(&self.store, &self.limits, e))
+                Err(e)
             }
         }
     }
@@ -458,7 +516,7 @@ pub struct ModelInstance {
 impl ModelInstance {
     fn call<T>(
         &mut self,
-        f: impl FnOnce(
+        f: impl AsyncFnOnce(
             &model_runner::GuestModel,
             &mut Store<PluginState>,
             ResourceAny,
@@ -476,11 +534,15 @@ impl ModelInstance {
             }
         };
         plugin.arm(&mut self.store, &self.limits, self.cancel.as_ref())?;
-        match f(&self.guest.model(), &mut self.store, model) {
+        let result = drive::run(
+            f(&self.guest.model(), &mut self.store, model),
+            watch(&self.limits, self.cancel.as_deref()),
+        );
+        match plugin.settle(&self.store, &self.limits, result) {
             Ok(v) => Ok(v),
             Err(e) => {
                 self.poisoned = true;
-                Err(plugin.call_error(&self.store, &self.limits, e))
+                Err(e)
             }
         }
     }
@@ -492,7 +554,7 @@ impl ModelInstance {
 
     /// The model's signature.
     pub fn metadata(&mut self) -> Result<ModelMetadata, PluginError> {
-        self.call(|g, store, m| g.call_metadata(store, m))
+        self.call(async |g, store, m| g.call_metadata(store, m).await)
     }
 
     /// Predicts for a batch.
@@ -500,7 +562,7 @@ impl ModelInstance {
         &mut self,
         inputs: &[NamedValue],
     ) -> Result<Outcome<Vec<NamedValue>>, PluginError> {
-        let result = self.call(|g, store, m| g.call_predict(store, m, inputs))?;
+        let result = self.call(async |g, store, m| g.call_predict(store, m, inputs).await)?;
         let value = result.map_err(|e| self.plugin.failed(e))?;
         let (logs, tracking) = self.store.data_mut().take_records();
         Ok(Outcome {
@@ -516,9 +578,16 @@ impl Drop for ModelInstance {
         if let Some(model) = self.model.take()
             && !self.poisoned
         {
+            let limits = Limits {
+                timeout: Duration::from_secs(1),
+                ..self.limits
+            };
             self.store
-                .set_epoch_deadline(KilnEngine::deadline_ticks(Duration::from_secs(1)));
-            let _ = model.resource_drop(&mut self.store);
+                .set_epoch_deadline(KilnEngine::deadline_ticks(limits.timeout));
+            let _ = drive::run(
+                model.resource_drop_async(&mut self.store),
+                watch(&limits, None),
+            );
         }
     }
 }

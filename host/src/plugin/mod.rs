@@ -10,6 +10,7 @@
 //! This module must never let a plugin's failure escape as a panic or a hang: traps,
 //! deadlines and memory caps all come back as [`PluginError`]s that name the plugin.
 
+mod drive;
 mod error;
 mod invoke;
 mod state;

@@ -16,6 +16,7 @@
 
 pub mod artifacts;
 pub mod experiments;
+mod live;
 pub mod models;
 pub mod predictions;
 mod records;
@@ -33,6 +34,7 @@ use anyhow::{Context, Result, ensure};
 use redb::{Database, ReadableDatabase, ReadableTable, TableHandle};
 
 pub use experiments::{DatasetInput, Experiment, Metric, RunInfo, TrackedRun, TrackingError};
+pub use live::LiveRun;
 pub use records::*;
 use tables::*;
 

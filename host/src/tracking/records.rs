@@ -63,6 +63,9 @@ pub enum Status {
     Skipped,
     /// A run stopped on request (steps are never in this state).
     Cancelled,
+    /// A run whose process stopped before it finished (a crash, a kill), found so at the
+    /// next start (steps are never in this state).
+    Interrupted,
 }
 
 impl Status {
@@ -75,6 +78,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Skipped => "skipped",
             Status::Cancelled => "cancelled",
+            Status::Interrupted => "interrupted",
         }
     }
 

@@ -200,6 +200,9 @@ pub async fn execute(
         git_commit: git_commit(Path::new(&plan.file)),
         trackers: Vec::new(),
     };
+    // Live from before its first record until after its last: a run this process leaves
+    // unfinished is found by the next start (see `tracking::live`).
+    let live = store.hold_live(&run.id)?;
     writer.send(Write::Run(Box::new(run.clone())));
     writer.send(track_start(&store, &run)?);
     let feed = Feed::start(&run.id, &plan.trackers, &plugins.trackers)
@@ -465,6 +468,7 @@ pub async fn execute(
     writer.send(Write::Run(Box::new(run.clone())));
     writer.send(track_end(&run));
     writer.flush()?;
+    live.finish();
     Ok(run)
 }
 

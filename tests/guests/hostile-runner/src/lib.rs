@@ -1,7 +1,8 @@
 //! A model runner that misbehaves on request, to prove serving holds. It loads any
 //! artifact. Each prediction answers a `prediction` column with one number per row of
 //! `features` (the artifact's length), after what the optional text input `mode` asks:
-//! `spin:N` (busy for N milliseconds first), `loop` (never returns), `trap` (a wasm trap)
+//! `spin:N` (busy for N milliseconds first), `loop` (never returns), `sleep` (waits an
+//! hour in WASI's clock), `trap` (a wasm trap)
 //! or `fail` (an `invalid-input` error). Without `mode` it answers at once.
 
 use std::time::{Duration, Instant};
@@ -38,7 +39,7 @@ impl Model for Loaded {
                 ValueKind::Any,
                 "a table or tensor: its rows are counted",
             )
-            .optional_input("mode", ValueKind::Text, "spin:N, loop, trap or fail")
+            .optional_input("mode", ValueKind::Text, "spin:N, loop, sleep, trap or fail")
             .output("predictions", ValueKind::Table, "column `prediction`")
     }
 
@@ -54,6 +55,7 @@ impl Model for Loaded {
                 "loop" => loop {
                     std::hint::black_box(rows);
                 },
+                "sleep" => std::thread::sleep(Duration::from_secs(3600)),
                 "trap" => core::arch::wasm32::unreachable(),
                 "fail" => return Err(Error::invalid_input("asked to fail")),
                 spin => {

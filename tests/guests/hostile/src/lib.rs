@@ -1,6 +1,6 @@
 //! A step that misbehaves on request, to prove the sandbox holds. `mode` selects:
 //! `echo` (returns its inputs: the trivial step of the benchmarks), `loop` (never
-//! returns), `bomb` (allocates until stopped), `trap` (panics), `fail` (returns an
+//! returns), `sleep` (waits an hour in WASI's clock), `bomb` (allocates until stopped), `trap` (panics), `fail` (returns an
 //! error), `read` / `write` (touch the file at `path`), `spam` (logs and tracks a flood),
 //! `entropy` (returns a random number and the time: what deterministic mode fixes),
 //! `jitter` (returns its input table with a random part in a billion added to every float:
@@ -19,7 +19,7 @@ impl Step for Hostile {
             .config(
                 "mode",
                 Some("echo"),
-                "echo, loop, bomb, trap, fail, read, write, spam, entropy, jitter or metrics",
+                "echo, loop, sleep, bomb, trap, fail, read, write, spam, entropy, jitter or metrics",
             )
             .config("path", None, "the file for read and write")
             .config("count", Some("100000"), "the points `metrics` tracks")
@@ -39,6 +39,10 @@ impl Step for Hostile {
                 loop {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
+            }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(Outputs::new())
             }
             "bomb" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
