@@ -372,7 +372,12 @@ pub fn encode_elements<'a>(
     let mut data = Vec::with_capacity(values.size_hint().0 * dtype_size(dtype));
     for (i, v) in values.enumerate() {
         let packed = match dtype {
-            Dtype::Float32 => v.as_f64().map(|x| data.extend((x as f32).to_le_bytes())),
+            // A finite number past FP32's range is refused, not turned into infinity.
+            Dtype::Float32 => v
+                .as_f64()
+                .map(|x| x as f32)
+                .filter(|x| x.is_finite())
+                .map(|x| data.extend(x.to_le_bytes())),
             Dtype::Float64 => v.as_f64().map(|x| data.extend(x.to_le_bytes())),
             Dtype::Int32 => v
                 .as_i64()
@@ -623,6 +628,19 @@ fn render_table(t: &Table) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_fp32_element_past_its_range_is_refused_not_made_infinite() {
+        let ok = encode_elements(Dtype::Float32, &[json!(1.5), json!(-3.0e38)]).unwrap();
+        assert_eq!(&ok[..4], &1.5f32.to_le_bytes());
+        assert_eq!(
+            encode_elements(Dtype::Float32, &[json!(1.0), json!(1e39)]),
+            Err(1)
+        );
+        assert_eq!(encode_elements(Dtype::Float32, &[json!(-1e39)]), Err(0));
+        // FP64 holds it.
+        assert!(encode_elements(Dtype::Float64, &[json!(1e39)]).is_ok());
+    }
 
     #[test]
     fn table_round_trips_with_missing_values() {

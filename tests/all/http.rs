@@ -1,8 +1,9 @@
 //! The HTTP listener's limits against a real `kiln serve`, over raw TCP where a client
 //! library would not misbehave: a half-sent request head is dropped at the header timeout,
 //! connections beyond the limit are answered 503 and closed, shutdown drains within its
-//! bound while a connection is still half open, and every error the framework makes itself
-//! (405, 408, 413) has a JSON body.
+//! bound while a connection is still half open, every error the framework makes itself
+//! (405, 408, 413) has a JSON body, and MLflow artifact uploads keep their own limit and
+//! leave nothing behind when cut off.
 
 use std::{
     io::{Read as _, Write as _},
@@ -162,4 +163,199 @@ fn connections_past_the_limit_get_503_and_shutdown_drains_within_its_bound() {
     };
     assert!(status.success(), "{status}");
     drop(held);
+}
+
+/// MLflow artifact uploads have their own limit (`max_artifact_mib`), checked from the
+/// announced length before the body is read, with MLflow's error form; an upload cut off
+/// by `kill -9` leaves a temporary file that the next start removes.
+#[test]
+fn artifact_uploads_have_their_own_limit_and_a_killed_one_leaves_nothing_behind() {
+    let k = Kiln::new();
+    let mut s = Server::start(&k, Some("max_artifact_mib = 1\n"));
+    let (status, run) = s.send_json(
+        "POST",
+        "/api/2.0/mlflow/runs/create",
+        None,
+        &serde_json::json!({ "experiment_id": "0" }),
+    );
+    assert_eq!(status, 200, "{run}");
+    let run = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let put = |length: usize, sent: usize| {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "PUT /api/2.0/mlflow-artifacts/artifacts/0/{run}/artifacts/big.bin HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {length}\r\n\r\n"
+        )
+        .unwrap();
+        stream.write_all(&vec![7u8; sent]).unwrap();
+        stream
+    };
+
+    // Past the limit: refused from its Content-Length, nothing of the body read.
+    let mut refused = put(2 << 20, 0);
+    let answer = until_closed(&mut refused, Duration::from_secs(10)).expect("answered");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert_eq!(
+        body(&answer)["error_code"],
+        "RESOURCE_EXHAUSTED",
+        "{answer}"
+    );
+    // Within it, past the API's own limit for other routes would not matter: stored.
+    let (status, _, _) = s.send(
+        "PUT",
+        &format!("/api/2.0/mlflow-artifacts/artifacts/0/{run}/artifacts/small.bin"),
+        &[],
+        Some(vec![1u8; 512 << 10]),
+    );
+    assert_eq!(status, 200);
+
+    // Half an upload, then the server is killed: its temporary file stays, until the next
+    // start removes it.
+    let _cut = put(1 << 20, 256 << 10);
+    let tmp = k.home().join("objects/tmp");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&tmp).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the upload never reached the disk"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 1);
+    let s = Server::start(&k, Some("max_artifact_mib = 1\n"));
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    // What was stored before is still there.
+    let (status, _, stored) = s.send(
+        "GET",
+        &format!("/api/2.0/mlflow-artifacts/artifacts/0/{run}/artifacts/small.bin"),
+        &[],
+        None,
+    );
+    assert_eq!((status, stored.len()), (200, 512 << 10));
+}
+
+/// An MLflow integer past 64 bits (a metric's step of 2^70) is refused, not stored
+/// saturated; a whole number written with an exponent is taken.
+#[test]
+fn mlflow_integers_past_64_bits_are_refused_not_saturated() {
+    let k = Kiln::new();
+    let s = Server::start(&k, None);
+    let (_, run) = s.send_json(
+        "POST",
+        "/api/2.0/mlflow/runs/create",
+        None,
+        &serde_json::json!({ "experiment_id": "0" }),
+    );
+    let run = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let log = |step: &str| {
+        let text = format!(
+            r#"{{"run_id": "{run}", "key": "loss", "value": 0.5, "timestamp": 1, "step": {step}}}"#
+        );
+        s.json(
+            "POST",
+            "/api/2.0/mlflow/runs/log-metric",
+            None,
+            Some(text.into_bytes()),
+        )
+    };
+    let (status, answer) = log("1180591620717411303424");
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error_code"], "INVALID_PARAMETER_VALUE", "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a 64-bit integer"),
+        "{answer}"
+    );
+    assert_eq!(log("2.5").0, 400);
+    assert_eq!(log("1e3").0, 200);
+    let (_, history) = s.json(
+        "GET",
+        &format!("/api/2.0/mlflow/metrics/get-history?run_id={run}&metric_key=loss"),
+        None,
+        None,
+    );
+    assert_eq!(history["metrics"][0]["step"], 1000, "{history}");
+    assert_eq!(history["metrics"].as_array().unwrap().len(), 1, "{history}");
+}
+
+/// Text fields are held to MLflow's limits (names 256, run names 250, descriptions 5000,
+/// tag values 8000), and an error about a long value never echoes it whole.
+#[test]
+fn mlflow_text_fields_are_bounded_and_errors_do_not_echo_them() {
+    let k = Kiln::new();
+    let s = Server::start(&k, None);
+    let huge = "n".repeat(1 << 20);
+    let refused = |path: &str, body: serde_json::Value| {
+        let (status, answer) = s.send_json("POST", path, None, &body);
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert_eq!(answer["error_code"], "INVALID_PARAMETER_VALUE", "{path}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.len() < 300,
+            "{path} echoes: {} bytes",
+            message.len()
+        );
+    };
+    refused(
+        "/api/2.0/mlflow/experiments/create",
+        serde_json::json!({ "name": "e".repeat(257) }),
+    );
+    refused(
+        "/api/2.0/mlflow/experiments/create",
+        serde_json::json!({ "name": huge }),
+    );
+    refused(
+        "/api/2.0/mlflow/runs/create",
+        serde_json::json!({ "experiment_id": "0", "run_name": huge }),
+    );
+    refused(
+        "/api/2.0/mlflow/registered-models/create",
+        serde_json::json!({ "name": huge }),
+    );
+    refused(
+        "/api/2.0/mlflow/registered-models/create",
+        serde_json::json!({ "name": "m", "description": "d".repeat(5001) }),
+    );
+    refused(
+        "/api/2.0/mlflow/registered-models/create",
+        serde_json::json!({ "name": "m", "tags": [{ "key": "k", "value": "v".repeat(8001) }] }),
+    );
+    // At the limits, accepted; a lookup of a long name does not echo it either.
+    let (status, _) = s.send_json(
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        None,
+        &serde_json::json!({ "name": "e".repeat(256) }),
+    );
+    assert_eq!(status, 200);
+    let (status, answer) = s.json(
+        "GET",
+        &format!(
+            "/api/2.0/mlflow/experiments/get-by-name?experiment_name={}",
+            &huge[..20_000]
+        ),
+        None,
+        None,
+    );
+    assert_eq!(status, 404, "{answer}");
+    assert!(answer["message"].as_str().unwrap().len() < 300);
+    let (status, answer) = s.send_json(
+        "POST",
+        "/api/2.0/mlflow/registered-models/create",
+        None,
+        &serde_json::json!({ "name": "m", "description": "d".repeat(5000) }),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = s.send_json(
+        "PATCH",
+        "/api/2.0/mlflow/registered-models/update",
+        None,
+        &serde_json::json!({ "name": "m", "description": "d".repeat(5001) }),
+    );
+    assert_eq!(status, 400, "{answer}");
 }

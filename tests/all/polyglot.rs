@@ -592,3 +592,40 @@ fn the_polyglot_workflow_runs_from_the_seed_and_reports() {
     assert!(html.contains("evaluate.test.accuracy"), "{html}");
     assert!(html.contains("class=\"status\">ok"), "{html}");
 }
+
+/// A Python plugin importing a module that is not there fails to build with
+/// componentize-py's own words, not a stack trace, even under `RUST_BACKTRACE=1`.
+#[test]
+fn a_python_build_error_is_shown_as_the_toolchain_said_it() {
+    let work = tempfile::tempdir().unwrap();
+    let k = Kiln::new();
+    let dir = work.path().join("broken");
+    k.ok(&[
+        "plugin",
+        "new",
+        "broken",
+        "--lang",
+        "python",
+        "--role",
+        "step",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    let app = dir.join("app.py");
+    let text = std::fs::read_to_string(&app).unwrap();
+    std::fs::write(&app, format!("import no_such_module\n{text}")).unwrap();
+    let out = build_cmd(&k, &dir, &work.path().join("broken.wasm"))
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ModuleNotFoundError: No module named 'no_such_module'"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("stack backtrace") && !err.contains("Py_RunMain"),
+        "{err}"
+    );
+}

@@ -415,6 +415,25 @@ fn a_run_is_cancelled_mid_step_and_runs_beyond_the_limit_get_429() {
     );
     let (status, _) = s.json("POST", "/v1/runs/ffffffff/cancel", Some(RUN), None);
     assert_eq!(status, 404);
+    // The scheme's name is not case-sensitive.
+    for scheme in ["bearer", "BEARER"] {
+        let auth = format!("{scheme} {RUN}");
+        let (status, _, _) = s.send(
+            "POST",
+            "/v1/runs/ffffffff/cancel",
+            &[("Authorization", &auth)],
+            None,
+        );
+        assert_eq!(status, 404, "{scheme}");
+    }
+    let basic = format!("Basic {RUN}");
+    let (status, _, _) = s.send(
+        "POST",
+        "/v1/runs/ffffffff/cancel",
+        &[("Authorization", &basic)],
+        None,
+    );
+    assert_eq!(status, 401);
 
     // The slot is free again. On SIGTERM the server cancels what runs and waits for it.
     let (status, started) = post(&s, spin, "application/yaml", "");

@@ -230,3 +230,79 @@ fn publish_over_http_then_pull_into_another_installation() {
         "--trust",
     ]);
 }
+
+/// `kiln --server URL publish` publishes on that server with the token's scope and says
+/// where; without the scope it is refused; commands that work on the local data directory
+/// refuse `--server` instead of ignoring it.
+#[test]
+fn kiln_publish_with_server_publishes_there_and_local_commands_refuse_server() {
+    let home = Kiln::new();
+    let s = start(&home);
+    let publisher = Kiln::new();
+    let shown = publisher.ok(&["key", "generate"]);
+    let public = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("public"))
+        .unwrap()
+        .trim()
+        .to_string();
+    home.ok(&["key", "trust", &public, "--name", "publisher"]);
+
+    let publish = |token: &str| {
+        publisher
+            .cmd()
+            .args([
+                "--server",
+                &s.url,
+                "--token",
+                token,
+                "publish",
+                g::CSV_READER,
+                "--manifest",
+                &manifest("csv-reader"),
+            ])
+            .output()
+            .unwrap()
+    };
+    let refused = publish(READ_TOKEN);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("403") && err.contains(&s.url), "{err}");
+    let out = publish(PUBLISH_TOKEN);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("published csv-reader@0.1.0 to {}", s.url)),
+        "{text}"
+    );
+    // It is on the server, and not in the publisher's own registry.
+    let (status, plugin) = s.json("GET", "/v1/plugins/csv-reader", None, None);
+    assert_eq!(status, 200, "{plugin}");
+    assert!(
+        publisher
+            .fails(&["info", "csv-reader"])
+            .contains("csv-reader"),
+    );
+
+    for args in [
+        &["plugin", "run", g::ECHO_STEP][..],
+        &["run", "workflow.yaml"],
+        &["search", "csv"],
+        &["validate", "workflow.yaml"],
+    ] {
+        let mut all = vec!["--server", s.url.as_str()];
+        all.extend_from_slice(args);
+        let err = publisher.fails(&all);
+        assert!(
+            err.contains(&format!(
+                "`kiln {}` works on the local data directory",
+                args[0]
+            )),
+            "{args:?}: {err}"
+        );
+    }
+}

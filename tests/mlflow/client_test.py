@@ -166,6 +166,20 @@ with tempfile.TemporaryDirectory() as tmp:
     assert mlflow.artifacts.load_text(f"runs:/{aid}/texts/a.txt") == "inline text"
     answer = requests.put(f"{uri}/api/2.0/mlflow-artifacts/artifacts/{exp_id}/{aid}/artifacts/../../x", data=b"x", headers=auth, timeout=10)
     assert answer.status_code in (400, 404), answer.status_code
+    # The experiment part of the path must be the run's own.
+    answer = requests.put(f"{uri}/api/2.0/mlflow-artifacts/artifacts/999999/{aid}/artifacts/x", data=b"x", headers=auth, timeout=10)
+    assert answer.status_code == 404 and answer.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST", answer.text
+    # An artifact past the API's 64 MiB body limit: the client sends its Content-Length.
+    import hashlib
+
+    big = os.urandom(1 << 20) * 80
+    with open(f"{tmp}/out/big.bin", "wb") as f:
+        f.write(big)
+    client.log_artifact(aid, f"{tmp}/out/big.bin", artifact_path="large")
+    got = mlflow.artifacts.download_artifacts(run_id=aid, artifact_path="large/big.bin", dst_path=f"{tmp}/back")
+    with open(got, "rb") as f:
+        assert hashlib.sha256(f.read()).digest() == hashlib.sha256(big).digest()
+    del big
 
 # The model registry: register, versions, aliases, search.
 # (MLflow 3 resolves `runs:/` URIs through logged models, which Kiln does not keep; the

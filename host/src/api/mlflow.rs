@@ -41,6 +41,7 @@ impl IntoResponse for MlflowError {
         let status = match &self.0 {
             TrackingError::NotFound(_) => StatusCode::NOT_FOUND,
             TrackingError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            TrackingError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         };
         let message = match &self.0 {
@@ -87,7 +88,17 @@ fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     Ok(match Option::<I>::deserialize(d)? {
         None => None,
         Some(I::N(n)) => Some(n),
-        Some(I::F(f)) => Some(f as i64),
+        // A number serde could not read as an i64: a whole one within range is taken (JSON
+        // `1e3`), anything else refused rather than saturated.
+        Some(I::F(f)) => {
+            const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+            if f.fract() != 0.0 || !(-LIMIT..LIMIT).contains(&f) {
+                return Err(serde::de::Error::custom(format!(
+                    "`{f}` is not a 64-bit integer"
+                )));
+            }
+            Some(f as i64)
+        }
         Some(I::S(s)) => Some(
             s.parse()
                 .map_err(|_| serde::de::Error::custom(format!("`{s}` is not an integer")))?,
@@ -332,18 +343,36 @@ async fn search_logged_models(State(s): State<AppState>, b: Bytes) -> Answer {
 }
 
 /// The artifact proxy's root.
-const ARTIFACTS: &str = "/api/2.0/mlflow-artifacts/artifacts";
+pub(super) const ARTIFACTS: &str = "/api/2.0/mlflow-artifacts/artifacts";
 
-/// The largest artifact accepted.
-pub const MAX_ARTIFACT: u64 = 2 << 30;
+/// Whether `request` is an artifact upload, which has its own limit
+/// ([`ServerConfig::max_artifact_mib`](super::ServerConfig)) instead of the API's.
+pub(super) fn is_artifact_upload(request: &axum::extract::Request) -> bool {
+    request.method() == axum::http::Method::PUT
+        && request
+            .uri()
+            .path()
+            .strip_prefix(ARTIFACTS)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
 
-/// Checks an artifact path names a run that exists: `<experiment>/<run>/artifacts/...`.
+/// Checks an artifact path names a run that exists, under its own experiment:
+/// `<experiment>/<run>/artifacts/...`.
 fn run_of_path(s: &AppState, path: &str) -> Result<(), TrackingError> {
     crate::tracking::artifacts::check_path(path)?;
     let mut parts = path.splitn(4, '/');
-    let (_, run, root) = (parts.next(), parts.next(), parts.next());
-    match (run, root) {
-        (Some(run), Some("artifacts")) => s.tracking.tracked_run(run).map(drop),
+    let (experiment, run, root) = (parts.next(), parts.next(), parts.next());
+    match (experiment, run, root) {
+        (Some(experiment), Some(run), Some("artifacts")) => {
+            let found = s.tracking.tracked_run(run)?;
+            if found.info.experiment_id != experiment {
+                return Err(TrackingError::NotFound(format!(
+                    "run {run} is not in experiment `{experiment}` (it is in {})",
+                    found.info.experiment_id
+                )));
+            }
+            Ok(())
+        }
         _ => Err(TrackingError::Invalid(format!(
             "`{path}` is not under <experiment>/<run>/artifacts"
         ))),
@@ -353,14 +382,23 @@ fn run_of_path(s: &AppState, path: &str) -> Result<(), TrackingError> {
 async fn upload_artifact(
     State(s): State<AppState>,
     axum::extract::Path(path): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
     request_body: axum::body::Body,
 ) -> Answer {
     use futures_util::StreamExt as _;
+    let limit = (s.config.max_artifact_mib.max(1) as u64) << 20;
+    let announced = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        return Err(TrackingError::TooLarge(crate::tracking::artifacts::too_large(limit)).into());
+    }
     {
         let (s, path) = (s.clone(), path.clone());
         blocking(move || run_of_path(&s, &path)).await?;
     }
-    let mut upload = s.tracking.begin_upload(MAX_ARTIFACT)?;
+    let mut upload = s.tracking.begin_upload(limit)?;
     let mut stream = request_body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| invalid(format!("reading the upload: {e}")))?;

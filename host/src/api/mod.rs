@@ -71,6 +71,9 @@ pub struct ServerConfig {
     /// The largest prediction body, in MiB (other bodies: [`MAX_BODY`]).
     #[serde(default = "default_predict_body")]
     pub max_predict_body_mib: usize,
+    /// The largest artifact MLflow's client may upload, in MiB; streamed to disk.
+    #[serde(default = "default_artifact")]
+    pub max_artifact_mib: usize,
     /// Model serving: pools, queues, batching, per-model runners.
     #[serde(default)]
     pub serving: crate::serving::ServingConfig,
@@ -90,6 +93,10 @@ pub fn half_the_cores() -> usize {
 
 fn default_predict_body() -> usize {
     16
+}
+
+fn default_artifact() -> usize {
+    2048
 }
 
 fn default_timeout() -> u64 {
@@ -220,7 +227,7 @@ impl AppState {
         let token = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer)
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -261,12 +268,21 @@ async fn store_task<T: Send + 'static, E: From<crate::tracking::TrackingError>>(
         .map_err(E::from)
 }
 
+/// The token of an `Authorization` value in the bearer scheme, whose name is matched
+/// without regard to case (RFC 9110 §11.1).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim_start();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Refuses a request whose announced length passes `limit` before any of its body is
-/// read; a body without a length is cut off at the limit by [`DefaultBodyLimit`].
+/// read; a body without a length is cut off at the limit by [`DefaultBodyLimit`]. An
+/// artifact upload is left to its own limit.
 async fn check_length(
     limit: usize,
     request: axum::extract::Request,
@@ -278,6 +294,10 @@ async fn check_length(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    #[cfg(feature = "mlflow")]
+    if mlflow::is_artifact_upload(&request) {
+        return next.run(request).await;
+    }
     if announced.is_some_and(|n| n > limit as u64) {
         return ApiError::too_large(limit).into_response();
     }

@@ -52,6 +52,9 @@ impl From<TrackingError> for ApiError {
             TrackingError::NotFound(m) => ApiError::not_found(m),
             TrackingError::AlreadyExists(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             TrackingError::Invalid(m) => ApiError::bad_request(m),
+            TrackingError::TooLarge(m) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m)
+            }
             // Storage failures carry paths and internals: say less.
             TrackingError::Storage(_) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -45,8 +45,9 @@ pub struct Cli {
     #[arg(long, global = true)]
     no_pooling: bool,
 
-    /// For `kiln runs` and `kiln model`: ask this Kiln server (its /v1 API) instead of
-    /// the local data directory, e.g. http://127.0.0.1:8480.
+    /// For `kiln publish`, `kiln runs` and `kiln model`: act on this Kiln server (its /v1
+    /// API) instead of the local data directory, e.g. http://127.0.0.1:8480. Other commands
+    /// refuse it.
     #[arg(long, global = true, env = "KILN_SERVER", value_name = "URL")]
     server: Option<String>,
 
@@ -128,7 +129,19 @@ enum Command {
 
 /// Parses the process arguments and runs the command.
 pub fn main() -> Result<ExitCode> {
-    let cli = Cli::parse();
+    use clap::{CommandFactory as _, FromArgMatches as _, parser::ValueSource};
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // Given on the command line to a command that works on the local data directory only,
+    // `--server` is refused rather than ignored (KILN_SERVER in the environment is a default
+    // for the commands that use it).
+    if matches.value_source("server") == Some(ValueSource::CommandLine)
+        && let Some(name) = cli.command.local_only()
+    {
+        anyhow::bail!(
+            "`kiln {name}` works on the local data directory, not on a server; --server applies to `kiln publish`, `kiln runs` and `kiln model`"
+        );
+    }
     let ctx = Ctx::new(&cli);
     match cli.command {
         Command::Plugin(cmd) => plugin::run(&ctx, cmd),
@@ -148,6 +161,30 @@ pub fn main() -> Result<ExitCode> {
         Command::Bundle(cmd) => bundle::run(&ctx, cmd),
         Command::Sync(args) => sync::sync(&ctx, args),
         Command::Demo { jobs } => workflow::demo(&ctx, jobs),
+    }
+}
+
+impl Command {
+    /// The command's name when it cannot act on a server (`--server` is refused).
+    fn local_only(&self) -> Option<&'static str> {
+        Some(match self {
+            Command::Publish(_) | Command::Runs(_) | Command::Model(_) | Command::Bundle(_) => {
+                return None;
+            }
+            Command::Plugin(_) => "plugin",
+            Command::Search { .. } => "search",
+            Command::Info { .. } => "info",
+            Command::Yank { .. } => "yank",
+            Command::Unyank { .. } => "unyank",
+            Command::Registry(_) => "registry",
+            Command::Key(_) => "key",
+            Command::Serve(_) => "serve",
+            Command::Run(_) => "run",
+            Command::Validate { .. } => "validate",
+            Command::Replay { .. } => "replay",
+            Command::Sync(_) => "sync",
+            Command::Demo { .. } => "demo",
+        })
     }
 }
 

@@ -183,13 +183,22 @@ pub fn publish(ctx: &Ctx, args: PublishArgs) -> Result<ExitCode> {
     let spec = format!("{}@{}", manifest.plugin.name, manifest.plugin.version);
     host.load_bytes(&spec, &bytes, Some(role))?;
     let key = crate::registry::sign::load(&ctx.key_path(&args.key))?;
-    let registry = ctx.registry()?;
-    let record = registry.publish(&manifest, &bytes, &key)?;
+    let (record, place) = match &ctx.server {
+        Some((base, token)) => (
+            publish_remote(base, token.clone(), &manifest, &bytes, &key)?,
+            base.clone(),
+        ),
+        None => {
+            let registry = ctx.registry()?;
+            let record = registry.publish(&manifest, &bytes, &key)?;
+            (record, "the local registry".to_string())
+        }
+    };
     if args.json {
         emit_json(&record)?;
     } else {
         emit(&format!(
-            "published {} ({}, {} bytes, sha256:{}) from {}, signed by key {}\n",
+            "published {} to {place} ({}, {} bytes, sha256:{}) from {}, signed by key {}\n",
             record.spec(),
             record.manifest.plugin.role,
             record.size,
@@ -199,6 +208,37 @@ pub fn publish(ctx: &Ctx, args: PublishArgs) -> Result<ExitCode> {
         ))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Publishes to a Kiln server's marketplace (`POST /v1/plugins`, the token's `publish`
+/// scope): signed here with the publisher's key, which the server must trust.
+fn publish_remote(
+    base: &str,
+    token: Option<String>,
+    manifest: &Manifest,
+    bytes: &[u8],
+    key: &ed25519_dalek::SigningKey,
+) -> Result<VersionRecord> {
+    use crate::registry::sign;
+    use base64::Engine as _;
+    let mut manifest = manifest.clone();
+    manifest.plugin.component = None; // a publish-time path, not part of the version
+    let digest = crate::digest::sha256_hex(bytes);
+    let payload = sign::payload(
+        &manifest.plugin.name,
+        &manifest.version().to_string(),
+        &digest,
+        &manifest,
+    );
+    let body = json!({
+        "manifest": manifest,
+        "component": base64::engine::general_purpose::STANDARD.encode(bytes),
+        "signature": sign::sign(key, &payload),
+        "key_id": sign::key_id(&key.verifying_key()),
+    });
+    super::tracking::Remote::new(base.to_string(), token)
+        .call("POST", "/v1/plugins", Some(body))
+        .with_context(|| format!("publishing to {base}"))
 }
 
 pub fn search(ctx: &Ctx, words: Vec<String>, as_json: bool) -> Result<ExitCode> {

@@ -49,6 +49,9 @@ impl Ctx {
     /// stopped before they finished are marked interrupted first, and said so.
     pub(crate) fn store(&self) -> Result<Arc<Store>> {
         let store = Store::open(&self.data_dir)?;
+        store
+            .clean_uploads()
+            .context("removing the uploads a stopped process left")?;
         let interrupted = store.recover_interrupted()?;
         if !interrupted.is_empty() {
             eprintln!(

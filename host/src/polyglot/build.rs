@@ -116,9 +116,13 @@ fn tool(name: &str, install: &str) -> Result<PathBuf> {
     })
 }
 
-/// Runs a toolchain command; a failure shows what it printed.
+/// Runs a toolchain command; a failure shows what it printed. The toolchains written in
+/// Rust (componentize-py, wit-bindgen, wasm-tools) would print their own stack trace over
+/// the error under a developer's `RUST_BACKTRACE=1`: it is turned off for them.
 fn run(cmd: &mut Command, what: &str) -> Result<()> {
     let output = cmd
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
         .output()
         .with_context(|| format!("starting {what} ({:?})", cmd.get_program()))?;
     if !output.status.success() {

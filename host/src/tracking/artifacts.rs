@@ -37,7 +37,22 @@ pub fn check_path(path: &str) -> Result<(), TrackingError> {
     Ok(())
 }
 
-/// Receives an artifact's bytes into a temporary file, hashing them on the way.
+/// What an upload past `limit` bytes is told.
+pub fn too_large(limit: u64) -> String {
+    format!(
+        "an artifact may be at most {} (the server's max_artifact_mib)",
+        bytesize::ByteSize(limit).display().iec()
+    )
+}
+
+/// Syncs directory `dir`, so that a rename into it survives a power loss.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Receives an artifact's bytes into a temporary file under `objects/tmp`, hashing them
+/// on the way. The file is locked while the upload lives, so that
+/// [`Store::clean_uploads`] removes only what a stopped process left.
 pub struct Upload {
     file: std::fs::File,
     tmp: PathBuf,
@@ -51,10 +66,7 @@ impl Upload {
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), TrackingError> {
         self.size += chunk.len() as u64;
         if self.size > self.limit {
-            return Err(TrackingError::Invalid(format!(
-                "an artifact may be at most {} bytes",
-                self.limit
-            )));
+            return Err(TrackingError::TooLarge(too_large(self.limit)));
         }
         self.hash.update(chunk);
         self.file
@@ -78,6 +90,8 @@ impl Store {
         let tmp = dir.join(uuid::Uuid::now_v7().simple().to_string());
         let file =
             std::fs::File::create(&tmp).map_err(|e| TrackingError::Storage(e.to_string()))?;
+        file.lock()
+            .map_err(|e| TrackingError::Storage(e.to_string()))?;
         Ok(Upload {
             file,
             tmp,
@@ -107,6 +121,7 @@ impl Store {
                 std::fs::create_dir_all(dir).map_err(|e| TrackingError::Storage(e.to_string()))?;
             }
             std::fs::rename(&upload.tmp, &target)
+                .and_then(|()| sync_dir(target.parent().unwrap_or(&self.objects)))
                 .map_err(|e| TrackingError::Storage(e.to_string()))?;
         }
         let txn = self.db.begin_write()?;
@@ -166,6 +181,28 @@ impl Store {
     /// Where object files live (for a reader that streams one).
     pub fn objects_dir(&self) -> &Path {
         &self.objects
+    }
+
+    /// Removes the temporary files of uploads whose process stopped before they finished
+    /// (a crash, `kill -9`); uploads in progress, here or in another process, hold a lock
+    /// on theirs and are left alone. Returns how many were removed.
+    pub fn clean_uploads(&self) -> std::io::Result<usize> {
+        let entries = match std::fs::read_dir(self.objects.join("tmp")) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let path = entry?.path();
+            let Ok(file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_ok() && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 }
 

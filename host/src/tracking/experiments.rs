@@ -13,6 +13,31 @@ use super::{Store, tables::*};
 pub const MAX_KEY_LEN: usize = 250;
 pub const MAX_PARAM_VALUE_LEN: usize = 6000;
 pub const MAX_TAG_VALUE_LEN: usize = 8000;
+/// The longest experiment or registered model name (MLflow's column).
+pub const MAX_NAME_LEN: usize = 256;
+/// The longest run name (MLflow's column).
+pub const MAX_RUN_NAME_LEN: usize = 250;
+/// The longest description of a registered model or model version (MLflow's column).
+pub const MAX_DESCRIPTION_LEN: usize = 5000;
+
+/// `text` as an error message may echo it: at most 64 characters, with `…` when cut.
+pub(crate) fn shown(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+/// Refuses `text` longer than `max` bytes, saying what it is but not echoing it.
+pub(crate) fn check_len(what: &str, text: &str, max: usize) -> Result<()> {
+    if text.len() > max {
+        return Err(TrackingError::Invalid(format!(
+            "{what} may be at most {max} characters; this one has {}",
+            text.len()
+        )));
+    }
+    Ok(())
+}
 pub const MAX_BATCH_METRICS: usize = 1000;
 pub const MAX_BATCH_PARAMS: usize = 100;
 pub const MAX_BATCH_TAGS: usize = 100;
@@ -30,6 +55,9 @@ pub enum TrackingError {
     AlreadyExists(String),
     #[error("{0}")]
     Invalid(String),
+    /// A body or upload past its limit.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("tracking store: {0}")]
     Storage(String),
 }
@@ -41,6 +69,7 @@ impl TrackingError {
             TrackingError::NotFound(_) => "RESOURCE_DOES_NOT_EXIST",
             TrackingError::AlreadyExists(_) => "RESOURCE_ALREADY_EXISTS",
             TrackingError::Invalid(_) => "INVALID_PARAMETER_VALUE",
+            TrackingError::TooLarge(_) => "RESOURCE_EXHAUSTED",
             TrackingError::Storage(_) => "INTERNAL_ERROR",
         }
     }
@@ -479,6 +508,7 @@ impl Store {
         if name.trim().is_empty() {
             return Err(TrackingError::Invalid("an experiment needs a name".into()));
         }
+        check_len("an experiment name", name, MAX_NAME_LEN)?;
         for (k, v) in tags {
             check_key("tag", k)?;
             check_value("tag", k, v, MAX_TAG_VALUE_LEN)?;
@@ -536,7 +566,8 @@ impl Store {
                 TrackingError::Storage(format!("experiment `{name}` lost its record"))
             }),
             None => Err(TrackingError::NotFound(format!(
-                "no experiment named `{name}`"
+                "no experiment named `{}`",
+                shown(name)
             ))),
         }
     }
@@ -616,6 +647,9 @@ impl Store {
             check_key("tag", k)?;
             check_value("tag", k, v, MAX_TAG_VALUE_LEN)?;
         }
+        if let Some(n) = run_name {
+            check_len("a run name", n, MAX_RUN_NAME_LEN)?;
+        }
         let run_id = run_id.to_string();
         let name = run_name
             .map(str::to_string)
@@ -682,6 +716,7 @@ impl Store {
                 if e.name.trim().is_empty() {
                     return Err(TrackingError::Invalid("an experiment needs a name".into()));
                 }
+                check_len("an experiment name", &e.name, MAX_NAME_LEN)?;
                 if names.get(e.name.as_str())?.is_some() {
                     return Err(TrackingError::AlreadyExists(format!(
                         "an experiment named `{}` already exists",
@@ -743,8 +778,12 @@ impl Store {
             && !["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"].contains(&s)
         {
             return Err(TrackingError::Invalid(format!(
-                "`{s}` is not a run status (RUNNING, SCHEDULED, FINISHED, FAILED, KILLED)"
+                "`{}` is not a run status (RUNNING, SCHEDULED, FINISHED, FAILED, KILLED)",
+                shown(s)
             )));
+        }
+        if let Some(n) = run_name {
+            check_len("a run name", n, MAX_RUN_NAME_LEN)?;
         }
         self.modify_run(run_id, |run, _| {
             if let Some(s) = status {

@@ -264,9 +264,16 @@ impl Store {
         let dir = file.parent().unwrap_or(&self.objects);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let tmp = dir.join(format!(".{}.tmp-{}", o.digest, std::process::id()));
-        std::fs::write(&tmp, o.bytes.as_slice())
+        // The bytes are on disk before the name is, and the name before the record.
+        std::fs::File::create(&tmp)
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, o.bytes.as_slice())?;
+                f.sync_all()
+            })
             .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))
+        std::fs::rename(&tmp, &file)
+            .and_then(|()| artifacts::sync_dir(dir))
+            .with_context(|| format!("writing {}", file.display()))
     }
 
     /// A run by id, or by a unique prefix of its id.

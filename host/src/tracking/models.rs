@@ -6,7 +6,13 @@ use std::collections::BTreeMap;
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::{ModelRecord, ModelVersion, Store, TrackingError, tables::*};
+use super::{
+    ModelRecord, ModelVersion, Store, TrackingError,
+    experiments::{
+        MAX_DESCRIPTION_LEN, MAX_KEY_LEN, MAX_NAME_LEN, MAX_TAG_VALUE_LEN, check_len, shown,
+    },
+    tables::*,
+};
 
 type Result<T, E = TrackingError> = std::result::Result<T, E>;
 
@@ -22,9 +28,10 @@ pub struct AliasEvent {
 }
 
 fn check_name(what: &str, name: &str) -> Result<()> {
-    if name.trim().is_empty() || name.len() > 256 || name.contains(['/', '\0']) {
+    if name.trim().is_empty() || name.len() > MAX_NAME_LEN || name.contains(['/', '\0']) {
         return Err(TrackingError::Invalid(format!(
-            "`{name}` is not a valid {what} name (1 to 256 characters, no `/`)"
+            "`{}` is not a valid {what} name (1 to {MAX_NAME_LEN} characters, no `/`)",
+            shown(name)
         )));
     }
     Ok(())
@@ -60,7 +67,17 @@ fn write_model(txn: &WriteTransaction, m: &ModelRecord) -> Result<()> {
 }
 
 fn no_model(name: &str) -> TrackingError {
-    TrackingError::NotFound(format!("no registered model `{name}`"))
+    TrackingError::NotFound(format!("no registered model `{}`", shown(name)))
+}
+
+/// Checks what a model record holds against MLflow's limits: its description and tags.
+fn check_model_texts(description: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+    check_len("a description", description, MAX_DESCRIPTION_LEN)?;
+    for (k, v) in tags {
+        check_len("a tag key", k, MAX_KEY_LEN)?;
+        check_len("a tag value", v, MAX_TAG_VALUE_LEN)?;
+    }
+    Ok(())
 }
 
 fn append_alias_event(txn: &WriteTransaction, model: &str, event: &AliasEvent) -> Result<()> {
@@ -124,6 +141,7 @@ impl Store {
         tags: &BTreeMap<String, String>,
     ) -> Result<ModelRecord> {
         check_name("model", name)?;
+        check_model_texts(description, tags)?;
         let txn = self.db.begin_write()?;
         if read_model(&txn, name)?.is_some() {
             return Err(TrackingError::AlreadyExists(format!(
@@ -154,6 +172,7 @@ impl Store {
         alias: Option<&str>,
     ) -> Result<(u64, bool)> {
         check_name("model", &version.model)?;
+        check_model_texts(&version.description, &version.tags)?;
         if let Some(a) = alias {
             check_alias(a)?;
         }
@@ -254,6 +273,7 @@ impl Store {
         let txn = self.db.begin_write()?;
         let mut m = read_model(&txn, name)?.ok_or_else(|| no_model(name))?;
         change(&mut m);
+        check_model_texts(&m.description, &m.tags)?;
         m.updated_ms = crate::now_ms();
         write_model(&txn, &m)?;
         self.commit_models(txn)?;

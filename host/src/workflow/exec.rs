@@ -205,6 +205,8 @@ pub async fn execute(
     let live = store.hold_live(&run.id)?;
     writer.send(Write::Run(Box::new(run.clone())));
     writer.send(track_start(&store, &run)?);
+    // Durable before any step runs: a crash from here on leaves a run to mark interrupted.
+    writer.flush()?;
     let feed = Feed::start(&run.id, &plan.trackers, &plugins.trackers)
         .context("starting the trackers' threads")?;
     feed.send(vec![TrackerEvent::RunStarted(run.workflow.clone())]);
