@@ -221,19 +221,11 @@ fn publish_remote(
 ) -> Result<VersionRecord> {
     use crate::registry::sign;
     use base64::Engine as _;
-    let mut manifest = manifest.clone();
-    manifest.plugin.component = None; // a publish-time path, not part of the version
-    let digest = crate::digest::sha256_hex(bytes);
-    let payload = sign::payload(
-        &manifest.plugin.name,
-        &manifest.version().to_string(),
-        &digest,
-        &manifest,
-    );
+    let signed = sign::sign_version(key, manifest, bytes);
     let body = json!({
-        "manifest": manifest,
+        "manifest": signed.manifest,
         "component": base64::engine::general_purpose::STANDARD.encode(bytes),
-        "signature": sign::sign(key, &payload),
+        "signature": signed.signature,
         "key_id": sign::key_id(&key.verifying_key()),
     });
     super::tracking::Remote::new(base.to_string(), token)

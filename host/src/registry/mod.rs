@@ -275,12 +275,13 @@ impl Registry {
         let mut records = Vec::with_capacity(items.len());
         for (manifest, bytes) in items {
             manifest.check()?;
-            let mut manifest = (*manifest).clone();
-            manifest.plugin.component = None; // a publish-time path, not part of the version
+            let sign::SignedVersion {
+                manifest,
+                digest,
+                signature,
+            } = sign::sign_version(key, manifest, bytes);
             let name = manifest.plugin.name.clone();
             let version = manifest.version().to_string();
-            let digest = sha256_hex(bytes);
-            let signature = sign::sign(key, &sign::payload(&name, &version, &digest, &manifest));
             records.push(VersionRecord {
                 name,
                 version,

@@ -41,6 +41,37 @@ pub fn payload(name: &str, version: &str, digest: &str, manifest: &Manifest) -> 
     serde_json::to_vec(&doc).unwrap_or_default()
 }
 
+/// A version as its publisher signs it.
+pub struct SignedVersion {
+    /// The manifest without its publish-time component path (not part of the version).
+    pub manifest: Manifest,
+    /// The component's sha256, hex.
+    pub digest: String,
+    /// The signature over [`payload`], hex.
+    pub signature: String,
+}
+
+/// Signs the version `manifest` names, whose component is `bytes`.
+pub fn sign_version(key: &SigningKey, manifest: &Manifest, bytes: &[u8]) -> SignedVersion {
+    let mut manifest = manifest.clone();
+    manifest.plugin.component = None;
+    let digest = sha256_hex(bytes);
+    let signature = sign(
+        key,
+        &payload(
+            &manifest.plugin.name,
+            &manifest.version().to_string(),
+            &digest,
+            &manifest,
+        ),
+    );
+    SignedVersion {
+        manifest,
+        digest,
+        signature,
+    }
+}
+
 /// A fresh signing key from the operating system's random source.
 pub fn generate() -> Result<SigningKey, RegistryError> {
     let mut secret = [0u8; 32];
