@@ -2,8 +2,9 @@
 //! library would not misbehave: a half-sent request head is dropped at the header timeout,
 //! connections beyond the limit are answered 503 and closed, shutdown drains within its
 //! bound while a connection is still half open, every error the framework makes itself
-//! (405, 408, 413) has a JSON body, and MLflow artifact uploads keep their own limit and
-//! leave nothing behind when cut off.
+//! (400, 405, 408, 413, 414, 431) has a JSON body, a body that stops arriving is cut off
+//! while a slow artifact upload that keeps arriving is not, and MLflow artifact uploads keep
+//! their own limit and leave nothing behind when cut off.
 
 use std::{
     io::{Read as _, Write as _},
@@ -235,6 +236,151 @@ fn artifact_uploads_have_their_own_limit_and_a_killed_one_leaves_nothing_behind(
         None,
     );
     assert_eq!((status, stored.len()), (200, 512 << 10));
+}
+
+/// What hyper answers by itself, before any route sees the request (a request that is not
+/// HTTP, a URI past 64 KiB, more than 100 headers), has Kiln's JSON error body too.
+#[test]
+fn requests_the_parser_refuses_get_json_errors() {
+    let k = Kiln::new();
+    let s = Server::start(&k, None);
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let raw = |head: String| {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        until_closed(&mut stream, Duration::from_secs(10)).expect("closed after the answer")
+    };
+    let cases = [
+        (
+            "GET\x01 /healthz HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
+            "400",
+            "bad_request",
+        ),
+        (
+            format!(
+                "GET /healthz?{} HTTP/1.1\r\nHost: x\r\n\r\n",
+                "q".repeat(70_000)
+            ),
+            "414",
+            "uri_too_long",
+        ),
+        (
+            format!(
+                "GET /healthz HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                (0..101)
+                    .map(|i| format!("x-h{i}: 1\r\n"))
+                    .collect::<String>()
+            ),
+            "431",
+            "headers_too_large",
+        ),
+    ];
+    for (head, status, code) in cases {
+        let answer = raw(head);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{answer}"
+        );
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{answer}"
+        );
+        assert_eq!(body(&answer)["error"]["code"], code, "{answer}");
+    }
+    // The server is unharmed, and its own answers are untouched.
+    let (status, headers, bytes) = s.send("GET", "/no/such/route", &[], None);
+    assert_eq!(status, 404, "{headers:?}");
+    let doc: J = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(doc["error"]["code"], "not_found");
+    assert_eq!(s.call("GET", "/healthz", None, None).0, 200);
+}
+
+/// A body that stops arriving is cut off at `body_timeout_secs` with 408, long before the
+/// request's own deadline; an MLflow artifact upload that keeps arriving is not held to the
+/// request deadline at all, only to that pace.
+#[test]
+fn a_stalled_body_is_cut_off_and_a_slow_upload_is_not() {
+    let k = Kiln::new();
+    let s = Server::start(
+        &k,
+        Some("body_timeout_secs = 1\nrequest_timeout_secs = 3\n"),
+    );
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let (_, run) = s.send_json(
+        "POST",
+        "/api/2.0/mlflow/runs/create",
+        None,
+        &serde_json::json!({ "experiment_id": "0" }),
+    );
+    let run = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let upload = format!("/api/2.0/mlflow-artifacts/artifacts/0/{run}/artifacts");
+
+    // A prediction and an MLflow upload whose bodies stop after 10 bytes: 408, in each API's
+    // form, after about a second (the request deadline is 3 s; the upload has none).
+    for (path, code) in [
+        ("/v1/models/m/predict".to_string(), "request_timeout"),
+        (format!("{upload}/stalled.bin"), "DEADLINE_EXCEEDED"),
+    ] {
+        let method = if path.starts_with("/v1") {
+            "POST"
+        } else {
+            "PUT"
+        };
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{}",
+            " ".repeat(10)
+        )
+        .unwrap();
+        let started = Instant::now();
+        let answer = until_closed(&mut stream, Duration::from_secs(10)).expect("answered");
+        let took = started.elapsed();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        let doc = body(&answer);
+        let found = doc["error"]["code"].as_str().or(doc["error_code"].as_str());
+        assert_eq!(found, Some(code), "{answer}");
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+            "{path}: answered after {took:?}"
+        );
+    }
+    let (status, listing) = s.json(
+        "GET",
+        &format!("/api/2.0/mlflow-artifacts/artifacts?path=0/{run}/artifacts"),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{listing}");
+    assert!(
+        !listing.to_string().contains("stalled.bin"),
+        "a cut-off upload was stored: {listing}"
+    );
+
+    // An upload sent in 10 pieces 0.4 s apart (4 s, past the 3 s request deadline, each
+    // piece within the 1 s pace): stored whole.
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "PUT {upload}/slow.bin HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+        10 * 1000
+    )
+    .unwrap();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(400));
+        stream.write_all(&[5u8; 1000]).unwrap();
+    }
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = stream.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (status, _, stored) = s.send("GET", &format!("{upload}/slow.bin"), &[], None);
+    assert_eq!((status, stored), (200, vec![5u8; 10_000]));
 }
 
 /// An MLflow integer past 64 bits (a metric's step of 2^70) is refused, not stored

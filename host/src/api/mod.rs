@@ -8,7 +8,8 @@
 //! Reads are anonymous unless the config turns that off; writes need a bearer token whose
 //! scopes the server config grants (MLflow's writes too, once the config has tokens).
 //! Bodies are size-limited (refused from their announced length when it is too large),
-//! requests time out, and errors are JSON with stable codes.
+//! requests time out (all but MLflow's artifact uploads, whose time grows with their size),
+//! a body that stops arriving is cut off, and errors are JSON with stable codes.
 //! Handlers never block the runtime on plugin compilation or store writes: those run on
 //! blocking threads, and predictions on their pools' own threads.
 
@@ -30,7 +31,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::DefaultBodyLimit, http::HeaderMap, routing::get};
 use serde::Deserialize;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::{TimeoutBody, TimeoutError};
 
 pub use error::ApiError;
 pub use runs::{Runs, WorkflowsConfig};
@@ -50,9 +51,13 @@ pub struct ServerConfig {
     /// every request but the health probes needs a token; any scope grants reading.
     #[serde(default = "yes")]
     pub anonymous_reads: bool,
-    /// Seconds before a request is abandoned.
+    /// Seconds before a request is abandoned (an MLflow artifact upload is held to
+    /// `body_timeout_secs` alone).
     #[serde(default = "default_timeout")]
     pub request_timeout_secs: u64,
+    /// Seconds a request body may send nothing before it is cut off (408).
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_secs: u64,
     /// Seconds a connection has to send a whole request head, and the longest an idle
     /// keep-alive connection stays open.
     #[serde(default = "default_header_timeout")]
@@ -103,6 +108,10 @@ fn default_timeout() -> u64 {
     60
 }
 
+fn default_body_timeout() -> u64 {
+    30
+}
+
 fn default_header_timeout() -> u64 {
     10
 }
@@ -142,6 +151,10 @@ impl ServerConfig {
         anyhow::ensure!(
             (1..=3600).contains(&config.header_timeout_secs),
             "header_timeout_secs is 1 to 3600"
+        );
+        anyhow::ensure!(
+            (1..=3600).contains(&config.body_timeout_secs),
+            "body_timeout_secs is 1 to 3600"
         );
         anyhow::ensure!(
             (1..=1_000_000).contains(&config.max_connections),
@@ -304,6 +317,66 @@ async fn check_length(
     next.run(request).await
 }
 
+/// Abandons a request at `timeout` (408), except an MLflow artifact upload, whose time
+/// grows with its size: that one is held to its body's pace alone ([`body_pace`]).
+async fn deadline(
+    timeout: Duration,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    #[cfg(feature = "mlflow")]
+    if mlflow::is_artifact_upload(&request) {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            format!("the request took longer than {} s", timeout.as_secs()),
+        )
+            .into_response(),
+    }
+}
+
+/// Cuts off a request body that sends nothing for `timeout`: its reader gets an error, and
+/// the error the handler answers with becomes 408. A request without a body is untouched.
+async fn body_pace(
+    timeout: Duration,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    use http_body::Body as _;
+    use http_body_util::BodyExt as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let stalled = Arc::new(AtomicBool::new(false));
+    let seen = stalled.clone();
+    let request = request.map(|body| {
+        axum::body::Body::new(TimeoutBody::new(timeout, body).map_err(move |e| {
+            if e.is::<TimeoutError>() {
+                seen.store(true, Ordering::Relaxed);
+            }
+            e
+        }))
+    });
+    let response = next.run(request).await;
+    if stalled.load(Ordering::Relaxed) && response.status().is_client_error() {
+        return (
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request's body sent nothing for {} s",
+                timeout.as_secs()
+            ),
+        )
+            .into_response();
+    }
+    response
+}
+
 /// `router` with both body limits applied.
 fn with_limit(router: Router<AppState>, limit: usize) -> Router<AppState> {
     router
@@ -368,6 +441,7 @@ async fn ready(
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs.max(1));
+    let body_timeout = Duration::from_secs(state.config.body_timeout_secs.max(1));
     let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -422,10 +496,12 @@ pub fn router(state: AppState) -> Router {
             check_length(MAX_BODY, r, n)
         }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(axum::middleware::from_fn(move |r, n| {
+            body_pace(body_timeout, r, n)
+        }))
+        .layer(axum::middleware::from_fn(move |r, n| {
+            deadline(timeout, r, n)
+        }))
         .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }
