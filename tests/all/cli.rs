@@ -109,3 +109,90 @@ fn outputs_are_written_as_files_and_read_back() {
         [0u8, 1, 2, 255]
     );
 }
+
+/// The subcommands `help` lists under "Commands:" (without `help` itself).
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(String::from)
+        .collect()
+}
+
+/// `kiln --help` says where to start; `serve` says what it serves; every command's help
+/// describes its `--json`, and shows only the global flags the command uses (all are still
+/// taken anywhere, as before).
+#[test]
+fn help_leads_and_shows_each_command_what_it_uses() {
+    let k = Kiln::new();
+    let top = k.ok(&["--help"]);
+    for start in [
+        "Start here:",
+        "kiln demo",
+        "kiln run FILE.yaml",
+        "kiln serve",
+        "kiln plugin new NAME",
+    ] {
+        assert!(top.contains(start), "`{start}` missing from:\n{top}");
+    }
+    let serve = k.ok(&["serve", "--help"]);
+    for what in [
+        "Open Inference Protocol",
+        "MLflow",
+        "workflow runs",
+        "registry",
+    ] {
+        assert!(serve.contains(what), "{serve}");
+    }
+
+    // Every command, at every depth: a `--json` always says what it does.
+    let mut pending: Vec<Vec<String>> = subcommands(&top).into_iter().map(|c| vec![c]).collect();
+    let mut seen = 0;
+    while let Some(path) = pending.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = k.ok(&args);
+        seen += 1;
+        let lines: Vec<&str> = help.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim() == "--json" {
+                let next = lines.get(i + 1).map_or("", |l| l.trim());
+                assert!(
+                    !next.is_empty() && !next.starts_with('-'),
+                    "`kiln {}`: --json has no description",
+                    path.join(" ")
+                );
+            }
+        }
+        for sub in subcommands(&help) {
+            let mut deeper = path.clone();
+            deeper.push(sub);
+            pending.push(deeper);
+        }
+    }
+    assert!(seen > 30, "only {seen} commands' help read");
+
+    let shown = |args: &[&str], flag: &str| {
+        let mut args = args.to_vec();
+        args.push("--help");
+        k.ok(&args).contains(flag)
+    };
+    for flag in ["--server", "--token", "--fuel-metering", "--no-pooling"] {
+        assert!(!shown(&["validate"], flag), "validate shows {flag}");
+        assert!(
+            !shown(&["key", "generate"], flag),
+            "key generate shows {flag}"
+        );
+    }
+    assert!(shown(&["validate"], "--data-dir"));
+    assert!(shown(&["runs", "list"], "--server") && shown(&["runs", "list"], "--token"));
+    assert!(!shown(&["runs", "list"], "--fuel-metering"));
+    assert!(shown(&["run"], "--fuel-metering") && !shown(&["run"], "--server"));
+    assert!(shown(&["plugin", "run"], "--no-pooling"));
+    assert!(!shown(&["plugin", "new"], "--no-pooling"));
+    assert!(shown(&["publish"], "--server") && !shown(&["publish"], "--no-pooling"));
+}

@@ -253,7 +253,7 @@ fn the_quickstart_serves_raw_rows_as_scikit_learn_does() {
     // What was registered: the pipeline, its fitted scaler, the proof and the signature.
     let show = k.ok(&["model", "show", MODEL]);
     assert!(
-        show.contains("pipeline   scale-test (standardize@0.2.1) → predict (linear-runner@0.1.1)"),
+        show.contains("pipeline   scale-test (standardize@0.2.1) → predict (linear-runner@0.1.2)"),
         "{show}"
     );
     assert!(
@@ -582,7 +582,7 @@ fn an_iris_classification_pipeline_serves_raw_rows_as_scikit_learn_does() {
     let show = k.ok(&["model", "show", "iris-species"]);
     assert!(
         show.contains(
-            "impute-test (impute@0.2.0) → scale-test (standardize@0.2.1) → encode-test (onehot@0.1.0) → predict (linear-runner@0.1.1)"
+            "impute-test (impute@0.2.0) → scale-test (standardize@0.2.1) → encode-test (onehot@0.1.0) → predict (linear-runner@0.1.2)"
         ),
         "{show}"
     );

@@ -96,9 +96,20 @@ fn build_once(key: &str, dir: &Path) -> (PathBuf, J) {
             String::from_utf8_lossy(&run.stderr)
         );
         let report: J = serde_json::from_slice(&run.stdout).expect("build JSON");
+        // The time reported is the whole build's: the toolchain's part, then the check.
+        let (whole, toolchain) = (&report["build_ms"], &report["toolchain_ms"]);
+        assert!(
+            whole.as_u64().unwrap() >= toolchain.as_u64().unwrap(),
+            "{report}"
+        );
         (out, report)
     })
     .clone()
+}
+
+/// The component of the project in `dir` (a test guest), built once per test process.
+pub fn build_project(key: &str, dir: &Path) -> PathBuf {
+    build_once(key, dir).0
 }
 
 /// The component of plugins/NAME, built from source.
@@ -414,6 +425,40 @@ fn template_subject(plugin: Arc<Plugin>, lang: &str, role: &str) -> conformance:
     }
 }
 
+/// `scripts/toolchains.sh LANG` sets up one language's toolchain and prints only its
+/// directories; Rust needs none (cargo and the target come from rust-toolchain.toml); an
+/// unknown language is refused.
+#[test]
+fn the_toolchain_script_takes_one_language() {
+    toolchain_path(); // everything installed once, as the other tests need it
+    let script = root().join("scripts/toolchains.sh");
+    let printed = |args: &[&str]| {
+        let out = Command::new(&script).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(PathBuf::from)
+            .collect::<Vec<_>>()
+    };
+    let python = printed(&["--no-cargo", "python"]);
+    assert_eq!(python.len(), 1, "{python:?}");
+    assert!(python[0].join("componentize-py").exists(), "{python:?}");
+    let js = printed(&["--no-cargo", "js"]);
+    assert_eq!(js.len(), 1, "{js:?}");
+    assert!(js[0].join("componentize-js").exists(), "{js:?}");
+    let go = printed(&["--no-cargo", "go"]);
+    assert!(go.iter().any(|d| d.join("go").exists()), "{go:?}");
+    assert!(printed(&["rust"]).is_empty());
+    let out = Command::new(&script).arg("cobol").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("python"));
+}
+
 /// Without its toolchain, a build names the package to install, and writes nothing.
 #[test]
 fn a_missing_toolchain_names_what_to_install() {
@@ -452,6 +497,10 @@ fn a_missing_toolchain_names_what_to_install() {
         assert!(!out.status.success(), "{lang}: built without a toolchain");
         assert!(
             err.contains(&format!("`{tool}` is not on PATH")) && err.contains(install),
+            "{lang}: {err}"
+        );
+        assert!(
+            err.contains(&format!("`scripts/toolchains.sh {lang}`")),
             "{lang}: {err}"
         );
         assert!(

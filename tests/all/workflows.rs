@@ -384,6 +384,50 @@ fn the_lockfile_pins_every_plugin_and_locked_refuses_a_change() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the lockfile pins"), "{err}");
+
+    // A newer evaluator in the registry: the run keeps to the pin and says so, with the
+    // command that moves to it; `--update` does, and then there is nothing to say.
+    s.edit(
+        "workflow.yaml",
+        "uses: train-test-split@0.1",
+        "uses: train-test-split@^0.1",
+    );
+    std::fs::write(s.work.join("workflow.lock"), &lock).unwrap();
+    let manifest = std::fs::read_to_string(repo().join("plugins/evaluator/kiln.toml"))
+        .unwrap()
+        .replacen("version = \"0.1.0\"", "version = \"0.1.99\"", 1);
+    assert!(manifest.contains("0.1.99"), "{manifest}");
+    std::fs::write(s.work.join("evaluator.toml"), manifest).unwrap();
+    assert!(s.run(&["key", "generate"]).status.success());
+    let published = s.run(&["publish", g::EVALUATOR, "--manifest", "evaluator.toml"]);
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let out = s.run(&["run", "workflow.yaml"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("workflow.lock pins evaluator@0.1.0; the registry has 0.1.99"),
+        "{err}"
+    );
+    assert!(err.contains("kiln run --update workflow.yaml"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(s.work.join("workflow.lock")).unwrap(),
+        lock,
+        "a run keeps to the pin"
+    );
+    let out = s.run(&["run", "workflow.yaml", "--update"]);
+    assert!(out.status.success());
+    assert!(
+        std::fs::read_to_string(s.work.join("workflow.lock"))
+            .unwrap()
+            .contains("version = \"0.1.99\""),
+        "--update moves the pin"
+    );
+    let out = s.run(&["run", "workflow.yaml"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("pins evaluator"));
 }
 
 #[test]

@@ -47,6 +47,7 @@ pub enum BundleCommand {
     /// Check a bundle's digests and signature and show what it holds and where it runs.
     Inspect {
         file: PathBuf,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -60,6 +61,7 @@ pub enum BundleCommand {
         /// one call (median and 99th percentile), to measure the device.
         #[arg(long, default_value_t = 0)]
         repeat: u32,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

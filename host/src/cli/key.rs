@@ -25,6 +25,7 @@ pub enum KeyCommand {
     },
     /// List the keys this registry trusts.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

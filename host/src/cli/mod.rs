@@ -31,33 +31,46 @@ use crate::{
 
 /// Kiln: a WebAssembly plugin runtime for MLOps.
 #[derive(Debug, Parser)]
-#[command(name = "kiln", version, about, propagate_version = true)]
+#[command(name = "kiln", version, about, propagate_version = true, after_help = START)]
 pub struct Cli {
     /// Where Kiln keeps its data (registry, runs, compiled-plugin cache).
     #[arg(long, global = true, env = "KILN_HOME", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
     /// Compile plugins with fuel metering, so `--fuel` budgets can be set.
-    #[arg(long, global = true)]
+    #[arg(long)]
     fuel_metering: bool,
 
     /// Use on-demand instance allocation instead of the pooling allocator.
-    #[arg(long, global = true)]
+    #[arg(long)]
     no_pooling: bool,
 
     /// For `kiln publish`, `kiln runs` and `kiln model`: act on this Kiln server (its /v1
     /// API) instead of the local data directory, e.g. http://127.0.0.1:8480. Other commands
     /// refuse it.
-    #[arg(long, global = true, env = "KILN_SERVER", value_name = "URL")]
+    #[arg(long, env = "KILN_SERVER", value_name = "URL")]
     server: Option<String>,
 
     /// The bearer token to send to `--server` (moving an alias takes the publish scope).
-    #[arg(long, global = true, env = "KILN_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "KILN_TOKEN", hide_env_values = true)]
     token: Option<String>,
 
     #[command(subcommand)]
     command: Command,
 }
+
+/// Where `kiln --help` tells a new user to start.
+const START: &str = "\
+Start here:
+  kiln demo                       the quickstart end to end: a real dataset read, validated,
+                                  split, scaled, trained on, evaluated, registered and served
+  kiln run FILE.yaml              run a workflow (`kiln validate FILE.yaml` checks it only)
+  kiln serve                      serve models, workflows, tracking (MLflow's API too) and the
+                                  plugin registry over HTTP
+  kiln plugin new NAME --lang L --role R
+                                  start a plugin in rust, python, js, c or go
+
+`kiln COMMAND --help` says more about each.";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -68,33 +81,47 @@ enum Command {
     Publish(registry::PublishArgs),
     /// Search the registry's plugins by words in their name, description and keywords.
     Search {
+        /// Words to look for (none: every plugin).
         words: Vec<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Show a plugin and the version a requirement resolves to: NAME[@REQ].
     Info {
+        /// The plugin: NAME or NAME@REQ.
         spec: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// Yank a version: resolution skips it unless pinned with `=`. NAME@VERSION.
-    Yank { spec: String },
-    /// Undo a yank. NAME@VERSION.
-    Unyank { spec: String },
+    /// Yank a version: resolution skips it unless pinned with `=`.
+    Yank {
+        /// The version: NAME@VERSION.
+        spec: String,
+    },
+    /// Undo a yank.
+    Unyank {
+        /// The version: NAME@VERSION.
+        spec: String,
+    },
     /// Registry maintenance.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
     /// Publisher keys.
     #[command(subcommand)]
     Key(key::KeyCommand),
-    /// Serve the HTTP API (the marketplace) until interrupted.
+    /// Serve everything over HTTP until stopped: registered models (Kiln's predict API, the
+    /// Open Inference Protocol, MLflow's /invocations), workflow runs, tracking (MLflow's
+    /// REST API too), the plugin registry, health, readiness and metrics.
     Serve(serve::ServeArgs),
     /// Run a workflow: check it, resolve its plugins (through its lockfile), execute it.
     Run(workflow::RunArgs),
     /// Check a workflow without running it.
     Validate {
+        /// The workflow file.
         workflow: PathBuf,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -102,8 +129,10 @@ enum Command {
     Replay {
         /// The run id, or a unique start of it.
         id: String,
+        /// The most steps to run at once (default: the number of CPUs).
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -122,6 +151,7 @@ enum Command {
     Sync(sync::SyncArgs),
     /// Run the quickstart end to end: read, validate, split, train, evaluate, register.
     Demo {
+        /// The most steps to run at once (default: the number of CPUs).
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
     },
@@ -129,15 +159,14 @@ enum Command {
 
 /// Parses the process arguments and runs the command.
 pub fn main() -> Result<ExitCode> {
-    use clap::{CommandFactory as _, FromArgMatches as _, parser::ValueSource};
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let matches = flags_where_used(Cli::command()).get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let server_given = cli.take_flags(&matches);
     // Given on the command line to a command that works on the local data directory only,
     // `--server` is refused rather than ignored (KILN_SERVER in the environment is a default
     // for the commands that use it).
-    if matches.value_source("server") == Some(ValueSource::CommandLine)
-        && let Some(name) = cli.command.local_only()
-    {
+    if server_given && let Some(name) = cli.command.local_only() {
         anyhow::bail!(
             "`kiln {name}` works on the local data directory, not on a server; --server applies to `kiln publish`, `kiln runs` and `kiln model`"
         );
@@ -161,6 +190,83 @@ pub fn main() -> Result<ExitCode> {
         Command::Bundle(cmd) => bundle::run(&ctx, cmd),
         Command::Sync(args) => sync::sync(&ctx, args),
         Command::Demo { jobs } => workflow::demo(&ctx, jobs),
+    }
+}
+
+/// The flags besides `--data-dir` that every command takes, before or after its name: each
+/// subcommand gets its own copy (clap's `global` would show all of them on every command),
+/// shown in its help only where the command uses it.
+const SHARED_FLAGS: [&str; 4] = ["fuel_metering", "no_pooling", "server", "token"];
+
+/// `cli` with the shared flags copied into every subcommand, hidden where unused.
+fn flags_where_used(mut cli: clap::Command) -> clap::Command {
+    let flags: Vec<clap::Arg> = cli
+        .get_arguments()
+        .filter(|a| SHARED_FLAGS.contains(&a.get_id().as_str()))
+        .cloned()
+        .collect();
+    let names: Vec<String> = cli
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for name in names {
+        // Running plugins: the engine's flags; acting on a server: its URL and token.
+        let used: &[&str] = match name.as_str() {
+            "publish" | "runs" => &["server", "token"],
+            "model" => &SHARED_FLAGS,
+            "sync" => &["token"],
+            "plugin" | "serve" | "run" | "replay" | "demo" | "bundle" => {
+                &["fuel_metering", "no_pooling"]
+            }
+            _ => &[],
+        };
+        cli = cli.mut_subcommand(name, |c| with_flags(c, &flags, used));
+    }
+    cli
+}
+
+fn with_flags(mut command: clap::Command, flags: &[clap::Arg], used: &[&str]) -> clap::Command {
+    // Making plugin projects runs no plugin.
+    let used = if matches!(command.get_name(), "new" | "build") {
+        &[]
+    } else {
+        used
+    };
+    for flag in flags {
+        let hide = !used.contains(&flag.get_id().as_str());
+        command = command.arg(flag.clone().hide(hide));
+    }
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for name in names {
+        command = command.mut_subcommand(name, |c| with_flags(c, flags, used));
+    }
+    command
+}
+
+impl Cli {
+    /// Takes the shared flags from wherever on the command line they were given (the
+    /// innermost wins); returns whether `--server` was given there (not by KILN_SERVER).
+    fn take_flags(&mut self, matches: &clap::ArgMatches) -> bool {
+        use clap::parser::ValueSource;
+        let mut server_given = false;
+        let mut level = Some(matches);
+        while let Some(m) = level {
+            let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+            if given("server") {
+                self.server = m.get_one::<String>("server").cloned();
+                server_given = true;
+            }
+            if given("token") {
+                self.token = m.get_one::<String>("token").cloned();
+            }
+            self.fuel_metering |= given("fuel_metering");
+            self.no_pooling |= given("no_pooling");
+            level = m.subcommand().map(|(_, sub)| sub);
+        }
+        server_given
     }
 }
 

@@ -35,6 +35,7 @@ pub struct ImportArgs {
     pub runner: String,
     #[arg(long, default_value = "")]
     pub description: String,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -53,6 +54,7 @@ pub struct PredictArgs {
     /// Write each output to DIR as NAME.json value documents.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -25,6 +25,7 @@ pub struct PublishArgs {
     /// The signing key's name.
     #[arg(long, default_value = "default")]
     key: String,
+    /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -33,6 +34,7 @@ pub struct PublishArgs {
 pub enum RegistryCommand {
     /// Replay the event log and recheck every digest and signature.
     Verify {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -27,6 +27,7 @@ pub struct SyncArgs {
     /// Runs per request.
     #[arg(long, default_value_t = 16)]
     batch: usize,
+    /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
 }

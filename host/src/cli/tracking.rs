@@ -21,6 +21,7 @@ use crate::tracking::{
 pub enum RunsCommand {
     /// List runs, newest last.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -28,6 +29,7 @@ pub enum RunsCommand {
     Show {
         /// The run id, or a unique start of it.
         id: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -43,12 +45,14 @@ pub enum RunsCommand {
 pub enum ModelCommand {
     /// List registered models.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Show a model's versions and aliases.
     Show {
         name: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -83,6 +87,7 @@ pub enum AliasCommand {
     History {
         model: String,
         alias: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

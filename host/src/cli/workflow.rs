@@ -134,6 +134,9 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode> {
         Err(e) => return report_invalid(e, args.json),
     };
     save_lock(&args.workflow, &prepared, args.locked)?;
+    if !args.update {
+        note_held_back(ctx, &args.workflow, &prepared.lock);
+    }
     run_and_report(ctx, prepared, args.jobs, !args.no_cache, args.json)
 }
 
@@ -165,6 +168,32 @@ fn exit_for(run: &RunRecord) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Says on stderr which plugins the lockfile keeps at an older version than the registry
+/// has for the same requirement, and how to move to it.
+fn note_held_back(ctx: &Ctx, workflow: &Path, lock: &crate::workflow::lock::Lockfile) {
+    let Ok(registry) = ctx.registry() else {
+        return;
+    };
+    let held = lock.held_back(&registry);
+    if held.is_empty() {
+        return;
+    }
+    let path = crate::workflow::lock::Lockfile::path_for(workflow);
+    for (entry, newest) in &held {
+        eprintln!(
+            "kiln: {} pins {}@{}; the registry has {newest}, which `{}` also matches",
+            path.display(),
+            entry.name,
+            entry.version.as_deref().unwrap_or("?"),
+            entry.uses
+        );
+    }
+    eprintln!(
+        "kiln: `kiln run --update {}` moves to the newest (and rewrites the lockfile)",
+        workflow.display()
+    );
 }
 
 fn save_lock(workflow: &Path, prepared: &Prepared, locked: bool) -> Result<()> {

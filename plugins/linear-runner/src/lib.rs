@@ -13,9 +13,21 @@ impl ModelRunner for LinearRunner {
     type Model = Loaded;
 
     fn describe() -> Descriptor {
+        // The ports every model it loads has, so that `kiln validate` checks the wires to
+        // it (a workflow reading `prediction` for `predictions` is an error at its line).
         Descriptor::new(
             "linear-runner",
             "Serves linear and logistic models written by the standard trainers",
+        )
+        .input(
+            "features",
+            ValueKind::Any,
+            "a table with the model's feature columns, or a [rows, features] numeric tensor in their order",
+        )
+        .output(
+            "predictions",
+            ValueKind::Table,
+            "column `prediction`, and `proba:<class>` for classifiers",
         )
     }
 

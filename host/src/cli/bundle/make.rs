@@ -35,6 +35,7 @@ pub struct MakeArgs {
     /// The signing key's name (`kiln key generate --name NAME`).
     #[arg(long, default_value = "default")]
     key: String,
+    /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
 }
