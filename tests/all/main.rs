@@ -6,6 +6,7 @@ mod cli;
 mod conformance;
 mod edge;
 mod guests;
+mod hostile;
 mod http;
 mod library;
 mod mlflow;

@@ -41,6 +41,12 @@ pub enum PluginError {
         trap: String,
         output: String,
     },
+    #[error("plugin `{plugin}` exited with status {status} instead of returning{}", output_note(.output))]
+    Exited {
+        plugin: String,
+        status: i32,
+        output: String,
+    },
     #[error("plugin `{plugin}` returned an error ({kind}): {message}")]
     Failed {
         plugin: String,
@@ -80,6 +86,7 @@ impl PluginError {
             | PluginError::Memory { plugin, .. }
             | PluginError::Fuel { plugin, .. }
             | PluginError::Trap { plugin, .. }
+            | PluginError::Exited { plugin, .. }
             | PluginError::Failed { plugin, .. }
             | PluginError::BadOutput { plugin, .. }
             | PluginError::Setup { plugin, .. } => plugin,
@@ -98,6 +105,7 @@ impl PluginError {
             PluginError::Memory { .. } => "plugin_memory_limit",
             PluginError::Fuel { .. } => "plugin_out_of_fuel",
             PluginError::Trap { .. } => "plugin_trap",
+            PluginError::Exited { .. } => "plugin_exited",
             PluginError::Failed { .. } => "plugin_failed",
             PluginError::BadOutput { .. } => "plugin_bad_output",
             PluginError::Setup { .. } => "plugin_setup",

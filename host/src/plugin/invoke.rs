@@ -126,6 +126,8 @@ impl Plugin {
         cancel: Option<&Arc<AtomicBool>>,
     ) -> Result<(), PluginError> {
         let ticks = KilnEngine::deadline_ticks(limits.timeout);
+        // A refusal belongs to the call it happened in.
+        store.data_mut().limiter.refused = None;
         match cancel {
             None => store.set_epoch_deadline(ticks),
             Some(flag) => watch_cancel(store, flag.clone(), ticks),
@@ -166,6 +168,14 @@ impl Plugin {
         }
         if err.downcast_ref::<Cancelled>().is_some() {
             return PluginError::Cancelled { plugin };
+        }
+        // WASI's `exit` (a process exit, `std::process::exit`, `os._exit`) ends the call.
+        if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            return PluginError::Exited {
+                plugin,
+                status: exit.0,
+                output: store.data().captured_output(),
+            };
         }
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => PluginError::Deadline {
@@ -215,7 +225,17 @@ impl Plugin {
         }
     }
 
-    fn failed(&self, e: crate::bindings::Error) -> PluginError {
+    /// The error a plugin returned; one returned after the memory cap refused it more
+    /// memory (a guest that catches its out-of-memory error: Python's `MemoryError`,
+    /// JavaScript's) is the memory limit's.
+    fn failed(&self, store: &Store<PluginState>, e: crate::bindings::Error) -> PluginError {
+        if let Some(wanted) = store.data().limiter.refused {
+            return PluginError::Memory {
+                plugin: self.name.to_string(),
+                cap: store.data().limiter.cap(),
+                wanted: Some(wanted),
+            };
+        }
         PluginError::Failed {
             plugin: self.name.to_string(),
             kind: error_kind_name(e.kind),
@@ -258,7 +278,7 @@ impl Plugin {
                     tracking,
                 })
             }
-            Err(e) => Err(self.failed(e)),
+            Err(e) => Err(self.failed(&store, e)),
         }
     }
 
@@ -418,7 +438,7 @@ impl Plugin {
                 cancel: opts.cancel.clone(),
                 poisoned: false,
             }),
-            (_, Err(e)) => Err(self.failed(e)),
+            (_, Err(e)) => Err(self.failed(&store, e)),
         }
     }
 }
@@ -488,7 +508,7 @@ impl StepInstance {
         self.store.data_mut().take_records();
         match plugin.settle(&self.store, &self.limits, result) {
             Ok((Ok(outputs),)) => Ok(outputs),
-            Ok((Err(e),)) => Err(plugin.failed(e)),
+            Ok((Err(e),)) => Err(plugin.failed(&self.store, e)),
             Err(e) => {
                 self.poisoned = true;
                 Err(e)
@@ -563,7 +583,7 @@ impl ModelInstance {
         inputs: &[NamedValue],
     ) -> Result<Outcome<Vec<NamedValue>>, PluginError> {
         let result = self.call(async |g, store, m| g.call_predict(store, m, inputs).await)?;
-        let value = result.map_err(|e| self.plugin.failed(e))?;
+        let value = result.map_err(|e| self.plugin.failed(&self.store, e))?;
         let (logs, tracking) = self.store.data_mut().take_records();
         Ok(Outcome {
             value,
@@ -650,7 +670,14 @@ fn trap_message(trap: &Trap, err: &wasmtime::Error) -> String {
     if std::env::var_os("KILN_BACKTRACE").is_some() {
         return format!("{err:?}");
     }
-    trap.to_string()
+    match trap {
+        // Rust, C and Go keep their call stack in linear memory, below everything else: a
+        // stack overflow there is an access below address 0.
+        Trap::MemoryOutOfBounds => format!(
+            "{trap} (a bug in the plugin, or its stack overflowing: Rust, C and Go keep their stack in linear memory)"
+        ),
+        _ => trap.to_string(),
+    }
 }
 
 pub(crate) fn error_kind_name(kind: crate::bindings::ErrorKind) -> &'static str {

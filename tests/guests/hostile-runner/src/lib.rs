@@ -2,8 +2,9 @@
 //! artifact. Each prediction answers a `prediction` column with one number per row of
 //! `features` (the artifact's length), after what the optional text input `mode` asks:
 //! `spin:N` (busy for N milliseconds first), `loop` (never returns), `sleep` (waits an
-//! hour in WASI's clock), `trap` (a wasm trap)
-//! or `fail` (an `invalid-input` error). Without `mode` it answers at once.
+//! hour in WASI's clock), `trap` (a wasm trap), `fail` (an `invalid-input` error), `bomb`
+//! (allocates until stopped), `recurse` (past any stack) or `exit` (the process exits with
+//! status 3). Without `mode` it answers at once.
 
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,11 @@ impl Model for Loaded {
                 ValueKind::Any,
                 "a table or tensor: its rows are counted",
             )
-            .optional_input("mode", ValueKind::Text, "spin:N, loop, sleep, trap or fail")
+            .optional_input(
+                "mode",
+                ValueKind::Text,
+                "spin:N, loop, sleep, trap, fail, bomb, recurse or exit",
+            )
             .output("predictions", ValueKind::Table, "column `prediction`")
     }
 
@@ -58,6 +63,17 @@ impl Model for Loaded {
                 "sleep" => std::thread::sleep(Duration::from_secs(3600)),
                 "trap" => core::arch::wasm32::unreachable(),
                 "fail" => return Err(Error::invalid_input("asked to fail")),
+                "bomb" => {
+                    let mut hoard: Vec<Vec<u8>> = Vec::new();
+                    loop {
+                        hoard.push(vec![0xAB; 1 << 20]);
+                        std::hint::black_box(&hoard);
+                    }
+                }
+                "recurse" => {
+                    std::hint::black_box(deep(0));
+                }
+                "exit" => std::process::exit(3),
                 spin => {
                     let ms: u64 = spin
                         .strip_prefix("spin:")
@@ -74,6 +90,13 @@ impl Model for Loaded {
         let column = Column::float64("prediction", vec![self.0; rows]);
         Ok(Outputs::new().with("predictions", Table::new(vec![column])))
     }
+}
+
+/// Recursion that no stack holds.
+#[allow(unconditional_recursion)]
+fn deep(n: u64) -> u64 {
+    let local = std::hint::black_box([n; 64]);
+    deep(local[3] + 1).wrapping_add(local[7])
 }
 
 kiln_sdk::export_model_runner!(Runner);

@@ -5,7 +5,9 @@
 //! `entropy` (returns a random number and the time: what deterministic mode fixes),
 //! `jitter` (returns its input table with a random part in a billion added to every float:
 //! a step that never answers the same twice), `metrics` (tracks `count` metric points,
-//! nothing else: the tracking benchmark).
+//! nothing else: the tracking benchmark), `recurse` (past any stack), `exit` (the process
+//! exits with status 3), `huge` (an output of `mib` MiB), `env` (the names of the
+//! environment variables it sees), `connect` (a TCP connection to `path`, HOST:PORT).
 
 use kiln_sdk::{ColumnData, Config, Descriptor, Error, Inputs, Outputs, Step, Value, ValueKind};
 
@@ -19,9 +21,10 @@ impl Step for Hostile {
             .config(
                 "mode",
                 Some("echo"),
-                "echo, loop, sleep, bomb, trap, fail, read, write, spam, entropy, jitter or metrics",
+                "echo, loop, sleep, bomb, trap, fail, read, write, spam, entropy, jitter, metrics, recurse, exit, huge, env or connect",
             )
-            .config("path", None, "the file for read and write")
+            .config("path", None, "the file for read and write; HOST:PORT for connect")
+            .config("mib", Some("200"), "the size of huge's output")
             .config("count", Some("100000"), "the points `metrics` tracks")
     }
 
@@ -78,6 +81,28 @@ impl Step for Hostile {
                 Ok(Outputs::new().with("out", Value::Table(table)))
             }
             "trap" => panic!("deliberate panic in the hostile plugin"),
+            "recurse" => Ok(Outputs::new().with("out", deep(std::hint::black_box(0)).to_string())),
+            "exit" => std::process::exit(3),
+            "huge" => {
+                let mib: usize = config
+                    .get("mib")
+                    .unwrap_or("200")
+                    .parse()
+                    .map_err(|_| Error::invalid_config("`mib` is a number"))?;
+                Ok(Outputs::new().with("out", Value::Bytes(vec![7; mib << 20])))
+            }
+            "env" => {
+                let names: Vec<String> = std::env::vars_os()
+                    .map(|(k, _)| k.to_string_lossy().into_owned())
+                    .collect();
+                Ok(Outputs::new().with("out", names.join(",")))
+            }
+            "connect" => {
+                let to = config.require("path")?;
+                std::net::TcpStream::connect(to)
+                    .map_err(|e| Error::invalid_input(format!("cannot connect to {to}: {e}")))?;
+                Ok(Outputs::new().with("out", "connected".to_string()))
+            }
             "fail" => Err(Error::internal("deliberate failure")),
             "read" => {
                 let path = config.require("path")?;
@@ -112,6 +137,13 @@ impl Step for Hostile {
             other => Err(Error::invalid_config(format!("unknown mode `{other}`"))),
         }
     }
+}
+
+/// Recursion that no stack holds.
+#[allow(unconditional_recursion)]
+fn deep(n: u64) -> u64 {
+    let local = std::hint::black_box([n; 64]);
+    deep(local[3] + 1).wrapping_add(local[7])
 }
 
 kiln_sdk::export_step!(Hostile);

@@ -1,0 +1,424 @@
+//! The hostile-plugin battery: one host against guests in Rust, Python and JavaScript (steps)
+//! and a Rust model runner that loop, sleep, block in a read, eat memory, overflow their
+//! stack, trap, exit (with status 3), return a 200 MiB output, and reach for files, the environment and the
+//! network. Each is stopped or refused within its deadline + 100 ms with an error that says
+//! what happened, nothing leaks out of its grant, and the host serves the next call.
+//!
+//! The Python and JavaScript guests are built from `tests/polyglot/` with `kiln plugin
+//! build` (the toolchains of `scripts/toolchains.sh`).
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use kiln::{
+    bindings::{NamedValue, Value},
+    engine::{ArtifactCache, EngineOptions, KilnEngine, Limits},
+    plugin::{CallOptions, DirGrant, Plugin, PluginError, PluginHost},
+};
+use kiln_test_artifacts as g;
+
+const DEADLINE: Duration = Duration::from_millis(500);
+const SLACK: Duration = Duration::from_millis(100);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn host() -> PluginHost {
+    let engine = KilnEngine::new(&EngineOptions::default()).expect("engine");
+    let cache = ArtifactCache::new(engine.engine(), crate::shared_code());
+    PluginHost::new(engine, cache).expect("host")
+}
+
+/// What a call must end in.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    Deadline,
+    Memory,
+    /// A wasm trap whose message holds this text.
+    Trap(&'static str),
+    /// The process exited with this status instead of returning (WASI 0.2's `exit` carries
+    /// success or failure only: every failing status arrives as 1).
+    Exit(i32),
+    /// An error the guest returned (or a trap), holding this text.
+    Refused(&'static str),
+    /// A stack overflow: a trap, or the language's own recursion error.
+    Stack,
+    /// Success, with this text output (`None`: any).
+    Ok(Option<&'static str>),
+}
+
+/// The directory granted as `/data`: a file, a FIFO nobody writes, and a symlink to a file
+/// outside the grant; and that outside file.
+struct Grant {
+    _dir: tempfile::TempDir,
+    inside: PathBuf,
+    secret: &'static str,
+}
+
+impl Grant {
+    fn new() -> Grant {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join("inside");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&inside).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(inside.join("ok.txt"), "inside the grant").unwrap();
+        let secret = "a secret outside the grant";
+        std::fs::write(outside.join("secret.txt"), secret).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.txt"), inside.join("link")).unwrap();
+        std::os::unix::fs::symlink("../outside", inside.join("dirlink")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(inside.join("fifo"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        Grant {
+            _dir: dir,
+            inside,
+            secret,
+        }
+    }
+
+    fn opts(&self, memory: u64) -> CallOptions {
+        let mut opts = CallOptions {
+            limits: Limits {
+                timeout: DEADLINE,
+                memory,
+                ..Limits::default()
+            },
+            ..CallOptions::default()
+        };
+        opts.grants.dirs.push(DirGrant {
+            host: self.inside.clone(),
+            guest: "/data".into(),
+            writable: false,
+        });
+        opts
+    }
+}
+
+fn config(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Runs `call` on its own thread and fails the test if it has not returned in 30 s.
+fn bounded<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(call());
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("a hostile call never returned")
+}
+
+/// Checks one outcome against what was expected; a success must not hold the secret.
+fn check(label: &str, expect: Expect, result: Result<Vec<NamedValue>, PluginError>, secret: &str) {
+    let text = |values: &[NamedValue]| -> String {
+        values
+            .iter()
+            .filter_map(|v| match &v.value {
+                Value::Text(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("")
+    };
+    match (&expect, &result) {
+        (Expect::Deadline, Err(PluginError::Deadline { .. }))
+        | (Expect::Memory, Err(PluginError::Memory { .. })) => {}
+        (Expect::Trap(what), Err(e @ PluginError::Trap { .. })) => {
+            assert!(e.to_string().contains(what), "{label}: {e}")
+        }
+        (Expect::Exit(status), Err(e @ PluginError::Exited { .. })) => {
+            assert!(
+                e.to_string()
+                    .contains(&format!("exited with status {status}")),
+                "{label}: {e}"
+            )
+        }
+        (
+            Expect::Refused(what),
+            Err(e @ (PluginError::Failed { .. } | PluginError::Trap { .. })),
+        ) => {
+            assert!(e.to_string().contains(what), "{label}: {e}")
+        }
+        (Expect::Stack, Err(e @ (PluginError::Failed { .. } | PluginError::Trap { .. }))) => {
+            let message = e.to_string().to_lowercase();
+            assert!(
+                message.contains("stack") || message.contains("recursion"),
+                "{label}: {e}"
+            )
+        }
+        (Expect::Ok(want), Ok(values)) => {
+            if let Some(want) = want {
+                assert_eq!(text(values), *want, "{label}");
+            }
+        }
+        _ => panic!("{label}: expected {expect:?}, got {result:?}"),
+    }
+    if let Ok(values) = &result {
+        assert!(!text(values).contains(secret), "{label}: the secret leaked");
+    }
+}
+
+/// Calls `mode` of a step three times (timing the best) and checks each outcome.
+fn attack_step(
+    plugin: &Arc<Plugin>,
+    grant: &Grant,
+    memory: u64,
+    mode: &str,
+    extra: &[(&str, &str)],
+    expect: Expect,
+) {
+    let label = format!("{} {mode} {extra:?}", plugin.name());
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let (plugin, opts) = (plugin.clone(), grant.opts(memory));
+        let mut pairs = vec![("mode", mode)];
+        pairs.extend_from_slice(extra);
+        let cfg = config(&pairs);
+        let started = Instant::now();
+        let result = bounded(move || {
+            plugin
+                .run_step::<NamedValue>(&[], &cfg, &opts)
+                .map(|o| o.value)
+        });
+        best = best.min(started.elapsed());
+        check(&label, expect, result, grant.secret);
+        if best <= DEADLINE + SLACK {
+            break;
+        }
+    }
+    assert!(best <= DEADLINE + SLACK, "{label}: took {best:?}");
+    // The host serves the next call.
+    let echo = plugin
+        .run_step::<NamedValue>(&[], &config(&[("mode", "echo")]), &grant.opts(memory))
+        .unwrap_or_else(|e| panic!("{label}: echo after it failed: {e}"));
+    drop(echo);
+}
+
+/// The attacks every step guest makes, whatever its language, and what each must end in.
+fn common_attacks(plugin: &Arc<Plugin>, grant: &Grant, memory: u64, recurse: Expect) {
+    attack_step(plugin, grant, memory, "loop", &[], Expect::Deadline);
+    attack_step(plugin, grant, memory, "bomb", &[], Expect::Memory);
+    attack_step(plugin, grant, memory, "recurse", &[], recurse);
+    // An output larger than the memory cap cannot be made; one within it passes whole.
+    attack_step(
+        plugin,
+        grant,
+        memory,
+        "huge",
+        &[("mib", "200")],
+        Expect::Memory,
+    );
+    attack_step(
+        plugin,
+        grant,
+        memory,
+        "huge",
+        &[("mib", "4")],
+        Expect::Ok(None),
+    );
+    // Files: inside the grant, read; outside it, by path, `..` or a symlink: refused.
+    let read = if plugin.name() == "hostile-js" {
+        "escape"
+    } else {
+        "read"
+    };
+    attack_step(
+        plugin,
+        grant,
+        memory,
+        read,
+        &[("path", "/data/ok.txt")],
+        Expect::Ok(Some("inside the grant")),
+    );
+    for path in [
+        "/data/link",
+        "/data/dirlink/secret.txt",
+        "/data/../outside/secret.txt",
+        "/etc/passwd",
+    ] {
+        attack_step(
+            plugin,
+            grant,
+            memory,
+            read,
+            &[("path", path)],
+            Expect::Refused(""),
+        );
+    }
+}
+
+/// A listener the guests try to reach: it must never see a connection.
+fn listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    (listener, addr)
+}
+
+fn no_connection(listener: &TcpListener, label: &str) {
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("{label}: the listener saw {other:?}"),
+    }
+}
+
+#[test]
+fn a_rust_step_and_model_runner_are_stopped_or_refused_in_time() {
+    let host = host();
+    let grant = Grant::new();
+    let step = host.load_file(Path::new(g::HOSTILE), None).unwrap();
+    let memory = 64 << 20;
+    common_attacks(&step, &grant, memory, Expect::Stack);
+    attack_step(&step, &grant, memory, "sleep", &[], Expect::Deadline);
+    attack_step(
+        &step,
+        &grant,
+        memory,
+        "read",
+        &[("path", "/data/fifo")],
+        Expect::Deadline,
+    );
+    attack_step(
+        &step,
+        &grant,
+        memory,
+        "trap",
+        &[],
+        Expect::Trap("deliberate panic"),
+    );
+    attack_step(&step, &grant, memory, "exit", &[], Expect::Exit(1));
+    attack_step(&step, &grant, memory, "env", &[], Expect::Ok(Some("")));
+    let (l, addr) = listener();
+    attack_step(
+        &step,
+        &grant,
+        memory,
+        "connect",
+        &[("path", &addr)],
+        Expect::Refused("Permission denied"),
+    );
+    no_connection(&l, "hostile connect");
+
+    // A warm model instance: each attack ends its instance, and a fresh one serves.
+    let runner = host.load_file(Path::new(g::HOSTILE_RUNNER), None).unwrap();
+    for (mode, expect) in [
+        ("loop", Expect::Deadline),
+        ("sleep", Expect::Deadline),
+        ("bomb", Expect::Memory),
+        ("recurse", Expect::Stack),
+        ("trap", Expect::Trap("unreachable")),
+        ("exit", Expect::Exit(1)),
+    ] {
+        let opts = grant.opts(memory);
+        let mut model = runner.load_model(b"abc", &config(&[]), &opts).unwrap();
+        let inputs = vec![
+            NamedValue {
+                name: "features".into(),
+                value: Value::Scalar(1.0),
+            },
+            NamedValue {
+                name: "mode".into(),
+                value: Value::Text(mode.into()),
+            },
+        ];
+        let started = Instant::now();
+        let (result, model) = bounded(move || {
+            let result = model.predict(&inputs).map(|o| o.value);
+            (result, model)
+        });
+        let took = started.elapsed();
+        check(
+            &format!("hostile-runner {mode}"),
+            expect,
+            result,
+            grant.secret,
+        );
+        assert!(
+            took <= DEADLINE + SLACK,
+            "hostile-runner {mode}: took {took:?}"
+        );
+        assert!(
+            !model.usable(),
+            "hostile-runner {mode}: the instance is still used"
+        );
+        let mut fresh = runner.load_model(b"abc", &config(&[]), &opts).unwrap();
+        let features = NamedValue {
+            name: "features".into(),
+            value: Value::Scalar(1.0),
+        };
+        assert!(fresh.predict(&[features]).is_ok(), "after {mode}");
+    }
+}
+
+#[test]
+fn a_python_step_is_stopped_or_refused_in_time() {
+    let wasm =
+        crate::polyglot::build_project("hostile-py", &repo().join("tests/polyglot/hostile-py"));
+    let host = host();
+    let grant = Grant::new();
+    let step = host.load_file(&wasm, None).unwrap();
+    // CPython itself takes some 30 MiB. Its frames live on the heap: with its recursion
+    // limit lifted, unbounded recursion is a memory bomb.
+    let memory = 128 << 20;
+    common_attacks(&step, &grant, memory, Expect::Memory);
+    attack_step(&step, &grant, memory, "sleep", &[], Expect::Deadline);
+    attack_step(
+        &step,
+        &grant,
+        memory,
+        "read",
+        &[("path", "/data/fifo")],
+        Expect::Deadline,
+    );
+    attack_step(
+        &step,
+        &grant,
+        memory,
+        "trap",
+        &[],
+        Expect::Refused("deliberate failure"),
+    );
+    attack_step(&step, &grant, memory, "exit", &[], Expect::Exit(1));
+    attack_step(&step, &grant, memory, "env", &[], Expect::Ok(Some("")));
+    let (l, addr) = listener();
+    attack_step(
+        &step,
+        &grant,
+        memory,
+        "connect",
+        &[("path", &addr)],
+        Expect::Refused("Permission denied"),
+    );
+    no_connection(&l, "hostile-py connect");
+}
+
+#[test]
+fn a_javascript_step_is_stopped_or_refused_in_time() {
+    let wasm =
+        crate::polyglot::build_project("hostile-js", &repo().join("tests/polyglot/hostile-js"));
+    let host = host();
+    let grant = Grant::new();
+    let step = host.load_file(&wasm, None).unwrap();
+    let memory = 128 << 20;
+    common_attacks(&step, &grant, memory, Expect::Stack);
+    attack_step(
+        &step,
+        &grant,
+        memory,
+        "trap",
+        &[],
+        Expect::Refused("deliberate failure"),
+    );
+    attack_step(&step, &grant, memory, "env", &[], Expect::Ok(Some("")));
+}
