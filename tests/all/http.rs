@@ -383,6 +383,63 @@ fn a_stalled_body_is_cut_off_and_a_slow_upload_is_not() {
     assert_eq!((status, stored), (200, vec![5u8; 10_000]));
 }
 
+/// The server's peak resident memory so far (VmHWM), in bytes.
+fn peak_memory(s: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.child.id())).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/PID/status");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kib << 10
+}
+
+/// A large artifact goes to disk and comes back whole without the server ever holding it:
+/// its peak memory grows by far less than the artifact's size, up and down.
+#[test]
+fn a_large_artifact_streams_both_ways() {
+    let k = Kiln::new();
+    let s = Server::start(&k, None);
+    let (_, run) = s.send_json(
+        "POST",
+        "/api/2.0/mlflow/runs/create",
+        None,
+        &serde_json::json!({ "experiment_id": "0" }),
+    );
+    let run = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let path = format!("/api/2.0/mlflow-artifacts/artifacts/0/{run}/artifacts/big.bin");
+    let size: usize = 192 << 20;
+    let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let limit = 64 << 20;
+
+    let start = peak_memory(&s);
+    let (status, _, _) = s.send("PUT", &path, &[], Some(data.clone()));
+    assert_eq!(status, 200);
+    let uploaded = peak_memory(&s);
+    assert!(
+        uploaded - start < limit,
+        "the upload raised the server's peak memory by {} MiB",
+        (uploaded - start) >> 20
+    );
+    let (status, headers, got) = s.send("GET", &path, &[], None);
+    assert_eq!(status, 200);
+    assert_eq!(
+        headers.get("content-length").unwrap().to_str().unwrap(),
+        size.to_string()
+    );
+    assert!(got == data, "the artifact came back different");
+    let downloaded = peak_memory(&s);
+    assert!(
+        downloaded - start < limit,
+        "the download raised the server's peak memory by {} MiB",
+        (downloaded - start) >> 20
+    );
+}
+
 /// An MLflow integer past 64 bits (a metric's step of 2^70) is refused, not stored
 /// saturated; a whole number written with an exponent is taken.
 #[test]

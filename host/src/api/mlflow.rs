@@ -408,19 +408,31 @@ async fn upload_artifact(
     Ok(Json(json!({})))
 }
 
+/// Streams an artifact from its file: it may be as large as uploads allow (2 GiB by
+/// default), and a download holds only a chunk of it in memory at a time.
 async fn download_artifact(
     State(s): State<AppState>,
     axum::extract::Path(path): axum::extract::Path<String>,
 ) -> Result<Response, MlflowError> {
-    let bytes = blocking(move || {
+    use axum::http::{HeaderValue, header};
+    let (file, size) = blocking(move || {
         run_of_path(&s, &path)?;
-        let (file, _) = s.tracking.artifact(&path)?;
-        std::fs::read(&file).map_err(|e| TrackingError::Storage(e.to_string()))
+        let (file, size) = s.tracking.artifact(&path)?;
+        let file = std::fs::File::open(&file).map_err(|e| TrackingError::Storage(e.to_string()))?;
+        Ok((file, size))
     })
     .await?;
+    let chunks =
+        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 << 10);
     Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-        bytes,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (header::CONTENT_LENGTH, HeaderValue::from(size)),
+        ],
+        axum::body::Body::from_stream(chunks),
     )
         .into_response())
 }
