@@ -63,7 +63,7 @@ pub struct Cli {
 const START: &str = "\
 Start here:
   kiln demo                       the quickstart end to end: a real dataset read, validated,
-                                  split, scaled, trained on, evaluated, registered and served
+                                  split, scaled, trained on, evaluated and registered
   kiln run FILE.yaml              run a workflow (`kiln validate FILE.yaml` checks it only)
   kiln serve                      serve models, workflows, tracking (MLflow's API too) and the
                                   plugin registry over HTTP
