@@ -169,92 +169,87 @@ fn check(label: &str, expect: Expect, result: Result<Vec<NamedValue>, PluginErro
     }
 }
 
-/// Calls `mode` of a step three times (timing the best) and checks each outcome.
-fn attack_step(
-    plugin: &Arc<Plugin>,
-    grant: &Grant,
+/// A step under attack: the plugin, the grant it gets and its memory cap.
+struct Target<'a> {
+    plugin: Arc<Plugin>,
+    grant: &'a Grant,
     memory: u64,
-    mode: &str,
-    extra: &[(&str, &str)],
-    expect: Expect,
-) {
-    let label = format!("{} {mode} {extra:?}", plugin.name());
-    let mut best = Duration::MAX;
-    for _ in 0..3 {
-        let (plugin, opts) = (plugin.clone(), grant.opts(memory));
-        let mut pairs = vec![("mode", mode)];
-        pairs.extend_from_slice(extra);
-        let cfg = config(&pairs);
-        let started = Instant::now();
-        let result = bounded(move || {
-            plugin
-                .run_step::<NamedValue>(&[], &cfg, &opts)
-                .map(|o| o.value)
-        });
-        best = best.min(started.elapsed());
-        check(&label, expect, result, grant.secret);
-        if best <= DEADLINE + SLACK {
-            break;
-        }
-    }
-    assert!(best <= DEADLINE + SLACK, "{label}: took {best:?}");
-    // The host serves the next call.
-    let echo = plugin
-        .run_step::<NamedValue>(&[], &config(&[("mode", "echo")]), &grant.opts(memory))
-        .unwrap_or_else(|e| panic!("{label}: echo after it failed: {e}"));
-    drop(echo);
 }
 
-/// The attacks every step guest makes, whatever its language, and what each must end in.
-fn common_attacks(plugin: &Arc<Plugin>, grant: &Grant, memory: u64, recurse: Expect) {
-    attack_step(plugin, grant, memory, "loop", &[], Expect::Deadline);
-    attack_step(plugin, grant, memory, "bomb", &[], Expect::Memory);
-    attack_step(plugin, grant, memory, "recurse", &[], recurse);
-    // An output larger than the memory cap cannot be made; one within it passes whole.
-    attack_step(
-        plugin,
-        grant,
-        memory,
-        "huge",
-        &[("mib", "200")],
-        Expect::Memory,
-    );
-    attack_step(
-        plugin,
-        grant,
-        memory,
-        "huge",
-        &[("mib", "4")],
-        Expect::Ok(None),
-    );
-    // Files: inside the grant, read; outside it, by path, `..` or a symlink: refused.
-    let read = if plugin.name() == "hostile-js" {
-        "escape"
-    } else {
-        "read"
-    };
-    attack_step(
-        plugin,
-        grant,
-        memory,
-        read,
-        &[("path", "/data/ok.txt")],
-        Expect::Ok(Some("inside the grant")),
-    );
-    for path in [
-        "/data/link",
-        "/data/dirlink/secret.txt",
-        "/data/../outside/secret.txt",
-        "/etc/passwd",
-    ] {
-        attack_step(
-            plugin,
-            grant,
-            memory,
-            read,
-            &[("path", path)],
-            Expect::Refused(""),
+impl Target<'_> {
+    /// Calls `mode` three times (timing the best) and checks each outcome, then that the
+    /// host serves the next call.
+    fn attack(&self, mode: &str, extra: &[(&str, &str)], expect: Expect) {
+        let label = format!("{} {mode} {extra:?}", self.plugin.name());
+        let mut best = Duration::MAX;
+        for _ in 0..3 {
+            let (plugin, opts) = (self.plugin.clone(), self.grant.opts(self.memory));
+            let mut pairs = vec![("mode", mode)];
+            pairs.extend_from_slice(extra);
+            let cfg = config(&pairs);
+            let started = Instant::now();
+            let result = bounded(move || {
+                plugin
+                    .run_step::<NamedValue>(&[], &cfg, &opts)
+                    .map(|o| o.value)
+            });
+            best = best.min(started.elapsed());
+            check(&label, expect, result, self.grant.secret);
+            if best <= DEADLINE + SLACK {
+                break;
+            }
+        }
+        assert!(best <= DEADLINE + SLACK, "{label}: took {best:?}");
+        if let Err(e) = self.plugin.run_step::<NamedValue>(
+            &[],
+            &config(&[("mode", "echo")]),
+            &self.grant.opts(self.memory),
+        ) {
+            panic!("{label}: echo after it failed: {e}");
+        }
+    }
+
+    /// The attacks every step guest makes, whatever its language: `recurse` and `trap` end
+    /// as the language ends them.
+    fn common(&self, recurse: Expect, trap: Expect) {
+        self.attack("loop", &[], Expect::Deadline);
+        self.attack("bomb", &[], Expect::Memory);
+        self.attack("recurse", &[], recurse);
+        self.attack("trap", &[], trap);
+        self.attack("env", &[], Expect::Ok(Some("")));
+        // An output larger than the memory cap cannot be made; one within it passes whole.
+        self.attack("huge", &[("mib", "200")], Expect::Memory);
+        self.attack("huge", &[("mib", "4")], Expect::Ok(None));
+        // Files: inside the grant, read; outside it, by path, `..` or a symlink: refused.
+        self.attack(
+            "read",
+            &[("path", "/data/ok.txt")],
+            Expect::Ok(Some("inside the grant")),
         );
+        for path in [
+            "/data/link",
+            "/data/dirlink/secret.txt",
+            "/data/../outside/secret.txt",
+            "/etc/passwd",
+        ] {
+            self.attack("read", &[("path", path)], Expect::Refused(""));
+        }
+    }
+
+    /// What a guest that can block and exit (Rust, Python; not JavaScript) also tries:
+    /// sleeping, a read that never completes, exiting, and a TCP connection to a listener
+    /// that must never see it.
+    fn blocking_and_leaving(&self) {
+        self.attack("sleep", &[], Expect::Deadline);
+        self.attack("read", &[("path", "/data/fifo")], Expect::Deadline);
+        self.attack("exit", &[], Expect::Exit(1));
+        let (listener, addr) = listener();
+        self.attack(
+            "connect",
+            &[("path", &addr)],
+            Expect::Refused("Permission denied"),
+        );
+        no_connection(&listener, self.plugin.name());
     }
 }
 
@@ -277,38 +272,13 @@ fn no_connection(listener: &TcpListener, label: &str) {
 fn a_rust_step_and_model_runner_are_stopped_or_refused_in_time() {
     let host = host();
     let grant = Grant::new();
-    let step = host.load_file(Path::new(g::HOSTILE), None).unwrap();
-    let memory = 64 << 20;
-    common_attacks(&step, &grant, memory, Expect::Stack);
-    attack_step(&step, &grant, memory, "sleep", &[], Expect::Deadline);
-    attack_step(
-        &step,
-        &grant,
-        memory,
-        "read",
-        &[("path", "/data/fifo")],
-        Expect::Deadline,
-    );
-    attack_step(
-        &step,
-        &grant,
-        memory,
-        "trap",
-        &[],
-        Expect::Trap("deliberate panic"),
-    );
-    attack_step(&step, &grant, memory, "exit", &[], Expect::Exit(1));
-    attack_step(&step, &grant, memory, "env", &[], Expect::Ok(Some("")));
-    let (l, addr) = listener();
-    attack_step(
-        &step,
-        &grant,
-        memory,
-        "connect",
-        &[("path", &addr)],
-        Expect::Refused("Permission denied"),
-    );
-    no_connection(&l, "hostile connect");
+    let step = Target {
+        plugin: host.load_file(Path::new(g::HOSTILE), None).unwrap(),
+        grant: &grant,
+        memory: 64 << 20,
+    };
+    step.common(Expect::Stack, Expect::Trap("deliberate panic"));
+    step.blocking_and_leaving();
 
     // A warm model instance: each attack ends its instance, and a fresh one serves.
     let runner = host.load_file(Path::new(g::HOSTILE_RUNNER), None).unwrap();
@@ -320,7 +290,7 @@ fn a_rust_step_and_model_runner_are_stopped_or_refused_in_time() {
         ("trap", Expect::Trap("unreachable")),
         ("exit", Expect::Exit(1)),
     ] {
-        let opts = grant.opts(memory);
+        let opts = grant.opts(step.memory);
         let mut model = runner.load_model(b"abc", &config(&[]), &opts).unwrap();
         let inputs = vec![
             NamedValue {
@@ -367,40 +337,15 @@ fn a_python_step_is_stopped_or_refused_in_time() {
         crate::polyglot::build_project("hostile-py", &repo().join("tests/polyglot/hostile-py"));
     let host = host();
     let grant = Grant::new();
-    let step = host.load_file(&wasm, None).unwrap();
     // CPython itself takes some 30 MiB. Its frames live on the heap: with its recursion
     // limit lifted, unbounded recursion is a memory bomb.
-    let memory = 128 << 20;
-    common_attacks(&step, &grant, memory, Expect::Memory);
-    attack_step(&step, &grant, memory, "sleep", &[], Expect::Deadline);
-    attack_step(
-        &step,
-        &grant,
-        memory,
-        "read",
-        &[("path", "/data/fifo")],
-        Expect::Deadline,
-    );
-    attack_step(
-        &step,
-        &grant,
-        memory,
-        "trap",
-        &[],
-        Expect::Refused("deliberate failure"),
-    );
-    attack_step(&step, &grant, memory, "exit", &[], Expect::Exit(1));
-    attack_step(&step, &grant, memory, "env", &[], Expect::Ok(Some("")));
-    let (l, addr) = listener();
-    attack_step(
-        &step,
-        &grant,
-        memory,
-        "connect",
-        &[("path", &addr)],
-        Expect::Refused("Permission denied"),
-    );
-    no_connection(&l, "hostile-py connect");
+    let step = Target {
+        plugin: host.load_file(&wasm, None).unwrap(),
+        grant: &grant,
+        memory: 128 << 20,
+    };
+    step.common(Expect::Memory, Expect::Refused("deliberate failure"));
+    step.blocking_and_leaving();
 }
 
 #[test]
@@ -409,16 +354,10 @@ fn a_javascript_step_is_stopped_or_refused_in_time() {
         crate::polyglot::build_project("hostile-js", &repo().join("tests/polyglot/hostile-js"));
     let host = host();
     let grant = Grant::new();
-    let step = host.load_file(&wasm, None).unwrap();
-    let memory = 128 << 20;
-    common_attacks(&step, &grant, memory, Expect::Stack);
-    attack_step(
-        &step,
-        &grant,
-        memory,
-        "trap",
-        &[],
-        Expect::Refused("deliberate failure"),
-    );
-    attack_step(&step, &grant, memory, "env", &[], Expect::Ok(Some("")));
+    let step = Target {
+        plugin: host.load_file(&wasm, None).unwrap(),
+        grant: &grant,
+        memory: 128 << 20,
+    };
+    step.common(Expect::Stack, Expect::Refused("deliberate failure"));
 }

@@ -14,7 +14,7 @@ use std::{
 
 use serde_json::Value as J;
 
-use crate::{Kiln, Server};
+use crate::{Kiln, Server, tracking::create_run};
 
 /// A connection to the server that has sent the start of a request head and no more.
 fn half_open(s: &Server) -> TcpStream {
@@ -173,14 +173,7 @@ fn connections_past_the_limit_get_503_and_shutdown_drains_within_its_bound() {
 fn artifact_uploads_have_their_own_limit_and_a_killed_one_leaves_nothing_behind() {
     let k = Kiln::new();
     let mut s = Server::start(&k, Some("max_artifact_mib = 1\n"));
-    let (status, run) = s.send_json(
-        "POST",
-        "/api/2.0/mlflow/runs/create",
-        None,
-        &serde_json::json!({ "experiment_id": "0" }),
-    );
-    assert_eq!(status, 200, "{run}");
-    let run = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let run = create_run(&s, "0");
     let addr = s.url.trim_start_matches("http://").to_string();
     let put = |length: usize, sent: usize| {
         let mut stream = TcpStream::connect(&addr).unwrap();
@@ -308,13 +301,7 @@ fn a_stalled_body_is_cut_off_and_a_slow_upload_is_not() {
         Some("body_timeout_secs = 1\nrequest_timeout_secs = 3\n"),
     );
     let addr = s.url.trim_start_matches("http://").to_string();
-    let (_, run) = s.send_json(
-        "POST",
-        "/api/2.0/mlflow/runs/create",
-        None,
-        &serde_json::json!({ "experiment_id": "0" }),
-    );
-    let run = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let run = create_run(&s, "0");
     let upload = format!("/api/2.0/mlflow-artifacts/artifacts/0/{run}/artifacts");
 
     // A prediction and an MLflow upload whose bodies stop after 10 bytes: 408, in each API's
@@ -404,13 +391,7 @@ fn peak_memory(s: &Server) -> u64 {
 fn a_large_artifact_streams_both_ways() {
     let k = Kiln::new();
     let s = Server::start(&k, None);
-    let (_, run) = s.send_json(
-        "POST",
-        "/api/2.0/mlflow/runs/create",
-        None,
-        &serde_json::json!({ "experiment_id": "0" }),
-    );
-    let run = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let run = create_run(&s, "0");
     let path = format!("/api/2.0/mlflow-artifacts/artifacts/0/{run}/artifacts/big.bin");
     let size: usize = 192 << 20;
     let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
@@ -446,13 +427,7 @@ fn a_large_artifact_streams_both_ways() {
 fn mlflow_integers_past_64_bits_are_refused_not_saturated() {
     let k = Kiln::new();
     let s = Server::start(&k, None);
-    let (_, run) = s.send_json(
-        "POST",
-        "/api/2.0/mlflow/runs/create",
-        None,
-        &serde_json::json!({ "experiment_id": "0" }),
-    );
-    let run = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let run = create_run(&s, "0");
     let log = |step: &str| {
         let text = format!(
             r#"{{"run_id": "{run}", "key": "loss", "value": 0.5, "timestamp": 1, "step": {step}}}"#

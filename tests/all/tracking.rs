@@ -136,7 +136,8 @@ fn post(server: &Server, path: &str, body: J) -> J {
     answer
 }
 
-fn create_run(server: &Server, experiment: &str) -> String {
+/// A new MLflow run in `experiment`: its id.
+pub(crate) fn create_run(server: &Server, experiment: &str) -> String {
     let run = post(
         server,
         "runs/create",

@@ -199,19 +199,15 @@ pub fn main() -> Result<ExitCode> {
 const SHARED_FLAGS: [&str; 4] = ["fuel_metering", "no_pooling", "server", "token"];
 
 /// `cli` with the shared flags copied into every subcommand, hidden where unused.
-fn flags_where_used(mut cli: clap::Command) -> clap::Command {
+fn flags_where_used(cli: clap::Command) -> clap::Command {
     let flags: Vec<clap::Arg> = cli
         .get_arguments()
         .filter(|a| SHARED_FLAGS.contains(&a.get_id().as_str()))
         .cloned()
         .collect();
-    let names: Vec<String> = cli
-        .get_subcommands()
-        .map(|c| c.get_name().to_string())
-        .collect();
-    for name in names {
+    each_subcommand(cli, |c| {
         // Running plugins: the engine's flags; acting on a server: its URL and token.
-        let used: &[&str] = match name.as_str() {
+        let used: &[&str] = match c.get_name() {
             "publish" | "runs" => &["server", "token"],
             "model" => &SHARED_FLAGS,
             "sync" => &["token"],
@@ -220,9 +216,8 @@ fn flags_where_used(mut cli: clap::Command) -> clap::Command {
             }
             _ => &[],
         };
-        cli = cli.mut_subcommand(name, |c| with_flags(c, &flags, used));
-    }
-    cli
+        with_flags(c, &flags, used)
+    })
 }
 
 fn with_flags(mut command: clap::Command, flags: &[clap::Arg], used: &[&str]) -> clap::Command {
@@ -236,12 +231,20 @@ fn with_flags(mut command: clap::Command, flags: &[clap::Arg], used: &[&str]) ->
         let hide = !used.contains(&flag.get_id().as_str());
         command = command.arg(flag.clone().hide(hide));
     }
+    each_subcommand(command, |c| with_flags(c, flags, used))
+}
+
+/// `command` with `f` applied to each of its direct subcommands.
+fn each_subcommand(
+    mut command: clap::Command,
+    f: impl Fn(clap::Command) -> clap::Command,
+) -> clap::Command {
     let names: Vec<String> = command
         .get_subcommands()
         .map(|c| c.get_name().to_string())
         .collect();
     for name in names {
-        command = command.mut_subcommand(name, |c| with_flags(c, flags, used));
+        command = command.mut_subcommand(name, &f);
     }
     command
 }

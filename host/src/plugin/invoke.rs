@@ -158,14 +158,10 @@ impl Plugin {
         limits: &Limits,
         err: wasmtime::Error,
     ) -> PluginError {
-        let plugin = self.name.to_string();
-        if let Some(wanted) = store.data().limiter.refused {
-            return PluginError::Memory {
-                plugin,
-                cap: store.data().limiter.cap(),
-                wanted: Some(wanted),
-            };
+        if let Some(memory) = self.memory_refused(store) {
+            return memory;
         }
+        let plugin = self.name.to_string();
         if err.downcast_ref::<Cancelled>().is_some() {
             return PluginError::Cancelled { plugin };
         }
@@ -225,16 +221,22 @@ impl Plugin {
         }
     }
 
+    /// The memory limit's error, if the cap refused `store`'s plugin memory in this call.
+    fn memory_refused(&self, store: &Store<PluginState>) -> Option<PluginError> {
+        let limiter = &store.data().limiter;
+        limiter.refused.map(|wanted| PluginError::Memory {
+            plugin: self.name.to_string(),
+            cap: limiter.cap(),
+            wanted: Some(wanted),
+        })
+    }
+
     /// The error a plugin returned; one returned after the memory cap refused it more
     /// memory (a guest that catches its out-of-memory error: Python's `MemoryError`,
     /// JavaScript's) is the memory limit's.
     fn failed(&self, store: &Store<PluginState>, e: crate::bindings::Error) -> PluginError {
-        if let Some(wanted) = store.data().limiter.refused {
-            return PluginError::Memory {
-                plugin: self.name.to_string(),
-                cap: store.data().limiter.cap(),
-                wanted: Some(wanted),
-            };
+        if let Some(memory) = self.memory_refused(store) {
+            return memory;
         }
         PluginError::Failed {
             plugin: self.name.to_string(),

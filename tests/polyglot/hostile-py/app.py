@@ -1,11 +1,10 @@
 """A Python step that misbehaves on request, to prove the sandbox holds for Python guests.
 
-`mode`: echo (returns `in`), loop, sleep (an hour in WASI's clock), read (a blocking read
-of the file at `path`, which may be a FIFO that never gets a writer), bomb (allocates until
-stopped), recurse (past any stack, with Python's own limit lifted), trap (raises), exit
-(the process exits with status 3), huge (an output of `mib` MiB), env (the environment it
-sees), connect (a TCP connection to `path`, HOST:PORT), escape (reads the file at `path`,
-outside its grants or through a symlink out of them).
+`mode`: echo (returns `in`), loop, sleep (an hour in WASI's clock), read (the file at
+`path`: inside its grant, outside it, through a symlink out of it, or a FIFO that never gets
+a writer), bomb (allocates until stopped), recurse (past any stack, with Python's own limit
+lifted), trap (raises), exit (the process exits with status 3), huge (an output of `mib`
+MiB), env (the environment it sees), connect (a TCP connection to `path`, HOST:PORT).
 """
 
 import os
@@ -26,8 +25,8 @@ class Step(kiln.Step):
         .optional_input("in", "text", "returned by `echo`")
         .output("out", "text", "what the mode returns")
         .output("blob", "bytes", "what `huge` returns")
-        .config("mode", "echo", "echo, loop, sleep, read, bomb, recurse, trap, exit, huge, env, connect or escape")
-        .config("path", None, "the file for read and escape; HOST:PORT for connect")
+        .config("mode", "echo", "echo, loop, sleep, read, bomb, recurse, trap, exit, huge, env or connect")
+        .config("path", None, "the file for read; HOST:PORT for connect")
         .config("mib", 200, "the size of huge's output")
     )
 
@@ -41,7 +40,7 @@ class Step(kiln.Step):
                 n += 1
         if mode == "sleep":
             time.sleep(3600)
-        if mode in ("read", "escape"):
+        if mode == "read":
             with open(config.get("path"), "rb") as f:
                 return {"out": f.read().decode("utf-8", "replace"), "blob": b""}
         if mode == "bomb":

@@ -84,11 +84,7 @@ impl Step for Hostile {
             "recurse" => Ok(Outputs::new().with("out", deep(std::hint::black_box(0)).to_string())),
             "exit" => std::process::exit(3),
             "huge" => {
-                let mib: usize = config
-                    .get("mib")
-                    .unwrap_or("200")
-                    .parse()
-                    .map_err(|_| Error::invalid_config("`mib` is a number"))?;
+                let mib: usize = config.parse_or("mib", 200)?;
                 Ok(Outputs::new().with("out", Value::Bytes(vec![7; mib << 20])))
             }
             "env" => {
@@ -124,11 +120,7 @@ impl Step for Hostile {
                 Ok(Outputs::new())
             }
             "metrics" => {
-                let count: u64 = config
-                    .get("count")
-                    .unwrap_or("100000")
-                    .parse()
-                    .map_err(|_| Error::invalid_config("`count` is a number"))?;
+                let count: u64 = config.parse_or("count", 100_000)?;
                 for i in 0..count {
                     kiln_sdk::tracking::log_metric("loss", 1.0 / (i + 1) as f64, i);
                 }
