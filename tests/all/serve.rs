@@ -33,7 +33,7 @@ fn manifest(plugin: &str) -> String {
 }
 
 /// A publish body for `plugin`'s component, signed with the key in `home`.
-fn signed_body(home: &Path, plugin: &str, wasm: &str) -> Vec<u8> {
+pub(crate) fn signed_body(home: &Path, plugin: &str, wasm: &str) -> Vec<u8> {
     let key = kiln::registry::sign::load(&home.join("keys/default.key")).unwrap();
     let mut m =
         kiln::registry::Manifest::parse(&std::fs::read_to_string(manifest(plugin)).unwrap())
