@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use redb::{ConcurrencyMode, Database, ReadableDatabase, TableDefinition, WriteTransaction};
+use redb::{
+    ConcurrencyMode, Database, ReadableDatabase, StorageBackend, TableDefinition, WriteTransaction,
+};
 
 /// `schema_version` and other facts about the file.
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -51,6 +53,34 @@ pub fn open(
         builder.create(path)
     }
     .map_err(|e| OpenError::Unusable(e.to_string()))?;
+    checked(db, existed, schema, init)
+}
+
+/// As [`open`], on any redb storage backend instead of a file: an image in memory, or a
+/// disk that fails or loses power when told (the crash tests'). One process only: the
+/// backend needs no locks.
+pub fn open_backend(
+    backend: impl StorageBackend,
+    schema: u32,
+    init: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>,
+) -> Result<(Database, bool), OpenError> {
+    let existed = backend
+        .len()
+        .map_err(|e| OpenError::Unusable(e.to_string()))?
+        > 0;
+    let db = Database::builder()
+        .create_with_backend(backend)
+        .map_err(|e| OpenError::Unusable(e.to_string()))?;
+    checked(db, existed, schema, init)
+}
+
+/// Checks an opened file's schema, or initialises it when new.
+fn checked(
+    db: Database,
+    existed: bool,
+    schema: u32,
+    init: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>,
+) -> Result<(Database, bool), OpenError> {
     // Read first, so that a refused file is never written to.
     let found = {
         let txn = db.begin_read()?;

@@ -5,6 +5,7 @@ mod cache;
 mod cli;
 mod conformance;
 mod edge;
+mod faults;
 mod fuzz;
 mod guests;
 mod hostile;

@@ -129,17 +129,36 @@ impl Registry {
     /// Opens the registry at `path`, creating it when absent. A file that is not a Kiln
     /// registry, is damaged, or was written by a newer Kiln is refused, untouched.
     pub fn open(path: &Path) -> Result<Registry, RegistryError> {
+        Registry::opened(path, crate::db::open(path, SCHEMA_VERSION, Registry::init))
+    }
+
+    /// As [`open`](Self::open), on a redb storage backend instead of the file at `path`
+    /// (which still names it in errors and places its compiled code).
+    pub fn open_backend(
+        backend: impl redb::StorageBackend,
+        path: &Path,
+    ) -> Result<Registry, RegistryError> {
+        let opened = crate::db::open_backend(backend, SCHEMA_VERSION, Registry::init);
+        Registry::opened(path, opened)
+    }
+
+    /// What a new registry file starts with.
+    fn init(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        txn.open_table(META)?
+            .insert("created_ms", now_ms().to_string().as_str())?;
+        Ok(for_each_table(txn)?)
+    }
+
+    fn opened(
+        path: &Path,
+        opened: Result<(Database, bool), crate::db::OpenError>,
+    ) -> Result<Registry, RegistryError> {
         use crate::db::OpenError as E;
         let unusable = |reason: String| RegistryError::Unusable {
             path: path.display().to_string(),
             reason,
         };
-        let (db, created) = crate::db::open(path, SCHEMA_VERSION, |txn| {
-            txn.open_table(META)?
-                .insert("created_ms", now_ms().to_string().as_str())?;
-            Ok(for_each_table(txn)?)
-        })
-        .map_err(|e| match e {
+        let (db, created) = opened.map_err(|e| match e {
             E::Unusable(e) => unusable(format!("{e} (is it a Kiln registry file, and intact?)")),
             E::Foreign => unusable("it has no Kiln schema version: not a Kiln registry".into()),
             E::Newer(found) => RegistryError::NewerSchema {

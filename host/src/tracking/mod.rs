@@ -94,10 +94,26 @@ impl Store {
     /// Opens (or creates) the store in `data_dir`. A file that is not a Kiln tracking
     /// store, or was written by a newer Kiln, is refused untouched.
     pub fn open(data_dir: &Path) -> Result<Store> {
+        let path = data_dir.join("tracking.redb");
+        let opened = crate::db::open(&path, SCHEMA_VERSION, |txn| Ok(create_tables(txn)?));
+        Store::opened(data_dir, opened)
+    }
+
+    /// As [`open`](Self::open), with the store's file on a redb storage backend (its
+    /// objects and artifacts stay in `data_dir`).
+    pub fn open_backend(backend: impl redb::StorageBackend, data_dir: &Path) -> Result<Store> {
+        let opened =
+            crate::db::open_backend(backend, SCHEMA_VERSION, |txn| Ok(create_tables(txn)?));
+        Store::opened(data_dir, opened)
+    }
+
+    fn opened(
+        data_dir: &Path,
+        opened: Result<(Database, bool), crate::db::OpenError>,
+    ) -> Result<Store> {
         use crate::db::OpenError as E;
         let path = data_dir.join("tracking.redb");
         let shown = path.display().to_string();
-        let opened = crate::db::open(&path, SCHEMA_VERSION, |txn| Ok(create_tables(txn)?));
         let (db, created) = opened.map_err(|e| match e {
             E::Unusable(e) => {
                 anyhow::anyhow!("opening {shown} (is it a Kiln tracking store, and intact?): {e}")
