@@ -11,6 +11,8 @@ const SOURCES: &[&str] = &[
     include_str!("serve.rs"),
     include_str!("serving.rs"),
     include_str!("onnx.rs"),
+    include_str!("hostile.rs"),
+    include_str!("fuzz.rs"),
 ];
 
 #[test]

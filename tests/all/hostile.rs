@@ -1,5 +1,5 @@
 //! The hostile-plugin battery: one host against guests in Rust, Python and JavaScript (steps)
-//! and a Rust model runner that loop, sleep, block in a read, eat memory, overflow their
+//! and a Rust model runner, validator and tracker that loop, sleep, block in a read, eat memory, overflow their
 //! stack, trap, exit (with status 3), return a 200 MiB output, and reach for files, the environment and the
 //! network. Each is stopped or refused within its deadline + 100 ms with an error that says
 //! what happened, nothing leaks out of its grant, and the host serves the next call.
@@ -15,7 +15,7 @@ use std::{
 };
 
 use kiln::{
-    bindings::{NamedValue, Value},
+    bindings::{Config, NamedValue, Value},
     engine::{ArtifactCache, EngineOptions, KilnEngine, Limits},
     plugin::{CallOptions, DirGrant, Plugin, PluginError, PluginHost},
 };
@@ -169,9 +169,57 @@ fn check(label: &str, expect: Expect, result: Result<Vec<NamedValue>, PluginErro
     }
 }
 
-/// A step under attack: the plugin, the grant it gets and its memory cap.
+/// The role a guest under attack plays, and so how it is called.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Role {
+    Step,
+    Validator,
+    Tracker,
+}
+
+impl Role {
+    /// The mode that does no harm: what the host must still serve after an attack.
+    fn harmless(self) -> &'static str {
+        match self {
+            Role::Step => "echo",
+            Role::Validator => "pass",
+            Role::Tracker => "accept",
+        }
+    }
+
+    /// Calls a guest of this role with `config` and no inputs or events; what it
+    /// answered, as values whose texts the checks read (a validator's check details; a
+    /// tracker answers nothing).
+    fn call(
+        self,
+        plugin: &Plugin,
+        config: &Config,
+        opts: &CallOptions,
+    ) -> Result<Vec<NamedValue>, PluginError> {
+        match self {
+            Role::Step => plugin
+                .run_step::<NamedValue>(&[], config, opts)
+                .map(|o| o.value),
+            Role::Validator => plugin.validate::<NamedValue>(&[], config, opts).map(|o| {
+                o.value
+                    .into_iter()
+                    .map(|check| NamedValue {
+                        name: check.name,
+                        value: Value::Text(check.detail),
+                    })
+                    .collect()
+            }),
+            Role::Tracker => plugin
+                .send_events("hostile-run", &[], config, opts)
+                .map(|_| Vec::new()),
+        }
+    }
+}
+
+/// A guest under attack: the plugin, its role, the grant it gets and its memory cap.
 struct Target<'a> {
     plugin: Arc<Plugin>,
+    role: Role,
     grant: &'a Grant,
     memory: u64,
 }
@@ -183,16 +231,13 @@ impl Target<'_> {
         let label = format!("{} {mode} {extra:?}", self.plugin.name());
         let mut best = Duration::MAX;
         for _ in 0..3 {
-            let (plugin, opts) = (self.plugin.clone(), self.grant.opts(self.memory));
+            let (plugin, opts, role) =
+                (self.plugin.clone(), self.grant.opts(self.memory), self.role);
             let mut pairs = vec![("mode", mode)];
             pairs.extend_from_slice(extra);
             let cfg = config(&pairs);
             let started = Instant::now();
-            let result = bounded(move || {
-                plugin
-                    .run_step::<NamedValue>(&[], &cfg, &opts)
-                    .map(|o| o.value)
-            });
+            let result = bounded(move || role.call(&plugin, &cfg, &opts));
             best = best.min(started.elapsed());
             check(&label, expect, result, self.grant.secret);
             if best <= DEADLINE + SLACK {
@@ -200,23 +245,31 @@ impl Target<'_> {
             }
         }
         assert!(best <= DEADLINE + SLACK, "{label}: took {best:?}");
-        if let Err(e) = self.plugin.run_step::<NamedValue>(
-            &[],
-            &config(&[("mode", "echo")]),
-            &self.grant.opts(self.memory),
-        ) {
-            panic!("{label}: echo after it failed: {e}");
+        let harmless = config(&[("mode", self.role.harmless())]);
+        if let Err(e) = self
+            .role
+            .call(&self.plugin, &harmless, &self.grant.opts(self.memory))
+        {
+            panic!("{label}: a harmless call after it failed: {e}");
         }
     }
 
-    /// The attacks every step guest makes, whatever its language: `recurse` and `trap` end
-    /// as the language ends them.
+    /// What a successful call that answered `text` looks like: a tracker answers nothing.
+    fn answers(&self, text: &'static str) -> Expect {
+        match self.role {
+            Role::Tracker => Expect::Ok(None),
+            _ => Expect::Ok(Some(text)),
+        }
+    }
+
+    /// The attacks every guest makes, whatever its language and role: `recurse` and `trap`
+    /// end as the language ends them.
     fn common(&self, recurse: Expect, trap: Expect) {
         self.attack("loop", &[], Expect::Deadline);
         self.attack("bomb", &[], Expect::Memory);
         self.attack("recurse", &[], recurse);
         self.attack("trap", &[], trap);
-        self.attack("env", &[], Expect::Ok(Some("")));
+        self.attack("env", &[], self.answers(""));
         // An output larger than the memory cap cannot be made; one within it passes whole.
         self.attack("huge", &[("mib", "200")], Expect::Memory);
         self.attack("huge", &[("mib", "4")], Expect::Ok(None));
@@ -224,7 +277,7 @@ impl Target<'_> {
         self.attack(
             "read",
             &[("path", "/data/ok.txt")],
-            Expect::Ok(Some("inside the grant")),
+            self.answers("inside the grant"),
         );
         for path in [
             "/data/link",
@@ -274,6 +327,7 @@ fn a_rust_step_and_model_runner_are_stopped_or_refused_in_time() {
     let grant = Grant::new();
     let step = Target {
         plugin: host.load_file(Path::new(g::HOSTILE), None).unwrap(),
+        role: Role::Step,
         grant: &grant,
         memory: 64 << 20,
     };
@@ -331,6 +385,27 @@ fn a_rust_step_and_model_runner_are_stopped_or_refused_in_time() {
     }
 }
 
+/// The other two roles, in Rust: a validator and a tracker make every attack a step
+/// makes, and are stopped or refused the same way.
+#[test]
+fn a_rust_validator_and_tracker_are_stopped_or_refused_in_time() {
+    let host = host();
+    let grant = Grant::new();
+    for (wasm, role) in [
+        (g::HOSTILE_VALIDATOR, Role::Validator),
+        (g::HOSTILE_TRACKER, Role::Tracker),
+    ] {
+        let target = Target {
+            plugin: host.load_file(Path::new(wasm), None).unwrap(),
+            role,
+            grant: &grant,
+            memory: 64 << 20,
+        };
+        target.common(Expect::Stack, Expect::Trap("deliberate panic"));
+        target.blocking_and_leaving();
+    }
+}
+
 #[test]
 fn a_python_step_is_stopped_or_refused_in_time() {
     let wasm =
@@ -341,6 +416,7 @@ fn a_python_step_is_stopped_or_refused_in_time() {
     // limit lifted, unbounded recursion is a memory bomb.
     let step = Target {
         plugin: host.load_file(&wasm, None).unwrap(),
+        role: Role::Step,
         grant: &grant,
         memory: 128 << 20,
     };
@@ -356,6 +432,7 @@ fn a_javascript_step_is_stopped_or_refused_in_time() {
     let grant = Grant::new();
     let step = Target {
         plugin: host.load_file(&wasm, None).unwrap(),
+        role: Role::Step,
         grant: &grant,
         memory: 128 << 20,
     };

@@ -1,10 +1,13 @@
 //! A model runner that misbehaves on request, to prove serving holds. It loads any
 //! artifact. Each prediction answers a `prediction` column with one number per row of
 //! `features` (the artifact's length), after what the optional text input `mode` asks:
-//! `spin:N` (busy for N milliseconds first), `loop` (never returns), `sleep` (waits an
-//! hour in WASI's clock), `trap` (a wasm trap), `fail` (an `invalid-input` error), `bomb`
-//! (allocates until stopped), `recurse` (past any stack) or `exit` (the process exits with
-//! status 3). Without `mode` it answers at once.
+//! `spin:N` (busy for N milliseconds first), `trap` (a wasm trap), `fail` (an
+//! `invalid-input` error), or one of the attacks every hostile guest makes (`loop`, `sleep`,
+//! `bomb`, `recurse`, `exit`...: `../hostile/src/attacks.rs`). Without `mode` it answers
+//! at once.
+
+#[path = "../../hostile/src/attacks.rs"]
+mod attacks;
 
 use std::time::{Duration, Instant};
 
@@ -43,7 +46,7 @@ impl Model for Loaded {
             .optional_input(
                 "mode",
                 ValueKind::Text,
-                "spin:N, loop, sleep, trap, fail, bomb, recurse or exit",
+                &format!("spin:N, trap, fail, or an attack: {}", attacks::MODES),
             )
             .output("predictions", ValueKind::Table, "column `prediction`")
     }
@@ -57,46 +60,30 @@ impl Model for Loaded {
         match inputs.take_opt("mode") {
             None => {}
             Some(Value::Text(mode)) => match mode.as_str() {
-                "loop" => loop {
-                    std::hint::black_box(rows);
-                },
-                "sleep" => std::thread::sleep(Duration::from_secs(3600)),
                 "trap" => core::arch::wasm32::unreachable(),
                 "fail" => return Err(Error::invalid_input("asked to fail")),
-                "bomb" => {
-                    let mut hoard: Vec<Vec<u8>> = Vec::new();
-                    loop {
-                        hoard.push(vec![0xAB; 1 << 20]);
-                        std::hint::black_box(&hoard);
+                mode => match mode.strip_prefix("spin:") {
+                    Some(ms) => {
+                        let ms: u64 = ms
+                            .parse()
+                            .map_err(|_| Error::invalid_input(format!("unknown mode `{mode}`")))?;
+                        let start = Instant::now();
+                        while start.elapsed() < Duration::from_millis(ms) {
+                            std::hint::black_box(rows);
+                        }
                     }
-                }
-                "recurse" => {
-                    std::hint::black_box(deep(0));
-                }
-                "exit" => std::process::exit(3),
-                spin => {
-                    let ms: u64 = spin
-                        .strip_prefix("spin:")
-                        .and_then(|n| n.parse().ok())
-                        .ok_or_else(|| Error::invalid_input(format!("unknown mode `{spin}`")))?;
-                    let start = Instant::now();
-                    while start.elapsed() < Duration::from_millis(ms) {
-                        std::hint::black_box(rows);
+                    None => {
+                        attacks::attack(mode, &Config::new(Vec::new())).ok_or_else(|| {
+                            Error::invalid_input(format!("unknown mode `{mode}`"))
+                        })??;
                     }
-                }
+                },
             },
             Some(_) => return Err(Error::invalid_input("`mode` is a text")),
         }
         let column = Column::float64("prediction", vec![self.0; rows]);
         Ok(Outputs::new().with("predictions", Table::new(vec![column])))
     }
-}
-
-/// Recursion that no stack holds.
-#[allow(unconditional_recursion)]
-fn deep(n: u64) -> u64 {
-    let local = std::hint::black_box([n; 64]);
-    deep(local[3] + 1).wrapping_add(local[7])
 }
 
 kiln_sdk::export_model_runner!(Runner);
