@@ -191,7 +191,7 @@ fn help_leads_and_shows_each_command_what_it_uses() {
     assert!(shown(&["validate"], "--data-dir"));
     assert!(shown(&["runs", "list"], "--server") && shown(&["runs", "list"], "--token"));
     assert!(!shown(&["runs", "list"], "--fuel-metering"));
-    assert!(shown(&["run"], "--fuel-metering") && !shown(&["run"], "--server"));
+    assert!(shown(&["run"], "--fuel-metering") && shown(&["run"], "--server"));
     assert!(shown(&["plugin", "run"], "--no-pooling"));
     assert!(!shown(&["plugin", "new"], "--no-pooling"));
     assert!(shown(&["publish"], "--server") && !shown(&["publish"], "--no-pooling"));

@@ -2,7 +2,8 @@
 //! as JSON runs to the end while its events stream as SSE; a finished run's events are
 //! told again and resume from `Last-Event-ID`; invalid or overreaching workflows are
 //! refused with the CLI's diagnostics; a run is cancelled mid-step, and by SIGTERM; runs beyond
-//! `max_running` get 429; the `run` scope is required.
+//! `max_running` get 429; the `run` scope is required; `kiln run --server` runs a file there
+//! and reports it as a local run.
 
 use std::path::{Path, PathBuf};
 
@@ -486,4 +487,162 @@ fn a_run_is_cancelled_mid_step_and_runs_beyond_the_limit_get_429() {
     };
     assert_eq!(status_of(&live), Some(json!("running")), "{listed}");
     assert_eq!(status_of(&id), Some(json!("interrupted")), "{listed}");
+}
+
+/// `kiln run FILE --server URL`: the file runs on the server (its registry, its workflow
+/// root, its records), the client shows its progress and record as a local run's, and an
+/// invalid file's diagnostics point at the client's file.
+#[test]
+fn kiln_run_with_server_runs_there_and_reports_as_a_local_run() {
+    let (k, root) = seeded();
+    let s = Server::start(&k, Some(&config(Some(&root), "")));
+    let client = Kiln::new();
+    let file = client.home().join("quickstart.yaml");
+    std::fs::write(&file, quickstart()).unwrap();
+    let run = |file: &Path, extra: &[&str], token: Option<&str>| {
+        let mut cmd = client.cmd();
+        cmd.arg("run").arg(file).args(["--server", &s.url]);
+        if let Some(t) = token {
+            cmd.args(["--token", t]);
+        }
+        cmd.args(extra).output().unwrap()
+    };
+    let out = run(&file, &["--json"], Some(RUN));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let record: J = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["status"], "succeeded", "{record}");
+    assert_eq!(record["registered"]["model"], "diabetes-progression");
+    let id = record["id"].as_str().unwrap();
+    // It ran on the server; the client's own data directory has no run.
+    let (status, there) = s.json("GET", &format!("/v1/runs/{id}"), Some(READ), None);
+    assert_eq!(status, 200, "{there}");
+    assert_eq!(there["status"], "succeeded");
+    assert!(!client.ok(&["runs", "list"]).contains(id));
+
+    // Without --json: each step's progress on stderr, the summary on stdout; every step
+    // now comes from the server's cache.
+    let out = run(&file, &[], Some(RUN));
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for step in ["read", "split", "train", "evaluate"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(step) && l.contains("cached")),
+            "{step}: {stderr}"
+        );
+    }
+    assert!(String::from_utf8_lossy(&out.stdout).contains("succeeded"));
+
+    // An invalid file: the server's diagnostics, at the client's file and line.
+    let broken = client.home().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        quickstart().replace("test_fraction: 0.2", "tset_fraction: 0.2"),
+    )
+    .unwrap();
+    let out = run(&broken, &[], Some(RUN));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = quickstart()
+        .lines()
+        .position(|l| l.contains("test_fraction: 0.2"))
+        .unwrap()
+        + 1;
+    assert!(
+        stderr.contains(&format!("{}:{line}:", broken.display()))
+            && stderr.contains("tset_fraction"),
+        "{stderr}"
+    );
+
+    // The server's refusals, said: no token, a token without the run scope.
+    for (token, status) in [(None, "401"), (Some(READ), "403")] {
+        let out = run(&file, &[], token);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("the server refused ({status}")),
+            "{stderr}"
+        );
+    }
+    // The lockfile is this machine's: a run on the server refuses to act on it.
+    let out = run(&file, &["--locked"], Some(RUN));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--locked and --update"));
+}
+
+/// Ctrl-C on `kiln run --server` cancels the run on the server, and the client reports it
+/// ended cancelled.
+#[test]
+fn ctrl_c_on_kiln_run_with_server_cancels_the_run_there() {
+    use std::io::{BufRead, BufReader, Read};
+
+    let (k, _) = seeded();
+    k.ok(&["key", "generate"]);
+    let manifest = k.home().join("hostile.toml");
+    std::fs::write(
+        &manifest,
+        "[plugin]\nname = \"hostile\"\nversion = \"0.1.0\"\nrole = \"step\"\nwit = \"kiln:plugin@0.1.0\"\ndescription = \"Misbehaves on request\"\nlicense = \"Apache-2.0\"\n",
+    )
+    .unwrap();
+    k.ok(&[
+        "publish",
+        g::HOSTILE,
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    let s = Server::start(&k, Some(&config(None, "")));
+    let client = Kiln::new();
+    let file = client.home().join("spin.yaml");
+    std::fs::write(
+        &file,
+        "name: spin\nsteps:\n  spin:\n    uses: hostile@^0.1\n    with: { mode: sleep }\n    limits: { timeout: 120s }\n",
+    )
+    .unwrap();
+    let mut child = client
+        .cmd()
+        .arg("run")
+        .arg(&file)
+        .args(["--server", &s.url, "--token", RUN])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let id = line
+        .trim()
+        .strip_prefix("run ")
+        .unwrap_or_else(|| panic!("no run id: {line}"))
+        .to_string();
+    let t0 = std::time::Instant::now();
+    loop {
+        let (_, doc) = s.json("GET", &format!("/v1/runs/{id}"), None, None);
+        if doc["steps"][0]["status"] == "running" {
+            break;
+        }
+        assert!(t0.elapsed().as_secs() < 30, "the step never started: {doc}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(t0.elapsed().as_secs() < 20, "the client did not end");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(!status.success(), "{rest}");
+    assert!(rest.contains("cancelling the run on the server"), "{rest}");
+    let (_, doc) = s.json("GET", &format!("/v1/runs/{id}"), None, None);
+    assert_eq!(doc["status"], "cancelled", "{doc}");
 }

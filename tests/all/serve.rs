@@ -290,7 +290,6 @@ fn kiln_publish_with_server_publishes_there_and_local_commands_refuse_server() {
 
     for args in [
         &["plugin", "run", g::ECHO_STEP][..],
-        &["run", "workflow.yaml"],
         &["search", "csv"],
         &["validate", "workflow.yaml"],
     ] {

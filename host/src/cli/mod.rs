@@ -14,6 +14,7 @@ mod key;
 mod model;
 mod plugin;
 mod registry;
+mod remote;
 mod serve;
 mod sync;
 mod tracking;
@@ -45,9 +46,9 @@ pub struct Cli {
     #[arg(long)]
     no_pooling: bool,
 
-    /// For `kiln publish`, `kiln runs` and `kiln model`: act on this Kiln server (its /v1
-    /// API) instead of the local data directory, e.g. http://127.0.0.1:8480. Other commands
-    /// refuse it.
+    /// For `kiln run`, `kiln publish`, `kiln runs` and `kiln model`: act on this Kiln server
+    /// (its /v1 API) instead of the local data directory, e.g. http://127.0.0.1:8480. Other
+    /// commands refuse it.
     #[arg(long, env = "KILN_SERVER", value_name = "URL")]
     server: Option<String>,
 
@@ -116,6 +117,7 @@ enum Command {
     /// REST API too), the plugin registry, health, readiness and metrics.
     Serve(serve::ServeArgs),
     /// Run a workflow: check it, resolve its plugins (through its lockfile), execute it.
+    /// With --server, it runs on that server (its registry, its data) and is followed here.
     Run(workflow::RunArgs),
     /// Check a workflow without running it.
     Validate {
@@ -168,7 +170,7 @@ pub fn main() -> Result<ExitCode> {
     // for the commands that use it).
     if server_given && let Some(name) = cli.command.local_only() {
         anyhow::bail!(
-            "`kiln {name}` works on the local data directory, not on a server; --server applies to `kiln publish`, `kiln runs` and `kiln model`"
+            "`kiln {name}` works on the local data directory, not on a server; --server applies to `kiln run`, `kiln publish`, `kiln runs` and `kiln model`"
         );
     }
     let ctx = Ctx::new(&cli);
@@ -209,11 +211,9 @@ fn flags_where_used(cli: clap::Command) -> clap::Command {
         // Running plugins: the engine's flags; acting on a server: its URL and token.
         let used: &[&str] = match c.get_name() {
             "publish" | "runs" => &["server", "token"],
-            "model" => &SHARED_FLAGS,
+            "model" | "run" => &SHARED_FLAGS,
             "sync" => &["token"],
-            "plugin" | "serve" | "run" | "replay" | "demo" | "bundle" => {
-                &["fuel_metering", "no_pooling"]
-            }
+            "plugin" | "serve" | "replay" | "demo" | "bundle" => &["fuel_metering", "no_pooling"],
             _ => &[],
         };
         with_flags(c, &flags, used)
@@ -277,7 +277,11 @@ impl Command {
     /// The command's name when it cannot act on a server (`--server` is refused).
     fn local_only(&self) -> Option<&'static str> {
         Some(match self {
-            Command::Publish(_) | Command::Runs(_) | Command::Model(_) | Command::Bundle(_) => {
+            Command::Publish(_)
+            | Command::Runs(_)
+            | Command::Model(_)
+            | Command::Bundle(_)
+            | Command::Run(_) => {
                 return None;
             }
             Command::Plugin(_) => "plugin",
@@ -288,7 +292,6 @@ impl Command {
             Command::Registry(_) => "registry",
             Command::Key(_) => "key",
             Command::Serve(_) => "serve",
-            Command::Run(_) => "run",
             Command::Validate { .. } => "validate",
             Command::Replay { .. } => "replay",
             Command::Sync(_) => "sync",

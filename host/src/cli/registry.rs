@@ -230,7 +230,7 @@ fn publish_remote(
         "signature": signed.signature,
         "key_id": sign::key_id(&key.verifying_key()),
     });
-    super::tracking::Remote::new(base.to_string(), token)
+    super::remote::Remote::new(base.to_string(), token)
         .call("POST", "/v1/plugins", Some(body))
         .with_context(|| format!("publishing to {base}"))
 }

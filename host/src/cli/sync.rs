@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use serde_json::{Value as J, json};
 
-use super::{Ctx, emit, emit_json, tracking::Remote};
+use super::{Ctx, emit, emit_json, remote::Remote};
 
 /// Prediction log records per request.
 const PREDICTIONS_PER_REQUEST: usize = 5000;

@@ -4,13 +4,14 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use clap::Subcommand;
 use serde::de::DeserializeOwned;
 use serde_json::{Value as J, json};
 
 use super::{
     Ctx, emit, emit_json,
+    remote::{Remote, seg},
     workflow::{format_ms, short},
 };
 use crate::tracking::{
@@ -99,64 +100,6 @@ pub enum AliasCommand {
 enum Source {
     Local(Store),
     Remote(Remote),
-}
-
-/// A Kiln server's /v1 API.
-pub(super) struct Remote {
-    base: String,
-    token: Option<String>,
-    agent: ureq::Agent,
-}
-
-/// One path segment, percent-encoded.
-fn seg(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-impl Remote {
-    pub(super) fn new(base: String, token: Option<String>) -> Remote {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(std::time::Duration::from_secs(60)))
-            .build()
-            .into();
-        Remote { base, token, agent }
-    }
-
-    /// Sends a request and decodes the answer, or turns the server's error into ours.
-    pub(super) fn call<T: DeserializeOwned>(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<J>,
-    ) -> Result<T> {
-        let url = format!("{}{path}", self.base);
-        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
-        let request = ureq::http::Request::builder().method(method).uri(&url);
-        let request = match &auth {
-            Some(a) => request.header("Authorization", a),
-            None => request,
-        };
-        let sent = match body {
-            Some(b) => self.agent.run(
-                request
-                    .header("Content-Type", "application/json")
-                    .body(serde_json::to_vec(&b)?)?,
-            ),
-            None => self.agent.run(request.body(())?),
-        };
-        let mut answer = sent.with_context(|| format!("{method} {url}"))?;
-        let status = answer.status();
-        let doc: J = answer
-            .body_mut()
-            .read_json()
-            .with_context(|| format!("{method} {url}: the answer ({status}) is not JSON"))?;
-        if !status.is_success() {
-            let message = doc["error"]["message"].as_str().unwrap_or("no detail");
-            bail!("the server refused ({status}): {message}");
-        }
-        serde_json::from_value(doc).with_context(|| format!("{method} {url}: unexpected answer"))
-    }
 }
 
 fn field<T: DeserializeOwned>(doc: &mut J, name: &str) -> Result<T> {

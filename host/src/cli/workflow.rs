@@ -12,11 +12,15 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::{Ctx, emit, emit_json};
+use super::{
+    Ctx, emit, emit_json,
+    remote::{self, Remote, seg},
+};
 use crate::{
     tracking::{RunRecord, Status, Store},
     workflow::{
-        Event, ExecOptions, PrepareError, Prepared, Resolver, execute, plan::Plan, prepare,
+        Diagnostics, Event, ExecOptions, PrepareError, Prepared, Resolver, execute, plan::Plan,
+        prepare,
     },
 };
 
@@ -115,6 +119,9 @@ pub(super) fn report_invalid(e: PrepareError, json: bool) -> Result<ExitCode> {
 
 /// `kiln run`.
 pub fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode> {
+    if let Some((base, token)) = &ctx.server {
+        return run_on_server(&Remote::new(base.clone(), token.clone()), &args);
+    }
     let host = ctx.plugin_host()?;
     let registry = || ctx.registry();
     let prepared = {
@@ -138,6 +145,122 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode> {
         note_held_back(ctx, &args.workflow, &prepared.lock);
     }
     run_and_report(ctx, prepared, args.jobs, !args.no_cache, args.json)
+}
+
+/// `kiln run --server URL`: the workflow is sent to the server (`POST /v1/runs`) and runs
+/// there as any workflow posted to it does (registry plugins only, directories inside its
+/// `[workflows] root`, its data directory); its events are followed as a local run's
+/// progress is, and its record is printed the same way. Ctrl-C cancels it there.
+fn run_on_server(remote: &Remote, args: &RunArgs) -> Result<ExitCode> {
+    if args.locked || args.update {
+        bail!(
+            "--locked and --update act on this machine's lockfile; a run on a server resolves its plugins in the server's registry, without one"
+        );
+    }
+    let text = std::fs::read_to_string(&args.workflow)
+        .with_context(|| format!("reading {}", args.workflow.display()))?;
+    let mut query = Vec::new();
+    if args.deterministic {
+        query.push("deterministic=true".to_string());
+    }
+    if args.no_cache {
+        query.push("no_cache=true".to_string());
+    }
+    if let Some(jobs) = args.jobs {
+        query.push(format!("jobs={jobs}"));
+    }
+    let path = match query.is_empty() {
+        true => "/v1/runs".to_string(),
+        false => format!("/v1/runs?{}", query.join("&")),
+    };
+    let body = Some(("application/yaml", text.clone().into_bytes()));
+    let (status, mut answer) = remote.send("POST", &path, body)?;
+    if status == 422 && answer["diagnostics"].is_array() {
+        // The server's diagnostics, pointed at this file.
+        let mut d: Diagnostics = serde_json::from_value(answer["diagnostics"].take())
+            .context("the server's diagnostics cannot be read")?;
+        for diagnostic in &mut d.0 {
+            diagnostic.file = args.workflow.display().to_string();
+            diagnostic.source_line = diagnostic
+                .loc
+                .and_then(|l| text.lines().nth(l.line.saturating_sub(1) as usize))
+                .map(str::to_string);
+        }
+        return report_invalid(PrepareError::Invalid(d), args.json);
+    }
+    let id: String = remote::accepted(status, &answer)
+        .and_then(|()| {
+            answer["run"]
+                .as_str()
+                .context("the server's answer names no run")
+        })?
+        .to_string();
+    let progress = Progress::new(HashMap::new(), args.json);
+    let cancel = {
+        let (remote, id) = (remote.clone(), id.clone());
+        move || {
+            eprintln!("kiln: interrupted; cancelling the run on the server");
+            let cancelled = remote.send("POST", &format!("/v1/runs/{}/cancel", seg(&id)), None);
+            if let Err(e) = cancelled {
+                eprintln!("kiln: cancelling: {e:#}");
+            }
+        }
+    };
+    ctrlc_once(cancel);
+    remote.events(&format!("/v1/runs/{}/events", seg(&id)), |name, doc| {
+        match remote_event(name, &doc) {
+            Some(e) => progress.event(&e),
+            None => return name != "end",
+        }
+        true
+    })?;
+    progress.clear();
+    let run: RunRecord = remote.call("GET", &format!("/v1/runs/{}", seg(&id)), None)?;
+    if args.json {
+        emit_json(&run)?;
+    } else {
+        emit(&summary(&run))?;
+    }
+    Ok(exit_for(&run))
+}
+
+/// Calls `f` (once) when the user presses Ctrl-C, instead of the process ending there.
+fn ctrlc_once(f: impl FnOnce() + Send + 'static) {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build();
+        if let Ok(runtime) = runtime
+            && runtime.block_on(tokio::signal::ctrl_c()).is_ok()
+        {
+            f();
+        }
+    });
+}
+
+/// A run's event as the server sends it (`GET /v1/runs/{id}/events`), as the executor
+/// told it; `None` for `end` and anything unknown.
+fn remote_event(name: &str, doc: &serde_json::Value) -> Option<Event> {
+    let text = |k: &str| doc[k].as_str().map(str::to_string);
+    Some(match name {
+        "begun" => Event::Begun { run: text("run")? },
+        "started" => Event::Started {
+            step: text("step")?,
+        },
+        "retrying" => Event::Retrying {
+            step: text("step")?,
+            attempt: doc["attempt"].as_u64()? as u32,
+            error: text("error").unwrap_or_default(),
+            wait: std::time::Duration::from_millis(doc["wait_ms"].as_u64().unwrap_or(0)),
+        },
+        "finished" => Event::Finished {
+            step: text("step")?,
+            status: serde_json::from_value(doc["status"].clone()).ok()?,
+            elapsed_ms: doc["elapsed_ms"].as_f64().unwrap_or(0.0),
+            error: text("error"),
+        },
+        _ => return None,
+    })
 }
 
 /// Executes a prepared workflow with live progress and prints its record.
@@ -219,7 +342,7 @@ fn run_prepared(
     quiet: bool,
 ) -> Result<RunRecord> {
     let store = ctx.store()?;
-    let progress = Arc::new(Progress::new(&plan, quiet));
+    let progress = Arc::new(Progress::of(&plan, quiet));
     let on_event = {
         let progress = progress.clone();
         Arc::new(move |e: &Event| progress.event(e))
@@ -253,18 +376,25 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(plan: &Plan, quiet: bool) -> Progress {
+    /// Progress of steps whose plugins `labels` names by step id.
+    fn new(labels: HashMap<String, String>, quiet: bool) -> Progress {
         let tty = std::io::stderr().is_terminal() && !quiet;
         Progress {
             bars: tty.then(MultiProgress::new),
             running: Mutex::new(HashMap::new()),
-            labels: plan
-                .steps
-                .iter()
-                .map(|s| (s.id.clone(), s.plugin.label()))
-                .collect(),
+            labels,
             quiet,
         }
+    }
+
+    /// Progress of a plan's steps.
+    fn of(plan: &Plan, quiet: bool) -> Progress {
+        let labels = plan
+            .steps
+            .iter()
+            .map(|s| (s.id.clone(), s.plugin.label()))
+            .collect();
+        Progress::new(labels, quiet)
     }
 
     fn line(&self, text: String) {
@@ -290,7 +420,10 @@ impl Progress {
                         ProgressStyle::with_template("  {spinner} {msg} {elapsed}")
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
-                    bar.set_message(format!("{step} ({})", self.labels[step]));
+                    bar.set_message(match self.labels.get(step) {
+                        Some(label) => format!("{step} ({label})"),
+                        None => step.clone(),
+                    });
                     bar.enable_steady_tick(std::time::Duration::from_millis(100));
                     running.insert(step.clone(), bar);
                 }
