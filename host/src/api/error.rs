@@ -5,9 +5,53 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::registry::RegistryError;
+
+/// Kiln's error body: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// An error's stable code and its message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, snake_case: `not_found`, `unauthorized`, `payload_too_large`...
+    pub code: String,
+    pub message: String,
+}
+
+/// MLflow's error body, on MLflow's routes: `{"error_code": "...", "message": "..."}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = MlflowError)]
+pub struct MlflowErrorBody {
+    /// MLflow's code: `RESOURCE_DOES_NOT_EXIST`, `INVALID_PARAMETER_VALUE`...
+    pub error_code: String,
+    pub message: String,
+}
+
+impl MlflowErrorBody {
+    /// The answer `status` with this body.
+    pub fn response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+        let body = MlflowErrorBody {
+            error_code: code.to_string(),
+            message: message.into(),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// Whether errors on `path` take MLflow's form: its tracking API and its artifact proxy,
+/// and its scoring protocol's routes.
+pub fn mlflow_path(path: &str) -> bool {
+    path.starts_with("/api/2.0/mlflow")
+        || path.starts_with("/ajax-api/2.0/mlflow")
+        || matches!(path, "/invocations" | "/ping" | "/health")
+}
 
 /// An error answer: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug)]
@@ -60,7 +104,12 @@ impl From<axum::extract::rejection::BytesRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -103,10 +152,7 @@ pub async fn json_errors(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let path = request.uri().path();
-    let mlflow = path.starts_with("/api/2.0/mlflow")
-        || path.starts_with("/ajax-api/2.0/mlflow")
-        || path == "/invocations";
+    let mlflow = mlflow_path(request.uri().path());
     let response = next.run(request).await;
     let status = response.status();
     let json = response
@@ -134,7 +180,10 @@ pub async fn json_errors(
             s if s.is_server_error() => "INTERNAL_ERROR",
             _ => "BAD_REQUEST",
         };
-        json!({ "error_code": code, "message": message })
+        serde_json::to_vec(&MlflowErrorBody {
+            error_code: code.to_string(),
+            message,
+        })
     } else {
         let code = match status {
             StatusCode::NOT_FOUND => "not_found",
@@ -145,12 +194,17 @@ pub async fn json_errors(
             s if s.is_server_error() => "internal",
             _ => "bad_request",
         };
-        json!({ "error": { "code": code, "message": message } })
+        serde_json::to_vec(&ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message,
+            },
+        })
     };
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     parts.headers.insert(
         axum::http::header::CONTENT_TYPE,
         axum::http::HeaderValue::from_static("application/json"),
     );
-    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
+    Response::from_parts(parts, axum::body::Body::from(body.unwrap_or_default()))
 }

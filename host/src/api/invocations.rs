@@ -9,37 +9,56 @@
 //! answers several. Errors are MLflow's: `{"error_code": ..., "message": ...}`.
 
 use axum::{
-    Json, Router,
+    Json,
     body::Bytes,
     extract::{State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
-use serde_json::{Value as J, json};
+use serde::Serialize;
+use serde_json::Value as J;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ApiError, AppState, predict};
+use super::{ApiError, AppState, error::MlflowErrorBody, predict};
 use crate::{
     bindings::{NamedValue, Value},
     serving::{Loaded, Reference},
     value,
 };
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/invocations", post(invocations))
-        .route("/ping", get(ping))
-        .route("/health", get(ping))
-        .route("/version", get(version))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(invocations))
+        .routes(routes!(ping))
+        .routes(routes!(health))
+        .routes(routes!(version))
 }
 
 /// An error as MLflow's scoring server gives it.
 fn mlflow_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({ "error_code": code, "message": message.into() })),
-    )
-        .into_response()
+    MlflowErrorBody::response(status, code, message)
+}
+
+/// A body in one of MLflow's JSON forms.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ScoringRequest {
+    /// `{"columns": [...], "data": [[...], ...]}`.
+    dataframe_split: Option<serde_json::Map<String, J>>,
+    /// `[{"column": value, ...}, ...]`.
+    dataframe_records: Option<Vec<serde_json::Map<String, J>>>,
+    /// Rows of values.
+    instances: Option<Vec<J>>,
+    /// Named inputs, or columns.
+    inputs: Option<J>,
+}
+
+/// MLflow's answer: a list of values when the model answers one column, else records
+/// (or, for several outputs, each by name).
+#[derive(Serialize, ToSchema)]
+struct Predictions {
+    predictions: J,
 }
 
 fn from_api(e: ApiError) -> Response {
@@ -81,6 +100,23 @@ async fn target(s: &AppState) -> Result<std::sync::Arc<Loaded>, Response> {
         .map_err(|e| from_api(e.into()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/invocations",
+    tag = "serving",
+    summary = "MLflow's scoring protocol: predict with the model `[serving] invocations` names (or the only one)",
+    request_body(content(
+        (ScoringRequest = "application/json"),
+        (String = "text/csv"),
+    )),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The predictions", body = Predictions),
+        (status = 404, description = "No model to answer"),
+        (status = 429, description = "The model's queue is full"),
+        (status = 503, description = "The model cannot be loaded"),
+    ),
+)]
 async fn invocations(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -115,7 +151,10 @@ async fn invocations(
         Err(e) => return mlflow_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", e),
     };
     match loaded.predict(inputs).await {
-        Ok(outputs) => Json(json!({ "predictions": predictions(&outputs) })).into_response(),
+        Ok(outputs) => Json(Predictions {
+            predictions: predictions(&outputs),
+        })
+        .into_response(),
         Err(e) => from_api(e.into()),
     }
 }
@@ -137,6 +176,18 @@ fn predictions(outputs: &[NamedValue]) -> J {
 }
 
 /// 200 once the model loads, as MLflow's `/ping` answers when its model is loaded.
+#[utoipa::path(
+    get,
+    path = "/ping",
+    tag = "serving",
+    summary = "MLflow's scoring protocol: 200 once the /invocations model loads",
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The model is loaded", body = String, content_type = "text/plain"),
+        (status = 404, description = "No model to answer"),
+        (status = 503, description = "The model cannot be loaded"),
+    ),
+)]
 async fn ping(State(s): State<AppState>) -> Response {
     match target(&s).await {
         Ok(_) => (StatusCode::OK, "\n").into_response(),
@@ -144,6 +195,31 @@ async fn ping(State(s): State<AppState>) -> Response {
     }
 }
 
+/// As [`ping`].
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "serving",
+    summary = "MLflow's scoring protocol: as /ping",
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The model is loaded", body = String, content_type = "text/plain"),
+        (status = 404, description = "No model to answer"),
+        (status = 503, description = "The model cannot be loaded"),
+    ),
+)]
+async fn health(state: State<AppState>) -> Response {
+    ping(state).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/version",
+    tag = "serving",
+    summary = "MLflow's scoring protocol: the server's version",
+    security(("bearer" = []), ()),
+    responses((status = 200, description = "The version", body = String, content_type = "text/plain")),
+)]
 async fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }

@@ -2,42 +2,88 @@
 //! version's record, components by digest, publisher keys, and publish / yank / unyank.
 
 use axum::{
-    Json, Router,
+    Json,
     body::Bytes,
     extract::{Path, Query, State, rejection::JsonRejection},
     http::{HeaderMap, StatusCode, header},
     response::IntoResponse,
-    routing::{get, post},
 };
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::{Value as J, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ApiError, AppState};
+use super::{
+    ApiError, AppState,
+    records::{Binary, KeyRecordSchema, ManifestSchema, VersionRecordSchema},
+};
 use crate::{
     plugin::Role,
-    registry::{Manifest, VersionRecord, manifest::valid_name},
+    registry::{KeyRecord, Manifest, VersionRecord, manifest::valid_name},
 };
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/plugins", get(list).post(publish))
-        .route("/v1/plugins/{name}", get(plugin))
-        .route("/v1/plugins/{name}/{version}", get(version))
-        .route("/v1/plugins/{name}/{version}/yank", post(yank))
-        .route("/v1/plugins/{name}/{version}/unyank", post(unyank))
-        .route("/v1/blobs/{digest}", get(blob))
-        .route("/v1/keys/{id}", get(key))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, publish))
+        .routes(routes!(plugin))
+        .routes(routes!(version))
+        .routes(routes!(yank))
+        .routes(routes!(unyank))
+        .routes(routes!(blob))
+        .routes(routes!(key))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Words a plugin's name, description or keywords hold (all of them).
     #[serde(default)]
     q: String,
+    /// From 1.
     #[serde(default = "one")]
+    #[param(minimum = 1)]
     page: usize,
+    /// 1 to 100.
     #[serde(default = "twenty")]
+    #[param(minimum = 1, maximum = 100)]
     per_page: usize,
+}
+
+/// A page of plugins.
+#[derive(Serialize, ToSchema)]
+struct PluginList {
+    items: Vec<PluginSummary>,
+    page: usize,
+    per_page: usize,
+    /// Plugins found in all.
+    total: usize,
+}
+
+/// A plugin as a list shows it.
+#[derive(Serialize, ToSchema)]
+struct PluginSummary {
+    name: String,
+    role: String,
+    description: String,
+    keywords: Vec<String>,
+}
+
+/// A plugin and its versions.
+#[derive(Serialize, ToSchema)]
+struct PluginVersions {
+    name: String,
+    /// The latest version's.
+    role: String,
+    description: String,
+    versions: Vec<VersionSummary>,
+}
+
+/// One version, as the plugin's list shows it.
+#[derive(Serialize, ToSchema)]
+struct VersionSummary {
+    version: String,
+    digest: String,
+    yanked: bool,
 }
 
 fn one() -> usize {
@@ -47,7 +93,22 @@ fn twenty() -> usize {
     20
 }
 
-async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<J>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/v1/plugins",
+    tag = "marketplace",
+    summary = "Plugins, paginated (`q`, `page`, `per_page`)",
+    params(ListQuery),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "A page of plugins", body = PluginList),
+        (status = 400, description = "`page` or `per_page` out of range"),
+    ),
+)]
+async fn list(
+    State(s): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<PluginList>, ApiError> {
     if q.page == 0 || q.per_page == 0 || q.per_page > 100 {
         return Err(ApiError::bad_request(
             "page starts at 1; per_page is 1 to 100",
@@ -56,15 +117,23 @@ async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<J
     let words: Vec<String> = q.q.split_whitespace().map(String::from).collect();
     let found = s.registry.search(&words)?;
     let total = found.len();
-    let items: Vec<J> = found
+    let items = found
         .into_iter()
         .skip((q.page - 1).saturating_mul(q.per_page))
         .take(q.per_page)
-        .map(|p| json!({"name": p.name, "role": p.role, "description": p.description, "keywords": p.keywords}))
+        .map(|p| PluginSummary {
+            name: p.name,
+            role: p.role,
+            description: p.description,
+            keywords: p.keywords,
+        })
         .collect();
-    Ok(Json(
-        json!({"items": items, "page": q.page, "per_page": q.per_page, "total": total}),
-    ))
+    Ok(Json(PluginList {
+        items,
+        page: q.page,
+        per_page: q.per_page,
+        total,
+    }))
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -77,21 +146,60 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn plugin(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<J>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/v1/plugins/{name}",
+    tag = "marketplace",
+    summary = "A plugin and its versions",
+    params(("name" = String, Path, description = "The plugin's name")),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The plugin", body = PluginVersions),
+        (status = 400, description = "Not a plugin name"),
+        (status = 404, description = "No such plugin"),
+    ),
+)]
+async fn plugin(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<PluginVersions>, ApiError> {
     check_name(&name)?;
     let versions = s.registry.versions(&name)?;
     if versions.is_empty() {
         return Err(ApiError::not_found(format!("no plugin named `{name}`")));
     }
     let latest = &versions[versions.len() - 1].manifest.plugin;
-    Ok(Json(json!({
-        "name": name,
-        "role": latest.role,
-        "description": latest.description,
-        "versions": versions.iter().map(|v| json!({"version": v.version, "digest": v.digest, "yanked": v.yanked})).collect::<Vec<_>>(),
-    })))
+    Ok(Json(PluginVersions {
+        role: latest.role.clone(),
+        description: latest.description.clone(),
+        versions: versions
+            .iter()
+            .map(|v| VersionSummary {
+                version: v.version.clone(),
+                digest: v.digest.clone(),
+                yanked: v.yanked,
+            })
+            .collect(),
+        name,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/plugins/{name}/{version}",
+    tag = "marketplace",
+    summary = "One version: manifest, digest, signature",
+    params(
+        ("name" = String, Path, description = "The plugin's name"),
+        ("version" = String, Path, description = "A version (semver)"),
+    ),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The version", body = VersionRecordSchema),
+        (status = 400, description = "Not a plugin name or not a version"),
+        (status = 404, description = "No such plugin or version"),
+    ),
+)]
 async fn version(
     State(s): State<AppState>,
     Path((name, version)): Path<(String, String)>,
@@ -102,6 +210,19 @@ async fn version(
     Ok(Json(s.registry.resolve(&name, &req)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/blobs/{digest}",
+    tag = "marketplace",
+    summary = "A component's bytes, by digest",
+    params(("digest" = String, Path, description = "sha256, 64 lowercase hex digits")),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The component", body = Binary, content_type = "application/wasm"),
+        (status = 400, description = "Not a digest"),
+        (status = 404, description = "No component with this digest"),
+    ),
+)]
 async fn blob(
     State(s): State<AppState>,
     Path(digest): Path<String>,
@@ -123,18 +244,34 @@ async fn blob(
     ))
 }
 
-async fn key(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<J>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/v1/keys/{id}",
+    tag = "marketplace",
+    summary = "A publisher's public key",
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The key", body = KeyRecordSchema),
+        (status = 404, description = "No such key"),
+    ),
+)]
+async fn key(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<KeyRecord>, ApiError> {
     let record = s
         .registry
         .trusted_key(&id)?
         .ok_or_else(|| ApiError::not_found(format!("no key {id}")))?;
-    Ok(Json(json!(record)))
+    Ok(Json(record))
 }
 
 /// `POST /v1/plugins`: a version signed by its publisher, whose key the server trusts.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishBody {
+    #[schema(value_type = ManifestSchema)]
     pub manifest: Manifest,
     /// The component, base64.
     pub component: String,
@@ -143,6 +280,20 @@ pub struct PublishBody {
     pub key_id: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/plugins",
+    tag = "marketplace",
+    summary = "Publish a signed plugin version",
+    request_body = PublishBody,
+    security(("bearer" = ["publish"])),
+    responses(
+        (status = 201, description = "Published", body = VersionRecordSchema),
+        (status = 403, description = "The token lacks the scope, or the signature is not trusted"),
+        (status = 409, description = "The version exists"),
+        (status = 422, description = "The manifest or the component is invalid"),
+    ),
+)]
 async fn publish(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -201,6 +352,22 @@ async fn set_yanked(
     Ok(Json(s.registry.set_yanked(&name, &version, yanked)?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/plugins/{name}/{version}/yank",
+    tag = "marketplace",
+    summary = "Yank a version",
+    params(
+        ("name" = String, Path, description = "The plugin's name"),
+        ("version" = String, Path, description = "The version"),
+    ),
+    security(("bearer" = ["publish"])),
+    responses(
+        (status = 200, description = "The version, yanked", body = VersionRecordSchema),
+        (status = 400, description = "Not a plugin name"),
+        (status = 404, description = "No such plugin or version"),
+    ),
+)]
 async fn yank(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -209,6 +376,22 @@ async fn yank(
     set_yanked(s, headers, name, version, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/plugins/{name}/{version}/unyank",
+    tag = "marketplace",
+    summary = "Restore a yanked version",
+    params(
+        ("name" = String, Path, description = "The plugin's name"),
+        ("version" = String, Path, description = "The version"),
+    ),
+    security(("bearer" = ["publish"])),
+    responses(
+        (status = 200, description = "The version, restored", body = VersionRecordSchema),
+        (status = 400, description = "Not a plugin name"),
+        (status = 404, description = "No such plugin or version"),
+    ),
+)]
 async fn unyank(
     State(s): State<AppState>,
     headers: HeaderMap,

@@ -253,6 +253,19 @@ fn raise(counter: &Counter, value: u64) {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "server",
+    summary = "Prometheus metrics (OpenMetrics text)",
+    security(("bearer" = []), ()),
+    responses((
+        status = 200,
+        description = "The metrics",
+        body = String,
+        content_type = "application/openmetrics-text",
+    )),
+)]
 pub async fn scrape(State(s): State<AppState>) -> Response {
     use std::sync::atomic::Ordering::Relaxed;
     let m = &s.metrics;

@@ -7,18 +7,19 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::{
-    Json, Router,
+    Json,
     body::Bytes,
     extract::{Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use base64::Engine as _;
-use serde::{Deserialize, Deserializer, de::DeserializeOwned};
+use serde::{Deserialize, Deserializer, Serialize, de::DeserializeOwned};
 use serde_json::{Value as J, json};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::AppState;
+use super::{AppState, Empty, error::MlflowErrorBody, records::Binary};
 use crate::tracking::{
     DatasetInput, Experiment, Metric, ModelRecord, ModelVersion, RunInfo, TrackedRun,
     TrackingError,
@@ -49,15 +50,12 @@ impl IntoResponse for MlflowError {
             TrackingError::Storage(_) => "the tracking store failed".to_string(),
             e => e.to_string(),
         };
-        (
-            status,
-            Json(json!({"error_code": self.0.mlflow_code(), "message": message})),
-        )
-            .into_response()
+        MlflowErrorBody::response(status, self.0.mlflow_code(), message)
     }
 }
 
-type Answer = Result<Json<J>, MlflowError>;
+/// A handler's answer: `T` as JSON, or MLflow's error.
+type Answer<T = Empty> = Result<Json<T>, MlflowError>;
 
 fn invalid(msg: impl Into<String>) -> MlflowError {
     MlflowError(TrackingError::Invalid(msg.into()))
@@ -111,74 +109,196 @@ fn double<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     crate::tracking::experiments::json_f64::deserialize(d)
 }
 
-#[derive(Debug, Deserialize)]
+/// A tag or a parameter (MLflow's `RunTag`, `Param`, `ExperimentTag`...).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 struct KeyValue {
     key: String,
     #[serde(default)]
     value: String,
 }
 
-fn kv_list(map: &BTreeMap<String, String>) -> Vec<J> {
+fn kv_list(map: &BTreeMap<String, String>) -> Vec<KeyValue> {
     map.iter()
-        .map(|(k, v)| json!({"key": k, "value": v}))
+        .map(|(k, v)| KeyValue {
+            key: k.clone(),
+            value: v.clone(),
+        })
         .collect()
+}
+
+/// A double: a number, or `NaN`, `Infinity` or `-Infinity` as text.
+struct Double;
+
+impl utoipa::PartialSchema for Double {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["NaN", "Infinity", "-Infinity"])),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for Double {}
+
+/// MLflow's `Experiment`.
+#[derive(Serialize, ToSchema)]
+struct ExperimentDoc {
+    experiment_id: String,
+    name: String,
+    artifact_location: String,
+    /// `active` or `deleted`.
+    lifecycle_stage: String,
+    creation_time: i64,
+    last_update_time: i64,
+    tags: Vec<KeyValue>,
+}
+
+/// MLflow's `RunInfo`.
+#[derive(Serialize, ToSchema)]
+struct RunInfoDoc {
+    run_id: String,
+    /// The same as `run_id`, for older clients.
+    run_uuid: String,
+    run_name: String,
+    experiment_id: String,
+    user_id: String,
+    /// RUNNING, SCHEDULED, FINISHED, FAILED or KILLED.
+    status: String,
+    start_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_time: Option<i64>,
+    artifact_uri: String,
+    lifecycle_stage: String,
+}
+
+/// MLflow's `Metric`: one point.
+#[derive(Serialize, ToSchema)]
+struct MetricDoc {
+    key: String,
+    #[serde(with = "crate::tracking::experiments::json_f64")]
+    #[schema(value_type = Double)]
+    value: f64,
+    timestamp: i64,
+    step: i64,
+}
+
+/// MLflow's `RunData`: the latest point of each metric, the parameters and the tags.
+#[derive(Serialize, ToSchema)]
+struct RunData {
+    metrics: Vec<MetricDoc>,
+    params: Vec<KeyValue>,
+    tags: Vec<KeyValue>,
+}
+
+/// MLflow's `RunInputs`.
+#[derive(Serialize, ToSchema)]
+struct RunInputs {
+    dataset_inputs: Vec<DatasetInputDoc>,
+}
+
+/// MLflow's `DatasetInput`.
+#[derive(Serialize, ToSchema)]
+struct DatasetInputDoc {
+    tags: Vec<KeyValue>,
+    dataset: DatasetDoc,
+}
+
+/// MLflow's `Dataset`.
+#[derive(Serialize, Deserialize, ToSchema)]
+struct DatasetDoc {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    digest: String,
+    #[serde(default)]
+    source_type: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    schema: String,
+    #[serde(default)]
+    profile: String,
+}
+
+/// MLflow's `Run`.
+#[derive(Serialize, ToSchema)]
+struct RunDoc {
+    info: RunInfoDoc,
+    data: RunData,
+    inputs: RunInputs,
 }
 
 fn kv_map(list: Vec<KeyValue>) -> BTreeMap<String, String> {
     list.into_iter().map(|t| (t.key, t.value)).collect()
 }
 
-fn experiment_json(e: &Experiment) -> J {
-    json!({
-        "experiment_id": e.experiment_id,
-        "name": e.name,
-        "artifact_location": e.artifact_location,
-        "lifecycle_stage": e.lifecycle_stage,
-        "creation_time": e.creation_time,
-        "last_update_time": e.last_update_time,
-        "tags": kv_list(&e.tags),
-    })
-}
-
-fn info_json(i: &RunInfo) -> J {
-    let mut j = json!({
-        "run_id": i.run_id,
-        "run_uuid": i.run_id,
-        "run_name": i.run_name,
-        "experiment_id": i.experiment_id,
-        "user_id": i.user_id,
-        "status": i.status,
-        "start_time": i.start_time,
-        "artifact_uri": i.artifact_uri,
-        "lifecycle_stage": i.lifecycle_stage,
-    });
-    if let Some(end) = i.end_time {
-        j["end_time"] = json!(end);
+fn experiment_json(e: &Experiment) -> ExperimentDoc {
+    ExperimentDoc {
+        experiment_id: e.experiment_id.clone(),
+        name: e.name.clone(),
+        artifact_location: e.artifact_location.clone(),
+        lifecycle_stage: e.lifecycle_stage.clone(),
+        creation_time: e.creation_time,
+        last_update_time: e.last_update_time,
+        tags: kv_list(&e.tags),
     }
-    j
 }
 
-fn metric_json(key: &str, m: &Metric) -> J {
-    let value = serde_json::to_value(m).unwrap_or(J::Null)["value"].clone();
-    json!({"key": key, "value": value, "timestamp": m.timestamp, "step": m.step})
+fn info_json(i: &RunInfo) -> RunInfoDoc {
+    RunInfoDoc {
+        run_id: i.run_id.clone(),
+        run_uuid: i.run_id.clone(),
+        run_name: i.run_name.clone(),
+        experiment_id: i.experiment_id.clone(),
+        user_id: i.user_id.clone(),
+        status: i.status.clone(),
+        start_time: i.start_time,
+        end_time: i.end_time,
+        artifact_uri: i.artifact_uri.clone(),
+        lifecycle_stage: i.lifecycle_stage.clone(),
+    }
 }
 
-fn run_json(r: &TrackedRun) -> J {
-    json!({
-        "info": info_json(&r.info),
-        "data": {
-            "metrics": r.metrics.iter().map(|(k, m)| metric_json(k, m)).collect::<Vec<_>>(),
-            "params": kv_list(&r.params),
-            "tags": kv_list(&r.tags),
+fn metric_json(key: &str, m: &Metric) -> MetricDoc {
+    MetricDoc {
+        key: key.to_string(),
+        value: m.value,
+        timestamp: m.timestamp,
+        step: m.step,
+    }
+}
+
+fn run_json(r: &TrackedRun) -> RunDoc {
+    RunDoc {
+        info: info_json(&r.info),
+        data: RunData {
+            metrics: r.metrics.iter().map(|(k, m)| metric_json(k, m)).collect(),
+            params: kv_list(&r.params),
+            tags: kv_list(&r.tags),
         },
-        "inputs": {"dataset_inputs": r.inputs.iter().map(|d| json!({
-            "tags": kv_list(&d.tags),
-            "dataset": {
-                "name": d.name, "digest": d.digest, "source_type": d.source_type,
-                "source": d.source, "schema": d.schema, "profile": d.profile,
-            },
-        })).collect::<Vec<_>>()},
-    })
+        inputs: RunInputs {
+            dataset_inputs: r
+                .inputs
+                .iter()
+                .map(|d| DatasetInputDoc {
+                    tags: kv_list(&d.tags),
+                    dataset: DatasetDoc {
+                        name: d.name.clone(),
+                        digest: d.digest.clone(),
+                        source_type: d.source_type.clone(),
+                        source: d.source.clone(),
+                        schema: d.schema.clone(),
+                        profile: d.profile.clone(),
+                    },
+                })
+                .collect(),
+        },
+    }
 }
 
 fn required<'a>(q: &'a HashMap<String, String>, key: &str) -> Result<&'a str, MlflowError> {
@@ -238,100 +358,83 @@ pub async fn writes_take_run(
         && writes(&request)
         && let Err(e) = s.authorize(request.headers(), "run")
     {
-        let code = if e.status == StatusCode::UNAUTHORIZED {
-            "UNAUTHENTICATED"
-        } else {
-            "PERMISSION_DENIED"
-        };
-        return (
-            e.status,
-            Json(json!({"error_code": code, "message": e.message})),
-        )
-            .into_response();
+        return super::mlflow_refusal(e);
     }
     next.run(request).await
 }
 
-/// The routes under `/api/2.0/mlflow/`.
-pub fn routes() -> Router<AppState> {
-    let p = |s: &str| format!("/api/2.0/mlflow/{s}");
-    Router::new()
-        .route(&p("experiments/create"), post(create_experiment))
-        .route(&p("experiments/get"), get(get_experiment))
-        .route(&p("experiments/get-by-name"), get(get_experiment_by_name))
-        .route(
-            &p("experiments/search"),
-            post(search_experiments).get(search_experiments_get),
-        )
-        .route(&p("experiments/delete"), post(delete_experiment))
-        .route(&p("experiments/restore"), post(restore_experiment))
-        .route(&p("experiments/update"), post(update_experiment))
-        .route(
-            &p("experiments/set-experiment-tag"),
-            post(set_experiment_tag),
-        )
-        .route(&p("runs/create"), post(create_run))
-        .route(&p("runs/get"), get(get_run))
-        .route(&p("runs/update"), post(update_run))
-        .route(&p("runs/delete"), post(delete_run))
-        .route(&p("runs/restore"), post(restore_run))
-        .route(&p("runs/log-metric"), post(log_metric))
-        .route(&p("runs/log-parameter"), post(log_param))
-        .route(&p("runs/set-tag"), post(set_tag))
-        .route(&p("runs/delete-tag"), post(delete_tag))
-        .route(&p("runs/log-batch"), post(log_batch))
-        .route(&p("runs/log-inputs"), post(log_inputs))
-        .route(&p("runs/search"), post(search_runs))
-        .route(&p("metrics/get-history"), get(metric_history))
-        .route(&p("logged-models/search"), post(search_logged_models))
-        .route(
-            &p("registered-models/create"),
-            post(create_registered_model),
-        )
-        .route(&p("registered-models/get"), get(get_registered_model))
-        .route(
-            &p("registered-models/search"),
-            get(search_registered_models_get).post(search_registered_models),
-        )
-        .route(
-            &p("registered-models/update"),
-            axum::routing::patch(update_registered_model),
-        )
-        .route(
-            &p("registered-models/set-tag"),
-            post(set_registered_model_tag),
-        )
-        .route(
-            &p("registered-models/get-latest-versions"),
-            post(latest_versions).get(latest_versions_get),
-        )
-        .route(
-            &p("registered-models/alias"),
-            post(set_alias).delete(delete_alias).get(get_by_alias),
-        )
-        .route(&p("model-versions/create"), post(create_model_version))
-        .route(&p("model-versions/get"), get(get_model_version))
-        .route(&p("model-versions/search"), get(search_model_versions))
-        .route(
-            &p("model-versions/get-download-uri"),
-            get(model_version_uri),
-        )
-        .route(ARTIFACTS, get(list_artifacts))
-        .route(
-            &format!("{ARTIFACTS}/{{*path}}"),
-            get(download_artifact).put(upload_artifact),
-        )
+/// The routes under `/api/2.0/mlflow/` and MLflow's artifact proxy.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_experiment))
+        .routes(routes!(get_experiment))
+        .routes(routes!(get_experiment_by_name))
+        .routes(routes!(search_experiments, search_experiments_get))
+        .routes(routes!(delete_experiment))
+        .routes(routes!(restore_experiment))
+        .routes(routes!(update_experiment))
+        .routes(routes!(set_experiment_tag))
+        .routes(routes!(create_run))
+        .routes(routes!(get_run))
+        .routes(routes!(update_run))
+        .routes(routes!(delete_run))
+        .routes(routes!(restore_run))
+        .routes(routes!(log_metric))
+        .routes(routes!(log_param))
+        .routes(routes!(set_tag))
+        .routes(routes!(delete_tag))
+        .routes(routes!(log_batch))
+        .routes(routes!(log_inputs))
+        .routes(routes!(search_runs))
+        .routes(routes!(metric_history))
+        .routes(routes!(search_logged_models))
+        .routes(routes!(create_registered_model))
+        .routes(routes!(get_registered_model))
+        .routes(routes!(
+            search_registered_models_get,
+            search_registered_models
+        ))
+        .routes(routes!(update_registered_model))
+        .routes(routes!(set_registered_model_tag))
+        .routes(routes!(latest_versions, latest_versions_get))
+        .routes(routes!(set_alias, delete_alias, get_by_alias))
+        .routes(routes!(create_model_version))
+        .routes(routes!(get_model_version))
+        .routes(routes!(search_model_versions))
+        .routes(routes!(model_version_uri))
+        .routes(routes!(list_artifacts))
+        .routes(routes!(download_artifact, upload_artifact))
+}
+
+/// `logged-models/search`.
+#[derive(Deserialize, ToSchema)]
+struct SearchLoggedModels {
+    #[serde(default)]
+    experiment_ids: Vec<String>,
+}
+
+/// Logged models found: none.
+#[derive(Serialize, ToSchema)]
+struct LoggedModels {
+    models: Vec<serde_json::Map<String, J>>,
 }
 
 /// MLflow 3's logged models: Kiln records models in its own registry (`register:`), none
 /// as MLflow logged models, so a search finds none; the experiments must exist.
-async fn search_logged_models(State(s): State<AppState>, b: Bytes) -> Answer {
-    #[derive(Deserialize)]
-    struct Req {
-        #[serde(default)]
-        experiment_ids: Vec<String>,
-    }
-    let req: Req = body(&b)?;
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/logged-models/search",
+    tag = "mlflow",
+    summary = "Search logged models",
+    request_body = SearchLoggedModels,
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "None: Kiln keeps no logged models", body = LoggedModels),
+        (status = 404, description = "No such experiment"),
+    ),
+)]
+async fn search_logged_models(State(s): State<AppState>, b: Bytes) -> Answer<LoggedModels> {
+    let req: SearchLoggedModels = body(&b)?;
     blocking(move || {
         for id in &req.experiment_ids {
             s.tracking.experiment(id)?;
@@ -339,7 +442,7 @@ async fn search_logged_models(State(s): State<AppState>, b: Bytes) -> Answer {
         Ok(())
     })
     .await?;
-    Ok(Json(json!({ "models": [] })))
+    Ok(Json(LoggedModels { models: Vec::new() }))
 }
 
 /// The artifact proxy's root.
@@ -379,6 +482,22 @@ fn run_of_path(s: &AppState, path: &str) -> Result<(), TrackingError> {
     }
 }
 
+/// An artifact's path: `<experiment>/<run>/artifacts/...`.
+const ARTIFACT_PATH: &str = "<experiment>/<run>/artifacts/...";
+
+#[utoipa::path(
+    put,
+    path = "/api/2.0/mlflow-artifacts/artifacts/{*path}",
+    tag = "mlflow",
+    summary = "Upload an artifact",
+    params(("path" = String, Path, description = ARTIFACT_PATH)),
+    request_body(content((Binary = "application/octet-stream"))),
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Stored", body = Empty),
+        (status = 404, description = "No such run in that experiment"),
+    ),
+)]
 async fn upload_artifact(
     State(s): State<AppState>,
     axum::extract::Path(path): axum::extract::Path<String>,
@@ -405,11 +524,24 @@ async fn upload_artifact(
         upload.write(&chunk)?;
     }
     blocking(move || s.tracking.commit_upload(&path, upload)).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
 /// Streams an artifact from its file: it may be as large as uploads allow (2 GiB by
 /// default), and a download holds only a chunk of it in memory at a time.
+#[utoipa::path(
+    get,
+    path = "/api/2.0/mlflow-artifacts/artifacts/{*path}",
+    tag = "mlflow",
+    summary = "Download an artifact",
+    params(("path" = String, Path, description = ARTIFACT_PATH)),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The artifact's bytes", body = Binary, content_type = "application/octet-stream"),
+        (status = 400, description = "Not an artifact path"),
+        (status = 404, description = "No such run or artifact"),
+    ),
+)]
 async fn download_artifact(
     State(s): State<AppState>,
     axum::extract::Path(path): axum::extract::Path<String>,
@@ -437,27 +569,58 @@ async fn download_artifact(
         .into_response())
 }
 
+/// MLflow's `FileInfo`.
+#[derive(Serialize, ToSchema)]
+struct FileInfo {
+    path: String,
+    is_dir: bool,
+    /// A file's size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_size: Option<u64>,
+}
+
+/// `GET .../artifacts`.
+#[derive(Serialize, ToSchema)]
+struct Files {
+    files: Vec<FileInfo>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/2.0/mlflow-artifacts/artifacts",
+    tag = "mlflow",
+    summary = "List artifacts",
+    params(("path" = String, Query, description = ARTIFACT_PATH)),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The directory's entries", body = Files),
+        (status = 400, description = "No path, or not an artifact path"),
+        (status = 404, description = "No such run or directory"),
+    ),
+)]
 async fn list_artifacts(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Answer {
+) -> Answer<Files> {
     let path = required(&q, "path")?.trim_end_matches('/').to_string();
     let entries = blocking(move || {
         run_of_path(&s, &path)?;
         s.tracking.list_artifacts(&path)
     })
     .await?;
-    let files: Vec<J> = entries
-        .iter()
-        .map(|e| match e.size {
-            Some(size) => json!({"path": e.name, "is_dir": e.is_dir, "file_size": size}),
-            None => json!({"path": e.name, "is_dir": e.is_dir}),
+    let files = entries
+        .into_iter()
+        .map(|e| FileInfo {
+            path: e.name,
+            is_dir: e.is_dir,
+            file_size: e.size,
         })
         .collect();
-    Ok(Json(json!({ "files": files })))
+    Ok(Json(Files { files }))
 }
 
-#[derive(Deserialize)]
+/// `experiments/create`.
+#[derive(Deserialize, ToSchema)]
 struct CreateExperiment {
     name: String,
     artifact_location: Option<String>,
@@ -465,7 +628,22 @@ struct CreateExperiment {
     tags: Vec<KeyValue>,
 }
 
-async fn create_experiment(State(s): State<AppState>, b: Bytes) -> Answer {
+/// The experiment created.
+#[derive(Serialize, ToSchema)]
+struct ExperimentCreated {
+    experiment_id: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/experiments/create",
+    tag = "mlflow",
+    summary = "Create an experiment",
+    request_body = CreateExperiment,
+    security(("bearer" = ["run"]), ()),
+    responses((status = 200, description = "Created", body = ExperimentCreated)),
+)]
+async fn create_experiment(State(s): State<AppState>, b: Bytes) -> Answer<ExperimentCreated> {
     let req: CreateExperiment = body(&b)?;
     let id = blocking(move || {
         let loc = req.artifact_location.filter(|l| !l.is_empty());
@@ -473,13 +651,32 @@ async fn create_experiment(State(s): State<AppState>, b: Bytes) -> Answer {
             .create_experiment(&req.name, loc.as_deref(), &kv_map(req.tags))
     })
     .await?;
-    Ok(Json(json!({ "experiment_id": id })))
+    Ok(Json(ExperimentCreated { experiment_id: id }))
 }
 
+/// An experiment.
+#[derive(Serialize, ToSchema)]
+struct ExperimentAnswer {
+    experiment: ExperimentDoc,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/2.0/mlflow/experiments/get",
+    tag = "mlflow",
+    summary = "An experiment by id",
+    params(("experiment_id" = String, Query)),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The experiment", body = ExperimentAnswer),
+        (status = 400, description = "No `experiment_id`"),
+        (status = 404, description = "No such experiment"),
+    ),
+)]
 async fn get_experiment(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Answer {
+) -> Answer<ExperimentAnswer> {
     let id = required(&q, "experiment_id")?.to_string();
     let e = blocking(move || {
         if id == "0" {
@@ -488,13 +685,28 @@ async fn get_experiment(
         s.tracking.experiment(&id)
     })
     .await?;
-    Ok(Json(json!({ "experiment": experiment_json(&e) })))
+    Ok(Json(ExperimentAnswer {
+        experiment: experiment_json(&e),
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/2.0/mlflow/experiments/get-by-name",
+    tag = "mlflow",
+    summary = "An experiment by name",
+    params(("experiment_name" = String, Query)),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The experiment", body = ExperimentAnswer),
+        (status = 400, description = "No `experiment_name`"),
+        (status = 404, description = "No such experiment"),
+    ),
+)]
 async fn get_experiment_by_name(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Answer {
+) -> Answer<ExperimentAnswer> {
     let name = required(&q, "experiment_name")?.to_string();
     let e = blocking(move || {
         if name == DEFAULT_EXPERIMENT {
@@ -503,12 +715,16 @@ async fn get_experiment_by_name(
         s.tracking.experiment_by_name(&name)
     })
     .await?;
-    Ok(Json(json!({ "experiment": experiment_json(&e) })))
+    Ok(Json(ExperimentAnswer {
+        experiment: experiment_json(&e),
+    }))
 }
 
-#[derive(Deserialize, Default)]
+/// `experiments/search`.
+#[derive(Deserialize, Default, ToSchema)]
 struct SearchExperiments {
     #[serde(default, deserialize_with = "int64")]
+    #[schema(value_type = Option<i64>)]
     max_results: Option<i64>,
     page_token: Option<String>,
     filter: Option<String>,
@@ -517,10 +733,35 @@ struct SearchExperiments {
     view_type: Option<String>,
 }
 
+/// A page of experiments.
+#[derive(Serialize, ToSchema)]
+struct Experiments {
+    experiments: Vec<ExperimentDoc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/2.0/mlflow/experiments/search",
+    tag = "mlflow",
+    summary = "Search experiments",
+    params(
+        ("max_results" = Option<i64>, Query),
+        ("page_token" = Option<String>, Query),
+        ("filter" = Option<String>, Query),
+        ("view_type" = Option<String>, Query, description = "ACTIVE_ONLY, DELETED_ONLY or ALL"),
+    ),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "A page of experiments", body = Experiments),
+        (status = 400, description = "A malformed filter or page token"),
+    ),
+)]
 async fn search_experiments_get(
     state: State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Answer {
+) -> Answer<Experiments> {
     let req = SearchExperiments {
         max_results: q.get("max_results").and_then(|v| v.parse().ok()),
         page_token: q.get("page_token").cloned(),
@@ -531,11 +772,23 @@ async fn search_experiments_get(
     experiments_answer(state, req).await
 }
 
-async fn search_experiments(state: State<AppState>, b: Bytes) -> Answer {
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/experiments/search",
+    tag = "mlflow",
+    summary = "Search experiments",
+    request_body = SearchExperiments,
+    security(("bearer" = []), ()),
+    responses((status = 200, description = "A page of experiments", body = Experiments)),
+)]
+async fn search_experiments(state: State<AppState>, b: Bytes) -> Answer<Experiments> {
     experiments_answer(state, body(&b)?).await
 }
 
-async fn experiments_answer(State(s): State<AppState>, req: SearchExperiments) -> Answer {
+async fn experiments_answer(
+    State(s): State<AppState>,
+    req: SearchExperiments,
+) -> Answer<Experiments> {
     let offset = page(req.page_token.as_deref())?;
     let max = req.max_results.unwrap_or(1000).clamp(1, 50_000) as usize;
     let view = req.view_type.unwrap_or_else(|| "ACTIVE_ONLY".into());
@@ -572,21 +825,16 @@ async fn experiments_answer(State(s): State<AppState>, req: SearchExperiments) -
         }
     }
     let total = list.len();
-    let shown: Vec<J> = list
+    let experiments: Vec<ExperimentDoc> = list
         .iter()
         .skip(offset)
         .take(max)
         .map(experiment_json)
         .collect();
-    let mut answer = json!({ "experiments": shown });
-    if let Some(t) = next_token(
-        offset,
-        answer["experiments"].as_array().map_or(0, Vec::len),
-        total,
-    ) {
-        answer["next_page_token"] = json!(t);
-    }
-    Ok(Json(answer))
+    Ok(Json(Experiments {
+        next_page_token: next_token(offset, experiments.len(), total),
+        experiments,
+    }))
 }
 
 /// An experiment seen through the run filter: `name` as an attribute, its tags as tags.
@@ -610,7 +858,9 @@ fn experiment_as_run(e: &Experiment) -> TrackedRun {
     }
 }
 
-#[derive(Deserialize)]
+/// An experiment to change: `experiments/delete`, `restore`, `update` (`new_name`),
+/// `set-experiment-tag` (`key`, `value`).
+#[derive(Deserialize, ToSchema)]
 struct ExperimentId {
     experiment_id: String,
     new_name: Option<String>,
@@ -631,17 +881,53 @@ async fn modify_experiment(
         })
     })
     .await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/experiments/delete",
+    tag = "mlflow",
+    summary = "Delete an experiment",
+    request_body = ExperimentId,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Done", body = Empty),
+        (status = 404, description = "No such experiment"),
+    ),
+)]
 async fn delete_experiment(State(s): State<AppState>, b: Bytes) -> Answer {
     modify_experiment(s, b, |e, _| e.lifecycle_stage = "deleted".into()).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/experiments/restore",
+    tag = "mlflow",
+    summary = "Restore an experiment",
+    request_body = ExperimentId,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Done", body = Empty),
+        (status = 404, description = "No such experiment"),
+    ),
+)]
 async fn restore_experiment(State(s): State<AppState>, b: Bytes) -> Answer {
     modify_experiment(s, b, |e, _| e.lifecycle_stage = "active".into()).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/experiments/update",
+    tag = "mlflow",
+    summary = "Rename an experiment",
+    request_body = ExperimentId,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Done", body = Empty),
+        (status = 404, description = "No such experiment"),
+    ),
+)]
 async fn update_experiment(State(s): State<AppState>, b: Bytes) -> Answer {
     modify_experiment(s, b, |e, r| {
         if let Some(n) = &r.new_name {
@@ -651,6 +937,18 @@ async fn update_experiment(State(s): State<AppState>, b: Bytes) -> Answer {
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/experiments/set-experiment-tag",
+    tag = "mlflow",
+    summary = "Tag an experiment",
+    request_body = ExperimentId,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Done", body = Empty),
+        (status = 404, description = "No such experiment"),
+    ),
+)]
 async fn set_experiment_tag(State(s): State<AppState>, b: Bytes) -> Answer {
     modify_experiment(s, b, |e, r| {
         if let Some(k) = &r.key {
@@ -661,18 +959,38 @@ async fn set_experiment_tag(State(s): State<AppState>, b: Bytes) -> Answer {
     .await
 }
 
-#[derive(Deserialize)]
+/// `runs/create`.
+#[derive(Deserialize, ToSchema)]
 struct CreateRun {
     experiment_id: Option<String>,
     run_name: Option<String>,
     #[serde(default, deserialize_with = "int64")]
+    #[schema(value_type = Option<i64>)]
     start_time: Option<i64>,
     #[serde(default)]
     tags: Vec<KeyValue>,
     user_id: Option<String>,
 }
 
-async fn create_run(State(s): State<AppState>, b: Bytes) -> Answer {
+/// A run.
+#[derive(Serialize, ToSchema)]
+struct RunAnswer {
+    run: RunDoc,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/runs/create",
+    tag = "mlflow",
+    summary = "Create a run",
+    request_body = CreateRun,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "The run", body = RunAnswer),
+        (status = 404, description = "No such experiment"),
+    ),
+)]
+async fn create_run(State(s): State<AppState>, b: Bytes) -> Answer<RunAnswer> {
     let req: CreateRun = body(&b)?;
     let run = blocking(move || {
         let experiment = match req.experiment_id.filter(|e| !e.is_empty()) {
@@ -695,7 +1013,9 @@ async fn create_run(State(s): State<AppState>, b: Bytes) -> Answer {
         )
     })
     .await?;
-    Ok(Json(json!({ "run": run_json(&run) })))
+    Ok(Json(RunAnswer {
+        run: run_json(&run),
+    }))
 }
 
 fn run_id_of(q: &HashMap<String, String>) -> Result<String, MlflowError> {
@@ -706,25 +1026,52 @@ fn run_id_of(q: &HashMap<String, String>) -> Result<String, MlflowError> {
         .ok_or_else(|| invalid("missing value for required parameter `run_id`"))
 }
 
-async fn get_run(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Answer {
+#[utoipa::path(
+    get,
+    path = "/api/2.0/mlflow/runs/get",
+    tag = "mlflow",
+    summary = "A run",
+    params(
+        ("run_id" = Option<String>, Query, description = "The run (or `run_uuid`)"),
+        ("run_uuid" = Option<String>, Query),
+    ),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The run", body = RunAnswer),
+        (status = 400, description = "No `run_id`"),
+        (status = 404, description = "No such run"),
+    ),
+)]
+async fn get_run(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer<RunAnswer> {
     let id = run_id_of(&q)?;
     let run = blocking(move || s.tracking.tracked_run(&id)).await?;
-    Ok(Json(json!({ "run": run_json(&run) })))
+    Ok(Json(RunAnswer {
+        run: run_json(&run),
+    }))
 }
 
-#[derive(Deserialize)]
+/// A change to a run: `runs/update` (`status`, `end_time`, `run_name`), `delete`,
+/// `restore`, `log-metric` (`key`, `value`, `timestamp`, `step`), `log-parameter` and
+/// `set-tag` (`key`, `value`), `delete-tag` (`key`).
+#[derive(Deserialize, ToSchema)]
 struct RunRequest {
     run_id: Option<String>,
     run_uuid: Option<String>,
     status: Option<String>,
     #[serde(default, deserialize_with = "int64")]
+    #[schema(value_type = Option<i64>)]
     end_time: Option<i64>,
     run_name: Option<String>,
     key: Option<String>,
     value: Option<J>,
     #[serde(default, deserialize_with = "int64")]
+    #[schema(value_type = Option<i64>)]
     timestamp: Option<i64>,
     #[serde(default, deserialize_with = "int64")]
+    #[schema(value_type = Option<i64>)]
     step: Option<i64>,
 }
 
@@ -752,7 +1099,25 @@ impl RunRequest {
     }
 }
 
-async fn update_run(State(s): State<AppState>, b: Bytes) -> Answer {
+/// A run's info.
+#[derive(Serialize, ToSchema)]
+struct RunInfoAnswer {
+    run_info: RunInfoDoc,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/runs/update",
+    tag = "mlflow",
+    summary = "Update a run's status, end time or name",
+    request_body = RunRequest,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "The run's info", body = RunInfoAnswer),
+        (status = 404, description = "No such run"),
+    ),
+)]
+async fn update_run(State(s): State<AppState>, b: Bytes) -> Answer<RunInfoAnswer> {
     let req: RunRequest = body(&b)?;
     let id = req.id()?;
     let info = blocking(move || {
@@ -764,21 +1129,59 @@ async fn update_run(State(s): State<AppState>, b: Bytes) -> Answer {
         )
     })
     .await?;
-    Ok(Json(json!({ "run_info": info_json(&info) })))
+    Ok(Json(RunInfoAnswer {
+        run_info: info_json(&info),
+    }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/runs/delete",
+    tag = "mlflow",
+    summary = "Delete a run",
+    request_body = RunRequest,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Done", body = Empty),
+        (status = 404, description = "No such run"),
+    ),
+)]
 async fn delete_run(State(s): State<AppState>, b: Bytes) -> Answer {
     let id = body::<RunRequest>(&b)?.id()?;
     blocking(move || s.tracking.set_run_lifecycle(&id, "deleted")).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/runs/restore",
+    tag = "mlflow",
+    summary = "Restore a run",
+    request_body = RunRequest,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Done", body = Empty),
+        (status = 404, description = "No such run"),
+    ),
+)]
 async fn restore_run(State(s): State<AppState>, b: Bytes) -> Answer {
     let id = body::<RunRequest>(&b)?.id()?;
     blocking(move || s.tracking.set_run_lifecycle(&id, "active")).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/runs/log-metric",
+    tag = "mlflow",
+    summary = "Log a metric point",
+    request_body = RunRequest,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Done", body = Empty),
+        (status = 404, description = "No such run"),
+    ),
+)]
 async fn log_metric(State(s): State<AppState>, b: Bytes) -> Answer {
     let req: RunRequest = body(&b)?;
     let (id, key) = (req.id()?, req.key()?);
@@ -793,42 +1196,83 @@ async fn log_metric(State(s): State<AppState>, b: Bytes) -> Answer {
         step: req.step.unwrap_or(0),
     };
     blocking(move || s.tracking.log_batch(&id, &[(key, point)], &[], &[])).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/runs/log-parameter",
+    tag = "mlflow",
+    summary = "Log a parameter",
+    request_body = RunRequest,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Done", body = Empty),
+        (status = 404, description = "No such run"),
+    ),
+)]
 async fn log_param(State(s): State<AppState>, b: Bytes) -> Answer {
     let req: RunRequest = body(&b)?;
     let (id, key, value) = (req.id()?, req.key()?, req.text());
     blocking(move || s.tracking.log_batch(&id, &[], &[(key, value)], &[])).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/runs/set-tag",
+    tag = "mlflow",
+    summary = "Tag a run",
+    request_body = RunRequest,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Done", body = Empty),
+        (status = 404, description = "No such run"),
+    ),
+)]
 async fn set_tag(State(s): State<AppState>, b: Bytes) -> Answer {
     let req: RunRequest = body(&b)?;
     let (id, key, value) = (req.id()?, req.key()?, req.text());
     blocking(move || s.tracking.log_batch(&id, &[], &[], &[(key, value)])).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/runs/delete-tag",
+    tag = "mlflow",
+    summary = "Remove a run's tag",
+    request_body = RunRequest,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Done", body = Empty),
+        (status = 404, description = "No such run"),
+    ),
+)]
 async fn delete_tag(State(s): State<AppState>, b: Bytes) -> Answer {
     let req: RunRequest = body(&b)?;
     let (id, key) = (req.id()?, req.key()?);
     blocking(move || s.tracking.delete_run_tag(&id, &key)).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
-#[derive(Deserialize)]
+/// A metric point of `runs/log-batch`.
+#[derive(Deserialize, ToSchema)]
 struct BatchMetric {
     key: String,
     #[serde(deserialize_with = "double")]
+    #[schema(value_type = Double)]
     value: f64,
     #[serde(default, deserialize_with = "int64")]
+    #[schema(value_type = Option<i64>)]
     timestamp: Option<i64>,
     #[serde(default, deserialize_with = "int64")]
+    #[schema(value_type = Option<i64>)]
     step: Option<i64>,
 }
 
-#[derive(Deserialize)]
+/// `runs/log-batch`.
+#[derive(Deserialize, ToSchema)]
 struct LogBatch {
     run_id: String,
     #[serde(default)]
@@ -839,6 +1283,18 @@ struct LogBatch {
     tags: Vec<KeyValue>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/runs/log-batch",
+    tag = "mlflow",
+    summary = "Log metrics, parameters and tags at once",
+    request_body = LogBatch,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Logged", body = Empty),
+        (status = 404, description = "No such run"),
+    ),
+)]
 async fn log_batch(State(s): State<AppState>, b: Bytes) -> Answer {
     let req: LogBatch = body(&b)?;
     let now = crate::now_ms() as i64;
@@ -860,10 +1316,11 @@ async fn log_batch(State(s): State<AppState>, b: Bytes) -> Answer {
     let tags: Vec<(String, String)> = req.tags.into_iter().map(|t| (t.key, t.value)).collect();
     let id = req.run_id;
     blocking(move || s.tracking.log_batch(&id, &metrics, &params, &tags)).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
-#[derive(Deserialize)]
+/// `runs/log-inputs`.
+#[derive(Deserialize, ToSchema)]
 struct LogInputs {
     #[serde(default)]
     run_id: String,
@@ -871,29 +1328,26 @@ struct LogInputs {
     datasets: Vec<DatasetInputBody>,
 }
 
-#[derive(Deserialize)]
+/// A dataset a run read.
+#[derive(Deserialize, ToSchema)]
 struct DatasetInputBody {
     #[serde(default)]
     tags: Vec<KeyValue>,
-    dataset: DatasetBody,
+    dataset: DatasetDoc,
 }
 
-#[derive(Deserialize)]
-struct DatasetBody {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    digest: String,
-    #[serde(default)]
-    source_type: String,
-    #[serde(default)]
-    source: String,
-    #[serde(default)]
-    schema: String,
-    #[serde(default)]
-    profile: String,
-}
-
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/runs/log-inputs",
+    tag = "mlflow",
+    summary = "Log a run's datasets",
+    request_body = LogInputs,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Logged", body = Empty),
+        (status = 404, description = "No such run"),
+    ),
+)]
 async fn log_inputs(State(s): State<AppState>, b: Bytes) -> Answer {
     // Logged-model inputs (`models`) are accepted and not kept: Kiln has no logged models.
     let req: LogInputs = body(&b)?;
@@ -914,23 +1368,47 @@ async fn log_inputs(State(s): State<AppState>, b: Bytes) -> Answer {
         })
         .collect();
     blocking(move || s.tracking.log_inputs(&req.run_id, inputs)).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
-#[derive(Deserialize)]
+/// `runs/search`.
+#[derive(Deserialize, ToSchema)]
 struct SearchRuns {
     #[serde(default)]
     experiment_ids: Vec<String>,
     filter: Option<String>,
+    /// ACTIVE_ONLY, DELETED_ONLY or ALL.
     run_view_type: Option<String>,
+    /// 1 to 50000.
     #[serde(default, deserialize_with = "int64")]
+    #[schema(value_type = Option<i64>)]
     max_results: Option<i64>,
     #[serde(default)]
     order_by: Vec<String>,
     page_token: Option<String>,
 }
 
-async fn search_runs(State(s): State<AppState>, b: Bytes) -> Answer {
+/// A page of runs.
+#[derive(Serialize, ToSchema)]
+struct Runs {
+    runs: Vec<RunDoc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/runs/search",
+    tag = "mlflow",
+    summary = "Search runs",
+    request_body = SearchRuns,
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "A page of runs", body = Runs),
+        (status = 404, description = "No such experiment"),
+    ),
+)]
+async fn search_runs(State(s): State<AppState>, b: Bytes) -> Answer<Runs> {
     let req: SearchRuns = body(&b)?;
     let filter = Filter::parse(req.filter.as_deref().unwrap_or(""))?;
     let offset = page(req.page_token.as_deref())?;
@@ -952,24 +1430,49 @@ async fn search_runs(State(s): State<AppState>, b: Bytes) -> Answer {
     });
     order(&mut runs, &req.order_by)?;
     let total = runs.len();
-    let shown: Vec<J> = runs
+    let shown: Vec<RunDoc> = runs
         .iter()
         .skip(offset)
         .take(max as usize)
         .map(run_json)
         .collect();
-    let n = shown.len();
-    let mut answer = json!({ "runs": shown });
-    if let Some(t) = next_token(offset, n, total) {
-        answer["next_page_token"] = json!(t);
-    }
-    Ok(Json(answer))
+    Ok(Json(Runs {
+        next_page_token: next_token(offset, shown.len(), total),
+        runs: shown,
+    }))
 }
 
+/// A page of a metric's points.
+#[derive(Serialize, ToSchema)]
+struct MetricHistory {
+    metrics: Vec<MetricDoc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/2.0/mlflow/metrics/get-history",
+    tag = "mlflow",
+    summary = "A metric's history",
+    params(
+        ("run_id" = Option<String>, Query, description = "The run (or `run_uuid`)"),
+        ("run_uuid" = Option<String>, Query),
+        ("metric_key" = String, Query),
+        ("page_token" = Option<String>, Query),
+        ("max_results" = Option<i64>, Query),
+    ),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The points", body = MetricHistory),
+        (status = 400, description = "No `run_id` or `metric_key`"),
+        (status = 404, description = "No such run"),
+    ),
+)]
 async fn metric_history(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Answer {
+) -> Answer<MetricHistory> {
     let id = run_id_of(&q)?;
     let key = required(&q, "metric_key")?.to_string();
     let offset = page(q.get("page_token").map(String::as_str))?;
@@ -981,18 +1484,16 @@ async fn metric_history(
         let key = key.clone();
         blocking(move || s.tracking.metric_history(&id, &key)).await?
     };
-    let shown: Vec<J> = history
+    let metrics: Vec<MetricDoc> = history
         .iter()
         .skip(offset)
         .take(max)
         .map(|m| metric_json(&key, m))
         .collect();
-    let n = shown.len();
-    let mut answer = json!({ "metrics": shown });
-    if let Some(t) = next_token(offset, n, history.len()) {
-        answer["next_page_token"] = json!(t);
-    }
-    Ok(Json(answer))
+    Ok(Json(MetricHistory {
+        next_page_token: next_token(offset, metrics.len(), history.len()),
+        metrics,
+    }))
 }
 
 /// MLflow's stages, as a view of aliases: the version `production` points at is in
@@ -1012,37 +1513,137 @@ fn stage(version: u64, aliases: &BTreeMap<String, u64>) -> &'static str {
     }
 }
 
-fn version_json(v: &ModelVersion, aliases: &BTreeMap<String, u64>) -> J {
-    let names: Vec<&String> = aliases
-        .iter()
-        .filter(|(_, n)| **n == v.version)
-        .map(|(a, _)| a)
-        .collect();
-    json!({
-        "name": v.model,
-        "version": v.version.to_string(),
-        "creation_timestamp": v.created_ms,
-        "last_updated_timestamp": v.created_ms,
-        "current_stage": stage(v.version, aliases),
-        "description": v.description,
-        "source": v.source,
-        "run_id": v.run,
-        "status": "READY",
-        "tags": kv_list(&v.tags),
-        "aliases": names,
-    })
+/// MLflow's `ModelVersion`.
+#[derive(Serialize, ToSchema)]
+struct ModelVersionDoc {
+    name: String,
+    version: String,
+    creation_timestamp: u64,
+    last_updated_timestamp: u64,
+    /// `None`, `Staging` or `Production`: a view of the `staging` and `production` aliases.
+    current_stage: &'static str,
+    description: String,
+    source: String,
+    run_id: String,
+    /// `READY`.
+    status: &'static str,
+    tags: Vec<KeyValue>,
+    aliases: Vec<String>,
 }
 
-fn model_json(m: &ModelRecord, versions: &[ModelVersion]) -> J {
-    json!({
-        "name": m.name,
-        "creation_timestamp": m.created_ms,
-        "last_updated_timestamp": m.updated_ms.max(m.created_ms),
-        "description": m.description,
-        "latest_versions": versions.last().map(|v| vec![version_json(v, &m.aliases)]).unwrap_or_default(),
-        "tags": kv_list(&m.tags),
-        "aliases": m.aliases.iter().map(|(a, v)| json!({"alias": a, "version": v.to_string()})).collect::<Vec<_>>(),
-    })
+/// MLflow's `RegisteredModelAlias`.
+#[derive(Serialize, ToSchema)]
+struct ModelAlias {
+    alias: String,
+    version: String,
+}
+
+/// MLflow's `RegisteredModel`.
+#[derive(Serialize, ToSchema)]
+struct RegisteredModelDoc {
+    name: String,
+    creation_timestamp: u64,
+    last_updated_timestamp: u64,
+    description: String,
+    latest_versions: Vec<ModelVersionDoc>,
+    tags: Vec<KeyValue>,
+    aliases: Vec<ModelAlias>,
+}
+
+fn version_json(v: &ModelVersion, aliases: &BTreeMap<String, u64>) -> ModelVersionDoc {
+    ModelVersionDoc {
+        name: v.model.clone(),
+        version: v.version.to_string(),
+        creation_timestamp: v.created_ms,
+        last_updated_timestamp: v.created_ms,
+        current_stage: stage(v.version, aliases),
+        description: v.description.clone(),
+        source: v.source.clone(),
+        run_id: v.run.clone(),
+        status: "READY",
+        tags: kv_list(&v.tags),
+        aliases: aliases
+            .iter()
+            .filter(|(_, n)| **n == v.version)
+            .map(|(a, _)| a.clone())
+            .collect(),
+    }
+}
+
+fn model_json(m: &ModelRecord, versions: &[ModelVersion]) -> RegisteredModelDoc {
+    RegisteredModelDoc {
+        name: m.name.clone(),
+        creation_timestamp: m.created_ms,
+        last_updated_timestamp: m.updated_ms.max(m.created_ms),
+        description: m.description.clone(),
+        latest_versions: versions
+            .last()
+            .map(|v| vec![version_json(v, &m.aliases)])
+            .unwrap_or_default(),
+        tags: kv_list(&m.tags),
+        aliases: m
+            .aliases
+            .iter()
+            .map(|(a, v)| ModelAlias {
+                alias: a.clone(),
+                version: v.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// A registered model.
+#[derive(Serialize, ToSchema)]
+struct RegisteredModelAnswer {
+    registered_model: RegisteredModelDoc,
+}
+
+/// A model version.
+#[derive(Serialize, ToSchema)]
+struct ModelVersionAnswer {
+    model_version: ModelVersionDoc,
+}
+
+/// Model versions (a page of them, for a search).
+#[derive(Serialize, ToSchema)]
+struct ModelVersions {
+    model_versions: Vec<ModelVersionDoc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+/// A page of registered models.
+#[derive(Serialize, ToSchema)]
+struct RegisteredModels {
+    registered_models: Vec<RegisteredModelDoc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+/// `registered-models/create` (`name`, `description`, `tags`), `update` (`name`,
+/// `description`), `set-tag` (`name`, `key`, `value`), `get-latest-versions` (`name`,
+/// `stages`), `alias` (`name`, `alias`, `version`), `model-versions/create` (`name`,
+/// `source`, `run_id`, `description`, `tags`), and the searches (`filter`, `page_token`,
+/// `max_results`): the fields each takes, read leniently from one JSON object.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct RegistryRequest {
+    name: Option<String>,
+    description: Option<String>,
+    tags: Option<Vec<KeyValue>>,
+    key: Option<String>,
+    value: Option<String>,
+    stages: Option<Vec<String>>,
+    alias: Option<String>,
+    /// A version number, as text or a number.
+    #[schema(value_type = Option<String>)]
+    version: Option<J>,
+    source: Option<String>,
+    run_id: Option<String>,
+    filter: Option<String>,
+    page_token: Option<String>,
+    #[schema(value_type = Option<i64>)]
+    max_results: Option<J>,
 }
 
 /// A version number given as text or a number.
@@ -1091,38 +1692,87 @@ fn tags_param(p: &J) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-async fn create_registered_model(State(s): State<AppState>, b: Bytes) -> Answer {
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/registered-models/create",
+    tag = "mlflow",
+    summary = "Create a registered model",
+    request_body = RegistryRequest,
+    security(("bearer" = ["run"]), ()),
+    responses((status = 200, description = "The model", body = RegisteredModelAnswer)),
+)]
+async fn create_registered_model(
+    State(s): State<AppState>,
+    b: Bytes,
+) -> Answer<RegisteredModelAnswer> {
     let p = params(&HashMap::new(), &b)?;
     let name = text_param(&p, "name")?;
     let description = p["description"].as_str().unwrap_or("").to_string();
     let tags = tags_param(&p);
     let m = blocking(move || s.tracking.create_model(&name, &description, &tags)).await?;
-    Ok(Json(json!({ "registered_model": model_json(&m, &[]) })))
+    Ok(Json(RegisteredModelAnswer {
+        registered_model: model_json(&m, &[]),
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/2.0/mlflow/registered-models/get",
+    tag = "mlflow",
+    summary = "A registered model",
+    params(("name" = String, Query)),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The model", body = RegisteredModelAnswer),
+        (status = 400, description = "No `name`"),
+        (status = 404, description = "No such model"),
+    ),
+)]
 async fn get_registered_model(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Answer {
+) -> Answer<RegisteredModelAnswer> {
     let name = required(&q, "name")?.to_string();
     let (m, versions) = blocking(move || s.tracking.model(&name)).await?;
-    Ok(Json(
-        json!({ "registered_model": model_json(&m, &versions) }),
-    ))
+    Ok(Json(RegisteredModelAnswer {
+        registered_model: model_json(&m, &versions),
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/2.0/mlflow/registered-models/search",
+    tag = "mlflow",
+    summary = "Search registered models",
+    params(
+        ("filter" = Option<String>, Query),
+        ("page_token" = Option<String>, Query),
+        ("max_results" = Option<i64>, Query),
+    ),
+    security(("bearer" = []), ()),
+    responses((status = 200, description = "A page of models", body = RegisteredModels)),
+)]
 async fn search_registered_models_get(
     state: State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Answer {
+) -> Answer<RegisteredModels> {
     registered_models_answer(state, params(&q, &Bytes::new())?).await
 }
 
-async fn search_registered_models(state: State<AppState>, b: Bytes) -> Answer {
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/registered-models/search",
+    tag = "mlflow",
+    summary = "Search registered models",
+    request_body = RegistryRequest,
+    security(("bearer" = []), ()),
+    responses((status = 200, description = "A page of models", body = RegisteredModels)),
+)]
+async fn search_registered_models(state: State<AppState>, b: Bytes) -> Answer<RegisteredModels> {
     registered_models_answer(state, params(&HashMap::new(), &b)?).await
 }
 
-async fn registered_models_answer(State(s): State<AppState>, p: J) -> Answer {
+async fn registered_models_answer(State(s): State<AppState>, p: J) -> Answer<RegisteredModels> {
     let filter = Filter::parse(p["filter"].as_str().unwrap_or(""))?.missing_tags_differ();
     let offset = page(p["page_token"].as_str())?;
     let max = p["max_results"]
@@ -1138,19 +1788,21 @@ async fn registered_models_answer(State(s): State<AppState>, p: J) -> Answer {
         Ok(out)
     })
     .await?;
-    let matching: Vec<J> = all
+    let matching: Vec<_> = all
         .iter()
         .filter(|(m, _)| filter.matches(&named(&m.name, "", &m.tags)))
-        .map(|(m, v)| model_json(m, v))
         .collect();
     let total = matching.len();
-    let shown: Vec<J> = matching.into_iter().skip(offset).take(max.max(1)).collect();
-    let n = shown.len();
-    let mut answer = json!({ "registered_models": shown });
-    if let Some(t) = next_token(offset, n, total) {
-        answer["next_page_token"] = json!(t);
-    }
-    Ok(Json(answer))
+    let shown: Vec<RegisteredModelDoc> = matching
+        .into_iter()
+        .skip(offset)
+        .take(max.max(1))
+        .map(|(m, v)| model_json(m, v))
+        .collect();
+    Ok(Json(RegisteredModels {
+        next_page_token: next_token(offset, shown.len(), total),
+        registered_models: shown,
+    }))
 }
 
 /// A model or version seen through the run filter: `name`, `run_id` and tags.
@@ -1174,7 +1826,22 @@ fn named(name: &str, run: &str, tags: &BTreeMap<String, String>) -> TrackedRun {
     }
 }
 
-async fn update_registered_model(State(s): State<AppState>, b: Bytes) -> Answer {
+#[utoipa::path(
+    patch,
+    path = "/api/2.0/mlflow/registered-models/update",
+    tag = "mlflow",
+    summary = "Describe a registered model",
+    request_body = RegistryRequest,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "The model", body = RegisteredModelAnswer),
+        (status = 404, description = "No such model"),
+    ),
+)]
+async fn update_registered_model(
+    State(s): State<AppState>,
+    b: Bytes,
+) -> Answer<RegisteredModelAnswer> {
     let p = params(&HashMap::new(), &b)?;
     let name = text_param(&p, "name")?;
     let description = p["description"].as_str().map(str::to_string);
@@ -1187,11 +1854,23 @@ async fn update_registered_model(State(s): State<AppState>, b: Bytes) -> Answer 
         s.tracking.model(&name)
     })
     .await?;
-    Ok(Json(
-        json!({ "registered_model": model_json(&m, &versions) }),
-    ))
+    Ok(Json(RegisteredModelAnswer {
+        registered_model: model_json(&m, &versions),
+    }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/registered-models/set-tag",
+    tag = "mlflow",
+    summary = "Tag a registered model",
+    request_body = RegistryRequest,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Tagged", body = Empty),
+        (status = 404, description = "No such model"),
+    ),
+)]
 async fn set_registered_model_tag(State(s): State<AppState>, b: Bytes) -> Answer {
     let p = params(&HashMap::new(), &b)?;
     let (name, key) = (text_param(&p, "name")?, text_param(&p, "key")?);
@@ -1202,23 +1881,47 @@ async fn set_registered_model_tag(State(s): State<AppState>, b: Bytes) -> Answer
         })
     })
     .await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/2.0/mlflow/registered-models/get-latest-versions",
+    tag = "mlflow",
+    summary = "The latest versions",
+    params(("name" = String, Query)),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The newest version in each stage", body = ModelVersions),
+        (status = 404, description = "No such model"),
+    ),
+)]
 async fn latest_versions_get(
     state: State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Answer {
+) -> Answer<ModelVersions> {
     latest_answer(state, params(&q, &Bytes::new())?).await
 }
 
-async fn latest_versions(state: State<AppState>, b: Bytes) -> Answer {
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/registered-models/get-latest-versions",
+    tag = "mlflow",
+    summary = "The latest versions",
+    request_body = RegistryRequest,
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The newest version in each stage", body = ModelVersions),
+        (status = 404, description = "No such model"),
+    ),
+)]
+async fn latest_versions(state: State<AppState>, b: Bytes) -> Answer<ModelVersions> {
     latest_answer(state, params(&HashMap::new(), &b)?).await
 }
 
 /// Stages are a view only: every version is in stage `None`, so the latest of `None` (or
 /// of no stage named) is the newest version.
-async fn latest_answer(State(s): State<AppState>, p: J) -> Answer {
+async fn latest_answer(State(s): State<AppState>, p: J) -> Answer<ModelVersions> {
     let name = text_param(&p, "name")?;
     let stages: Vec<String> = p["stages"]
         .as_array()
@@ -1230,7 +1933,7 @@ async fn latest_answer(State(s): State<AppState>, p: J) -> Answer {
         .unwrap_or_default();
     let (m, versions) = blocking(move || s.tracking.model(&name)).await?;
     // The newest version in each stage asked for (every stage when none is named).
-    let latest: Vec<J> = ["None", "Staging", "Production"]
+    let latest: Vec<ModelVersionDoc> = ["None", "Staging", "Production"]
         .into_iter()
         .filter(|st| stages.is_empty() || stages.iter().any(|x| x.eq_ignore_ascii_case(st)))
         .filter_map(|st| {
@@ -1241,17 +1944,48 @@ async fn latest_answer(State(s): State<AppState>, p: J) -> Answer {
         })
         .map(|v| version_json(v, &m.aliases))
         .collect();
-    Ok(Json(json!({ "model_versions": latest })))
+    Ok(Json(ModelVersions {
+        model_versions: latest,
+        next_page_token: None,
+    }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/registered-models/alias",
+    tag = "mlflow",
+    summary = "Point an alias at a version",
+    request_body = RegistryRequest,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Set", body = Empty),
+        (status = 404, description = "No such model or version"),
+    ),
+)]
 async fn set_alias(State(s): State<AppState>, b: Bytes) -> Answer {
     let p = params(&HashMap::new(), &b)?;
     let (name, alias) = (text_param(&p, "name")?, text_param(&p, "alias")?);
     let version = version_number(p.get("version"))?;
     blocking(move || s.tracking.set_alias(&name, &alias, version)).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/2.0/mlflow/registered-models/alias",
+    tag = "mlflow",
+    summary = "Remove an alias",
+    params(
+        ("name" = Option<String>, Query, description = "The model (here or in the body)"),
+        ("alias" = Option<String>, Query, description = "The alias (here or in the body)"),
+    ),
+    request_body = RegistryRequest,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "Removed", body = Empty),
+        (status = 404, description = "No such model or alias"),
+    ),
+)]
 async fn delete_alias(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -1260,13 +1994,26 @@ async fn delete_alias(
     let p = params(&q, &b)?;
     let (name, alias) = (text_param(&p, "name")?, text_param(&p, "alias")?);
     blocking(move || s.tracking.delete_alias(&name, &alias)).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/2.0/mlflow/registered-models/alias",
+    tag = "mlflow",
+    summary = "The version an alias names",
+    params(("name" = String, Query), ("alias" = String, Query)),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The version", body = ModelVersionAnswer),
+        (status = 400, description = "No `name` or `alias`"),
+        (status = 404, description = "No such model or alias"),
+    ),
+)]
 async fn get_by_alias(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Answer {
+) -> Answer<ModelVersionAnswer> {
     let (name, alias) = (
         required(&q, "name")?.to_string(),
         required(&q, "alias")?.to_string(),
@@ -1280,12 +2027,29 @@ async fn get_by_alias(
 }
 
 /// MLflow's `{"model_version": ...}` answer, with the version's aliases.
-fn version_answer(store: &crate::tracking::Store, v: &ModelVersion) -> Result<J, TrackingError> {
+fn version_answer(
+    store: &crate::tracking::Store,
+    v: &ModelVersion,
+) -> Result<ModelVersionAnswer, TrackingError> {
     let (m, _) = store.model(&v.model)?;
-    Ok(json!({ "model_version": version_json(v, &m.aliases) }))
+    Ok(ModelVersionAnswer {
+        model_version: version_json(v, &m.aliases),
+    })
 }
 
-async fn create_model_version(State(s): State<AppState>, b: Bytes) -> Answer {
+#[utoipa::path(
+    post,
+    path = "/api/2.0/mlflow/model-versions/create",
+    tag = "mlflow",
+    summary = "Create a model version",
+    request_body = RegistryRequest,
+    security(("bearer" = ["run"]), ()),
+    responses(
+        (status = 200, description = "The version", body = ModelVersionAnswer),
+        (status = 404, description = "No such model or run"),
+    ),
+)]
+async fn create_model_version(State(s): State<AppState>, b: Bytes) -> Answer<ModelVersionAnswer> {
     let p = params(&HashMap::new(), &b)?;
     let name = text_param(&p, "name")?;
     let source = p["source"].as_str().unwrap_or("").to_string();
@@ -1322,10 +2086,23 @@ async fn create_model_version(State(s): State<AppState>, b: Bytes) -> Answer {
     Ok(Json(doc))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/2.0/mlflow/model-versions/get",
+    tag = "mlflow",
+    summary = "A model version",
+    params(("name" = String, Query), ("version" = String, Query)),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The version", body = ModelVersionAnswer),
+        (status = 400, description = "No `name`, or not a version number"),
+        (status = 404, description = "No such model or version"),
+    ),
+)]
 async fn get_model_version(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Answer {
+) -> Answer<ModelVersionAnswer> {
     let name = required(&q, "name")?.to_string();
     let version = version_number(q.get("version").map(|v| J::String(v.clone())).as_ref())?;
     let doc =
@@ -1334,20 +2111,57 @@ async fn get_model_version(
     Ok(Json(doc))
 }
 
+/// Where a version's artifacts are.
+#[derive(Serialize, ToSchema)]
+struct DownloadUri {
+    artifact_uri: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/2.0/mlflow/model-versions/get-download-uri",
+    tag = "mlflow",
+    summary = "Where a version's artifacts are",
+    params(("name" = String, Query), ("version" = String, Query)),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The URI", body = DownloadUri),
+        (status = 400, description = "No `name`, or not a version number"),
+        (status = 404, description = "No such model or version"),
+    ),
+)]
 async fn model_version_uri(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Answer {
+) -> Answer<DownloadUri> {
     let name = required(&q, "name")?.to_string();
     let version = version_number(q.get("version").map(|v| J::String(v.clone())).as_ref())?;
     let v = blocking(move || s.tracking.model_version(&name, version)).await?;
-    Ok(Json(json!({ "artifact_uri": v.source })))
+    Ok(Json(DownloadUri {
+        artifact_uri: v.source,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/2.0/mlflow/model-versions/search",
+    tag = "mlflow",
+    summary = "Search model versions",
+    params(
+        ("filter" = Option<String>, Query),
+        ("page_token" = Option<String>, Query),
+        ("max_results" = Option<i64>, Query),
+    ),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "A page of versions", body = ModelVersions),
+        (status = 400, description = "A malformed filter or page token"),
+    ),
+)]
 async fn search_model_versions(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Answer {
+) -> Answer<ModelVersions> {
     let filter = Filter::parse(q.get("filter").map_or("", String::as_str))?.missing_tags_differ();
     let offset = page(q.get("page_token").map(String::as_str))?;
     let max: usize = q
@@ -1363,18 +2177,20 @@ async fn search_model_versions(
         Ok(out)
     })
     .await?;
-    let matching: Vec<J> = all
+    let matching: Vec<_> = all
         .iter()
         .rev()
         .filter(|(v, _)| filter.matches(&named(&v.model, &v.run, &v.tags)))
-        .map(|(v, aliases)| version_json(v, aliases))
         .collect();
     let total = matching.len();
-    let shown: Vec<J> = matching.into_iter().skip(offset).take(max.max(1)).collect();
-    let n = shown.len();
-    let mut answer = json!({ "model_versions": shown });
-    if let Some(t) = next_token(offset, n, total) {
-        answer["next_page_token"] = json!(t);
-    }
-    Ok(Json(answer))
+    let shown: Vec<ModelVersionDoc> = matching
+        .into_iter()
+        .skip(offset)
+        .take(max.max(1))
+        .map(|(v, aliases)| version_json(v, aliases))
+        .collect();
+    Ok(Json(ModelVersions {
+        next_page_token: next_token(offset, shown.len(), total),
+        model_versions: shown,
+    }))
 }

@@ -3,7 +3,7 @@
 //! workflow runs started, followed and cancelled over HTTP (`/v1/runs`, `runs`),
 //! model serving (`/v1/models/{name}/{ref}/predict`, the Open Inference Protocol under
 //! `/v2`, MLflow's scoring protocol at `/invocations`), MLflow's tracking API (`/api/2.0/mlflow/`), health, readiness, metrics and the
-//! OpenAPI document of it all (`/openapi.json`, from `openapi::ROUTES`).
+//! OpenAPI document of it all (`/openapi.json`, from the handlers' `#[utoipa::path]`s).
 //!
 //! Reads are anonymous unless the config turns that off; writes need a bearer token whose
 //! scopes the server config grants (MLflow's writes too, once the config has tokens).
@@ -24,14 +24,17 @@ pub mod mlflow;
 mod oip;
 mod openapi;
 mod predict;
+mod records;
 mod runs;
 mod tracking;
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{Router, extract::DefaultBodyLimit, http::HeaderMap, routing::get};
-use serde::Deserialize;
+use axum::{Router, extract::DefaultBodyLimit, http::HeaderMap};
+use serde::{Deserialize, Serialize};
 use tower_http::timeout::{TimeoutBody, TimeoutError};
+use utoipa::{OpenApi as _, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use error::ApiError;
 pub use runs::{Runs, WorkflowsConfig};
@@ -405,15 +408,62 @@ async fn guard(
         && !is_probe(request.uri().path())
         && let Err(e) = s.authorize(request.headers(), "read")
     {
+        if error::mlflow_path(request.uri().path()) {
+            return mlflow_refusal(e);
+        }
         return e.into_response();
     }
     next.run(request).await
 }
 
+/// A refused token in MLflow's error form, for MLflow's clients.
+fn mlflow_refusal(e: ApiError) -> axum::response::Response {
+    let code = if e.status == axum::http::StatusCode::UNAUTHORIZED {
+        "UNAUTHENTICATED"
+    } else {
+        "PERMISSION_DENIED"
+    };
+    error::MlflowErrorBody::response(e.status, code, e.message)
+}
+
+/// `GET /healthz`.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "server",
+    summary = "Liveness: `ok`",
+    security(),
+    responses((status = 200, description = "The server answers", body = String, content_type = "text/plain")),
+)]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// An answer with nothing to say: `{}`.
+#[derive(Serialize, ToSchema)]
+pub struct Empty {}
+
+/// `/readyz`'s answer.
+#[derive(Serialize, ToSchema)]
+struct Ready {
+    ready: bool,
+}
+
 /// `/readyz`: the stores answer and the server is not shutting down.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "server",
+    summary = "Readiness: the stores answer and the server is not draining",
+    security(),
+    responses(
+        (status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "Draining, or a store does not answer"),
+    ),
+)]
 async fn ready(
     axum::extract::State(s): axum::extract::State<AppState>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<Ready>, ApiError> {
     use axum::http::StatusCode;
     if s.draining.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(ApiError::new(
@@ -435,54 +485,74 @@ async fn ready(
             "a store does not answer",
         ));
     }
-    Ok(axum::Json(serde_json::json!({ "ready": true })))
+    Ok(axum::Json(Ready { ready: true }))
+}
+
+/// Every route, each mounted with its handler's OpenAPI operation, in the three groups the
+/// router layers apart.
+struct Api {
+    /// Under the server's body limit.
+    main: OpenApiRouter<AppState>,
+    /// MLflow's API, whose writes take the `run` scope once the server has tokens.
+    #[cfg(feature = "mlflow")]
+    mlflow: OpenApiRouter<AppState>,
+    /// Predictions, under their own body limit.
+    predict: OpenApiRouter<AppState>,
+}
+
+fn api() -> Api {
+    let main = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(ready))
+        .routes(routes!(metrics::scrape))
+        .routes(routes!(openapi::serve))
+        .merge(tracking::routes())
+        .merge(runs::routes());
+    // The marketplace and MLflow's API are features: a device's runtime leaves them out.
+    #[cfg(feature = "marketplace")]
+    let main = main.merge(marketplace::routes());
+    Api {
+        main,
+        #[cfg(feature = "mlflow")]
+        mlflow: mlflow::routes(),
+        predict: predict::routes()
+            .merge(oip::routes())
+            .merge(invocations::routes()),
+    }
+}
+
+impl Api {
+    /// The OpenAPI document of every route.
+    fn openapi(self) -> utoipa::openapi::OpenApi {
+        let all = self.main.merge(self.predict);
+        #[cfg(feature = "mlflow")]
+        let all = all.merge(self.mlflow);
+        all.into_openapi()
+    }
 }
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs.max(1));
     let body_timeout = Duration::from_secs(state.config.body_timeout_secs.max(1));
-    let router = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics::scrape))
-        .route("/openapi.json", get(openapi::serve));
-    // The marketplace and MLflow's API are features: a device's runtime leaves them out.
-    #[cfg(feature = "marketplace")]
-    let router = router.merge(marketplace::routes());
+    let api = api();
+    let router = Router::from(api.main);
     #[cfg(feature = "mlflow")]
-    let router = router.merge(
-        mlflow::routes().route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            mlflow::writes_take_run,
-        )),
-    );
+    let router = router.merge(Router::from(api.mlflow).route_layer(
+        axum::middleware::from_fn_with_state(state.clone(), mlflow::writes_take_run),
+    ));
     router
-        .merge(tracking::routes())
-        .merge(runs::routes())
         .merge(with_limit(
-            Router::new()
-                .route(
-                    "/v1/models/{name}/{reference}/predict",
-                    axum::routing::post(predict::predict),
-                )
-                .route(
-                    "/v1/models/{name}/predict",
-                    axum::routing::post(predict::predict_default),
-                )
-                .merge(oip::routes())
-                .merge(invocations::routes()),
+            Router::from(api.predict),
             state.config.max_predict_body_mib.max(1) << 20,
         ))
         .route(
             "/api/2.0/mlflow/{*rest}",
             axum::routing::any(|| async {
-                (
+                error::MlflowErrorBody::response(
                     axum::http::StatusCode::NOT_FOUND,
-                    axum::Json(serde_json::json!({
-                        "error_code": "ENDPOINT_NOT_FOUND",
-                        "message": "this MLflow endpoint is not served",
-                    })),
+                    "ENDPOINT_NOT_FOUND",
+                    "this MLflow endpoint is not served",
                 )
             }),
         )

@@ -13,13 +13,14 @@
 //! output tensor per column.
 
 use axum::{
-    Json, Router,
+    Json,
     body::Bytes,
     extract::{Path, State, rejection::BytesRejection},
-    routing::{get, post},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value as J, json};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ApiError, AppState, predict::sole_input};
 use crate::{
@@ -30,31 +31,77 @@ use crate::{
     value,
 };
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2", get(server))
-        .route(
-            "/v2/health/live",
-            get(|| async { Json(json!({"live": true})) }),
-        )
-        .route(
-            "/v2/health/ready",
-            get(|| async { Json(json!({"ready": true})) }),
-        )
-        .route("/v2/models/{name}", get(metadata))
-        .route("/v2/models/{name}/ready", get(ready))
-        .route("/v2/models/{name}/infer", post(infer))
-        .route("/v2/models/{name}/versions/{version}", get(metadata_of))
-        .route("/v2/models/{name}/versions/{version}/ready", get(ready_of))
-        .route("/v2/models/{name}/versions/{version}/infer", post(infer_of))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(server))
+        .routes(routes!(live))
+        .routes(routes!(server_ready))
+        .routes(routes!(metadata))
+        .routes(routes!(ready))
+        .routes(routes!(infer))
+        .routes(routes!(metadata_of))
+        .routes(routes!(ready_of))
+        .routes(routes!(infer_of))
 }
 
-async fn server() -> Json<J> {
-    Json(json!({
-        "name": "kiln",
-        "version": env!("CARGO_PKG_VERSION"),
-        "extensions": [],
-    }))
+/// The server's metadata.
+#[derive(Serialize, ToSchema)]
+struct ServerMetadata {
+    name: &'static str,
+    version: &'static str,
+    extensions: Vec<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v2",
+    tag = "inference",
+    summary = "Open Inference Protocol: server metadata",
+    security(("bearer" = []), ()),
+    responses((status = 200, description = "The server", body = ServerMetadata)),
+)]
+async fn server() -> Json<ServerMetadata> {
+    Json(ServerMetadata {
+        name: "kiln",
+        version: env!("CARGO_PKG_VERSION"),
+        extensions: Vec::new(),
+    })
+}
+
+/// `GET /v2/health/live`.
+#[derive(Serialize, ToSchema)]
+struct Live {
+    live: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v2/health/live",
+    tag = "inference",
+    summary = "Open Inference Protocol: live",
+    security(),
+    responses((status = 200, description = "Live", body = Live)),
+)]
+async fn live() -> Json<Live> {
+    Json(Live { live: true })
+}
+
+/// `GET /v2/health/ready`.
+#[derive(Serialize, ToSchema)]
+struct ServerReady {
+    ready: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v2/health/ready",
+    tag = "inference",
+    summary = "Open Inference Protocol: ready",
+    security(),
+    responses((status = 200, description = "Ready", body = ServerReady)),
+)]
+async fn server_ready() -> Json<ServerReady> {
+    Json(ServerReady { ready: true })
 }
 
 async fn load(
@@ -66,21 +113,94 @@ async fn load(
     Ok(s.serving.get(name, &reference).await?)
 }
 
+/// A model's metadata.
+#[derive(Serialize, ToSchema)]
+struct ModelMetadataAnswer {
+    name: String,
+    /// Every version of the model.
+    versions: Vec<String>,
+    /// `kiln-wasm` or `kiln-native`.
+    platform: String,
+    inputs: Vec<TensorMetadata>,
+    outputs: Vec<TensorMetadata>,
+    parameters: MetadataParameters,
+}
+
+/// The version described, and what its runner reports of it.
+#[derive(Serialize, ToSchema)]
+struct MetadataParameters {
+    version: String,
+    properties: std::collections::BTreeMap<String, String>,
+}
+
+/// A tensor a model takes or answers.
+#[derive(Serialize, ToSchema)]
+struct TensorMetadata {
+    name: String,
+    /// `FP64`, `INT64`, `BOOL`, `BYTES`...
+    datatype: &'static str,
+    /// -1 for a size that varies.
+    shape: Vec<i64>,
+    /// For a model's own port: its Kiln kind and description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<PortParameters>,
+}
+
+/// A port's Kiln kind and description.
+#[derive(Serialize, ToSchema)]
+struct PortParameters {
+    kind: &'static str,
+    description: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v2/models/{name}",
+    tag = "inference",
+    summary = "Model metadata (default alias, else the latest version)",
+    params(("name" = String, Path, description = "The model's name")),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The model", body = ModelMetadataAnswer),
+        (status = 404, description = "No such model"),
+        (status = 503, description = "The model cannot be loaded"),
+    ),
+)]
 async fn metadata(
     State(s): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<J>, ApiError> {
+) -> Result<Json<ModelMetadataAnswer>, ApiError> {
     describe(&s, &name, None).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/models/{name}/versions/{version}",
+    tag = "inference",
+    summary = "A version's metadata (number or alias)",
+    params(
+        ("name" = String, Path, description = "The model's name"),
+        ("version" = String, Path, description = "A version number or an alias"),
+    ),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The version", body = ModelMetadataAnswer),
+        (status = 404, description = "No such model or version"),
+        (status = 503, description = "The model cannot be loaded"),
+    ),
+)]
 async fn metadata_of(
     State(s): State<AppState>,
     Path((name, version)): Path<(String, String)>,
-) -> Result<Json<J>, ApiError> {
+) -> Result<Json<ModelMetadataAnswer>, ApiError> {
     describe(&s, &name, Some(&version)).await
 }
 
-async fn describe(s: &AppState, name: &str, version: Option<&str>) -> Result<Json<J>, ApiError> {
+async fn describe(
+    s: &AppState,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Json<ModelMetadataAnswer>, ApiError> {
     let loaded = load(s, name, version).await?;
     let tracking = s.tracking.clone();
     let model = name.to_string();
@@ -89,122 +209,243 @@ async fn describe(s: &AppState, name: &str, version: Option<&str>) -> Result<Jso
     // A pipeline knows its raw columns and what it answers: the inputs are the columns
     // (each an input tensor of its own, or all of them as one `[rows, columns]` tensor),
     // the outputs the tensors infer returns.
-    let (inputs, outputs): (Vec<J>, Vec<J>) = match &loaded.record.pipeline {
-        Some(p) if !p.columns.is_empty() => (
-            p.columns
-                .iter()
-                .map(|c| column_tensor(&c.name, &c.kind))
-                .collect(),
-            p.outputs
-                .iter()
-                .flat_map(|o| match o.kind.as_str() {
-                    "table" => o
-                        .columns
-                        .iter()
-                        .map(|c| column_tensor(&c.name, &c.kind))
-                        .collect(),
-                    "scalar" => vec![tensor_port(&o.name, "FP64", json!([1]))],
-                    "tensor" => vec![tensor_port(&o.name, "FP64", json!([-1, -1]))],
-                    _ => vec![tensor_port(&o.name, "BYTES", json!([1]))],
-                })
-                .collect(),
-        ),
-        _ => (
-            meta.inputs.iter().map(port).collect(),
-            meta.outputs.iter().map(port).collect(),
-        ),
-    };
-    Ok(Json(json!({
-        "name": loaded.record.model,
-        "versions": versions.iter().map(|v| v.version.to_string()).collect::<Vec<_>>(),
-        "platform": format!("kiln-{}", loaded.backend.name()),
-        "inputs": inputs,
-        "outputs": outputs,
-        "parameters": {
-            "version": loaded.record.version.to_string(),
-            "properties": meta.properties.iter().map(|(k, v)| (k.clone(), J::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+    let (inputs, outputs): (Vec<TensorMetadata>, Vec<TensorMetadata>) =
+        match &loaded.record.pipeline {
+            Some(p) if !p.columns.is_empty() => (
+                p.columns
+                    .iter()
+                    .map(|c| column_tensor(&c.name, &c.kind))
+                    .collect(),
+                p.outputs
+                    .iter()
+                    .flat_map(|o| match o.kind.as_str() {
+                        "table" => o
+                            .columns
+                            .iter()
+                            .map(|c| column_tensor(&c.name, &c.kind))
+                            .collect(),
+                        "scalar" => vec![tensor_port(&o.name, "FP64", vec![1])],
+                        "tensor" => vec![tensor_port(&o.name, "FP64", vec![-1, -1])],
+                        _ => vec![tensor_port(&o.name, "BYTES", vec![1])],
+                    })
+                    .collect(),
+            ),
+            _ => (
+                meta.inputs.iter().map(port).collect(),
+                meta.outputs.iter().map(port).collect(),
+            ),
+        };
+    Ok(Json(ModelMetadataAnswer {
+        name: loaded.record.model.clone(),
+        versions: versions.iter().map(|v| v.version.to_string()).collect(),
+        platform: format!("kiln-{}", loaded.backend.name()),
+        inputs,
+        outputs,
+        parameters: MetadataParameters {
+            version: loaded.record.version.to_string(),
+            properties: meta.properties.iter().cloned().collect(),
         },
-    })))
+    }))
 }
 
-fn tensor_port(name: &str, datatype: &str, shape: J) -> J {
-    json!({"name": name, "datatype": datatype, "shape": shape})
+fn tensor_port(name: &str, datatype: &'static str, shape: Vec<i64>) -> TensorMetadata {
+    TensorMetadata {
+        name: name.to_string(),
+        datatype,
+        shape,
+        parameters: None,
+    }
 }
 
 /// A table column as the tensor infer takes or answers for it.
-fn column_tensor(name: &str, kind: &str) -> J {
+fn column_tensor(name: &str, kind: &str) -> TensorMetadata {
     let datatype = match kind {
         "int64" => "INT64",
         "text" => "BYTES",
         "boolean" => "BOOL",
         _ => "FP64",
     };
-    tensor_port(name, datatype, json!([-1]))
+    tensor_port(name, datatype, vec![-1])
 }
 
 /// A port as a tensor description: Kiln ports have kinds, not dtypes.
-fn port(p: &Port) -> J {
+fn port(p: &Port) -> TensorMetadata {
     let (datatype, shape) = match p.kind {
-        ValueKind::Scalar => ("FP64", json!([1])),
-        ValueKind::Text | ValueKind::Json | ValueKind::Bytes => ("BYTES", json!([1])),
-        ValueKind::Tensor | ValueKind::Table | ValueKind::Any => ("FP64", json!([-1, -1])),
+        ValueKind::Scalar => ("FP64", vec![1]),
+        ValueKind::Text | ValueKind::Json | ValueKind::Bytes => ("BYTES", vec![1]),
+        ValueKind::Tensor | ValueKind::Table | ValueKind::Any => ("FP64", vec![-1, -1]),
     };
-    json!({
-        "name": p.name,
-        "datatype": datatype,
-        "shape": shape,
-        "parameters": {"kind": value::value_kind_name(p.kind), "description": p.description},
-    })
+    TensorMetadata {
+        parameters: Some(PortParameters {
+            kind: value::value_kind_name(p.kind),
+            description: p.description.clone(),
+        }),
+        ..tensor_port(&p.name, datatype, shape)
+    }
 }
 
-async fn ready(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<J>, ApiError> {
-    let loaded = load(&s, &name, None).await?;
-    Ok(Json(json!({"name": loaded.record.model, "ready": true})))
+/// A model that can answer.
+#[derive(Serialize, ToSchema)]
+struct ModelReady {
+    name: String,
+    ready: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/models/{name}/ready",
+    tag = "inference",
+    summary = "Whether the model can answer",
+    params(("name" = String, Path, description = "The model's name")),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "It can", body = ModelReady),
+        (status = 404, description = "No such model"),
+        (status = 503, description = "The model cannot be loaded"),
+    ),
+)]
+async fn ready(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ModelReady>, ApiError> {
+    ready_answer(&s, &name, None).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/v2/models/{name}/versions/{version}/ready",
+    tag = "inference",
+    summary = "Whether the version can answer",
+    params(
+        ("name" = String, Path, description = "The model's name"),
+        ("version" = String, Path, description = "A version number or an alias"),
+    ),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "It can", body = ModelReady),
+        (status = 404, description = "No such model or version"),
+        (status = 503, description = "The model cannot be loaded"),
+    ),
+)]
 async fn ready_of(
     State(s): State<AppState>,
     Path((name, version)): Path<(String, String)>,
-) -> Result<Json<J>, ApiError> {
-    let loaded = load(&s, &name, Some(&version)).await?;
-    Ok(Json(json!({"name": loaded.record.model, "ready": true})))
+) -> Result<Json<ModelReady>, ApiError> {
+    ready_answer(&s, &name, Some(&version)).await
 }
 
-#[derive(Debug, Deserialize)]
+async fn ready_answer(
+    s: &AppState,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Json<ModelReady>, ApiError> {
+    let loaded = load(s, name, version).await?;
+    Ok(Json(ModelReady {
+        name: loaded.record.model.clone(),
+        ready: true,
+    }))
+}
+
+/// An inference request: input tensors, each with its elements in row-major order.
+#[derive(Debug, Deserialize, ToSchema)]
 struct InferRequest {
+    /// Echoed in the answer.
     #[serde(default)]
     id: Option<String>,
     inputs: Vec<InferInput>,
+    /// Only these outputs (default: all).
     #[serde(default)]
     outputs: Vec<RequestedOutput>,
 }
 
-#[derive(Debug, Deserialize)]
+/// An input tensor.
+#[derive(Debug, Deserialize, ToSchema)]
 struct InferInput {
     name: String,
     shape: Vec<u64>,
+    /// `BOOL`, `UINT8`, `INT32`, `INT64`, `FP32`, `FP64` or `BYTES`.
     datatype: String,
+    /// The elements, flat or nested.
     data: J,
 }
 
-#[derive(Debug, Deserialize)]
+/// An output asked for.
+#[derive(Debug, Deserialize, ToSchema)]
 struct RequestedOutput {
     name: String,
 }
 
+/// An inference answer.
+#[derive(Serialize, ToSchema)]
+struct InferResponse {
+    model_name: String,
+    model_version: String,
+    /// The request's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    /// One tensor per output (per column of a table output).
+    #[schema(value_type = Vec<OutputTensor>)]
+    outputs: Vec<J>,
+}
+
+/// An output tensor, as [`encode`] writes it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct OutputTensor {
+    name: String,
+    datatype: String,
+    shape: Vec<u64>,
+    data: Vec<J>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v2/models/{name}/infer",
+    tag = "inference",
+    summary = "Inference",
+    params(("name" = String, Path, description = "The model's name")),
+    request_body = InferRequest,
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The outputs", body = InferResponse),
+        (status = 404, description = "No such model"),
+        (status = 429, description = "The model's queue is full"),
+        (status = 503, description = "The model cannot be loaded"),
+        (status = 504, description = "The prediction ran past its deadline"),
+    ),
+)]
 async fn infer(
     State(s): State<AppState>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<J>, ApiError> {
+) -> Result<Json<InferResponse>, ApiError> {
     run(&s, &name, None, &body?).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v2/models/{name}/versions/{version}/infer",
+    tag = "inference",
+    summary = "Inference with a version",
+    params(
+        ("name" = String, Path, description = "The model's name"),
+        ("version" = String, Path, description = "A version number or an alias"),
+    ),
+    request_body = InferRequest,
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The outputs", body = InferResponse),
+        (status = 404, description = "No such model or version"),
+        (status = 429, description = "The model's queue is full"),
+        (status = 503, description = "The model cannot be loaded"),
+        (status = 504, description = "The prediction ran past its deadline"),
+    ),
+)]
 async fn infer_of(
     State(s): State<AppState>,
     Path((name, version)): Path<(String, String)>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<J>, ApiError> {
+) -> Result<Json<InferResponse>, ApiError> {
     run(&s, &name, Some(&version), &body?).await
 }
 
@@ -213,7 +454,7 @@ async fn run(
     name: &str,
     version: Option<&str>,
     body: &[u8],
-) -> Result<Json<J>, ApiError> {
+) -> Result<Json<InferResponse>, ApiError> {
     let request: InferRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("not an inference request: {e}")))?;
     let loaded = load(s, name, version).await?;
@@ -232,15 +473,12 @@ async fn run(
         }
         tensors.retain(|t| request.outputs.iter().any(|w| w.name == name_of(t)));
     }
-    let mut answer = json!({
-        "model_name": loaded.record.model,
-        "model_version": loaded.record.version.to_string(),
-        "outputs": tensors,
-    });
-    if let Some(id) = request.id {
-        answer["id"] = J::String(id);
-    }
-    Ok(Json(answer))
+    Ok(Json(InferResponse {
+        model_name: loaded.record.model.clone(),
+        model_version: loaded.record.version.to_string(),
+        id: request.id,
+        outputs: tensors,
+    }))
 }
 
 /// Every element of nested lists, in row-major order.

@@ -27,9 +27,12 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::{Map, Value as J, json};
+use serde::Serialize;
+use serde_json::{Map, Value as J};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, records::Binary};
 use crate::{
     bindings::{Column, ColumnData, ModelMetadata, NamedValue, Table, Tensor, Value},
     serving::{Reference, ServeError},
@@ -86,6 +89,67 @@ impl From<ServeError> for ApiError {
     }
 }
 
+/// `/v1/models/.../predict`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(predict))
+        .routes(routes!(predict_default))
+}
+
+/// A JSON prediction request: one of these forms (see the module's documentation).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct PredictRequest {
+    /// Records: `[{"age": 0.03, "bmi": 0.06}, ...]`.
+    rows: Option<Vec<Map<String, J>>>,
+    /// MLflow's name for `rows`.
+    dataframe_records: Option<Vec<Map<String, J>>>,
+    /// Columns: `{"age": [0.03, ...], "bmi": [0.06, ...]}`.
+    columns: Option<Map<String, J>>,
+    /// `{"columns": ["age", "bmi"], "data": [[0.03, 0.06], ...]}`.
+    dataframe_split: Option<Map<String, J>>,
+    /// A float64 `[rows, columns]` tensor: `[[0.03, 0.06], ...]`.
+    instances: Option<Vec<J>>,
+    /// For models with several inputs: `{"port": <any of the above, or a value document>}`.
+    inputs: Option<J>,
+}
+
+/// A prediction.
+#[derive(Serialize, ToSchema)]
+struct Predicted<'a> {
+    model: &'a str,
+    version: u64,
+    /// Each output by name: a table as rows when rows were sent, as columns otherwise;
+    /// other outputs as value documents.
+    outputs: Map<String, J>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/models/{name}/{reference}/predict",
+    tag = "serving",
+    summary = "Predict with a version or alias: rows, columns, MLflow's forms, or a binary tensor",
+    params(
+        ("name" = String, Path, description = "The model's name"),
+        ("reference" = String, Path, description = "A version number or an alias"),
+        TensorHeaders,
+    ),
+    request_body(content(
+        (PredictRequest = "application/json"),
+        (String = "text/csv"),
+        (Binary = "application/octet-stream"),
+    )),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The outputs (one binary tensor with `Accept: application/octet-stream`)",
+            content((Predicted = "application/json"), (Binary = "application/octet-stream"))),
+        (status = 404, description = "No such model or version"),
+        (status = 406, description = "The first output is no tensor to answer in binary"),
+        (status = 429, description = "The model's queue is full"),
+        (status = 503, description = "The model cannot be loaded"),
+        (status = 504, description = "The prediction ran past its deadline"),
+    ),
+)]
 pub async fn predict(
     State(s): State<AppState>,
     Path((name, reference)): Path<(String, String)>,
@@ -95,8 +159,46 @@ pub async fn predict(
     answer(&s, &name, &Reference::parse(&reference), &headers, body?).await
 }
 
+/// The headers that describe a binary tensor body.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct TensorHeaders {
+    /// The elements' type (default `float64`).
+    #[param(rename = "kiln-dtype")]
+    dtype: Option<String>,
+    /// The sizes: `rows,columns` (a binary body needs it).
+    #[param(rename = "kiln-shape")]
+    shape: Option<String>,
+    /// The input it is for (default: the sole one).
+    #[param(rename = "kiln-input")]
+    input: Option<String>,
+}
+
 /// `POST /v1/models/{name}/predict`: what `/v2/models/{name}` serves (the default alias,
 /// else the latest version).
+#[utoipa::path(
+    post,
+    path = "/v1/models/{name}/predict",
+    tag = "serving",
+    summary = "Predict with what /v2/models/{name} serves: the default alias, else the latest version",
+    params(("name" = String, Path, description = "The model's name"), TensorHeaders),
+    request_body(content(
+        (PredictRequest = "application/json"),
+        (String = "text/csv"),
+        (Binary = "application/octet-stream"),
+    )),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The outputs (one binary tensor with `Accept: application/octet-stream`)",
+            content((Predicted = "application/json"), (Binary = "application/octet-stream"))),
+        (status = 404, description = "No such model"),
+        (status = 406, description = "The first output is no tensor to answer in binary"),
+        (status = 429, description = "The model's queue is full"),
+        (status = 503, description = "The model cannot be loaded"),
+        (status = 504, description = "The prediction ran past its deadline"),
+    ),
+)]
 pub async fn predict_default(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -143,11 +245,11 @@ async fn answer(
         .iter()
         .map(|o| (o.name.clone(), render(&o.value, orientation)))
         .collect();
-    Ok(Json(json!({
-        "model": loaded.record.model,
-        "version": loaded.record.version,
-        "outputs": rendered,
-    }))
+    Ok(Json(Predicted {
+        model: &loaded.record.model,
+        version: loaded.record.version,
+        outputs: rendered,
+    })
     .into_response())
 }
 

@@ -28,7 +28,7 @@ use std::{
 };
 
 use axum::{
-    Json, Router,
+    Json,
     body::Bytes,
     extract::{Path, Query, State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode, header},
@@ -36,13 +36,14 @@ use axum::{
         IntoResponse, Response,
         sse::{Event as SseEvent, KeepAlive, Sse},
     },
-    routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as J, json};
 use tokio::sync::watch;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, records::StatusSchema};
 use crate::{
     tracking::{RunRecord, Status},
     workflow::{
@@ -292,24 +293,80 @@ fn recorded_events(run: &RunRecord) -> Vec<(&'static str, J)> {
     events
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/runs/{id}/events", get(events))
-        .route("/v1/runs/{id}/cancel", post(cancel))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(events))
+        .routes(routes!(cancel))
 }
 
 /// The query of `POST /v1/runs` (mounted beside `GET /v1/runs` in `tracking`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StartQuery {
+    /// Run as `kiln run --deterministic` does.
     #[serde(default)]
     deterministic: bool,
+    /// Run every step, even those the cache holds.
     #[serde(default)]
     no_cache: bool,
+    /// Steps at once (at most the server's `[workflows] jobs`).
     jobs: Option<usize>,
 }
 
+/// A workflow, as `kiln validate` and `kiln run` read it (YAML; JSON is YAML too).
+#[derive(ToSchema)]
+struct WorkflowText(#[allow(dead_code)] String);
+
+/// A run started.
+#[derive(Serialize, ToSchema)]
+pub struct Started {
+    /// Its id.
+    run: String,
+    #[schema(value_type = StatusSchema)]
+    status: Status,
+    links: RunLinks,
+}
+
+/// Where to follow a run.
+#[derive(Serialize, ToSchema)]
+pub struct RunLinks {
+    #[serde(rename = "self")]
+    #[schema(rename = "self")]
+    this: String,
+    events: String,
+    cancel: String,
+}
+
+/// An invalid workflow: the error, with `kiln validate --json`'s diagnostics.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct InvalidWorkflow {
+    error: super::error::ErrorDetail,
+    diagnostics: Vec<serde_json::Map<String, J>>,
+}
+
 /// `POST /v1/runs`.
+#[utoipa::path(
+    post,
+    path = "/v1/runs",
+    tag = "runs",
+    summary = "Start a workflow (YAML or JSON); answers its id at once",
+    params(StartQuery),
+    request_body(
+        content(
+            (WorkflowText = "application/yaml"),
+            (Object = "application/json"),
+        ),
+    ),
+    security(("bearer" = ["run"])),
+    responses(
+        (status = 202, description = "Started", body = Started,
+            headers(("location" = String, description = "The run"))),
+        (status = 422, description = "The workflow is invalid", body = InvalidWorkflow),
+        (status = 429, description = "As many runs as the server takes are in progress"),
+    ),
+)]
 pub async fn start(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -442,15 +499,19 @@ pub async fn start(
         }
         runs.ended.notify_waiters();
     });
-    let links = json!({
-        "self": format!("/v1/runs/{id}"),
-        "events": format!("/v1/runs/{id}/events"),
-        "cancel": format!("/v1/runs/{id}/cancel"),
-    });
+    let links = RunLinks {
+        this: format!("/v1/runs/{id}"),
+        events: format!("/v1/runs/{id}/events"),
+        cancel: format!("/v1/runs/{id}/cancel"),
+    };
     Ok((
         StatusCode::ACCEPTED,
-        [(header::LOCATION, format!("/v1/runs/{id}"))],
-        Json(json!({ "run": id, "status": Status::Running, "links": links })),
+        [(header::LOCATION, links.this.clone())],
+        Json(Started {
+            run: id,
+            status: Status::Running,
+            links,
+        }),
     )
         .into_response())
 }
@@ -478,6 +539,21 @@ pub fn live_doc(s: &AppState, id: &str) -> Option<J> {
 }
 
 /// `GET /v1/runs/{id}/events`.
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{id}/events",
+    tag = "runs",
+    summary = "A run's step events (Server-Sent Events)",
+    params(
+        ("id" = String, Path, description = "A run's id, or a unique start of one"),
+        ("last-event-id" = Option<String>, Header, description = "The number of the last event seen: resume after it"),
+    ),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "`begun`, `started`, `retrying`, `finished` per step, then `end`", body = String, content_type = "text/event-stream"),
+        (status = 404, description = "No such run"),
+    ),
+)]
 async fn events(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -554,18 +630,42 @@ fn sse_event(n: usize, name: &str, data: &J) -> SseEvent {
         .data(data.to_string())
 }
 
+/// A run asked to stop.
+#[derive(Serialize, ToSchema)]
+struct Cancelling {
+    run: String,
+    /// `cancelling`.
+    status: &'static str,
+}
+
 /// `POST /v1/runs/{id}/cancel`.
+#[utoipa::path(
+    post,
+    path = "/v1/runs/{id}/cancel",
+    tag = "runs",
+    summary = "Cancel a run",
+    params(("id" = String, Path, description = "A run's id, or a unique start of one")),
+    security(("bearer" = ["run"])),
+    responses(
+        (status = 202, description = "The run is asked to stop", body = Cancelling),
+        (status = 404, description = "No such run"),
+        (status = 409, description = "The run is not running on this server"),
+    ),
+)]
 async fn cancel(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<J>), ApiError> {
+) -> Result<(StatusCode, Json<Cancelling>), ApiError> {
     s.authorize(&headers, "run")?;
     if let Some(live) = s.runs.find(&id) {
         live.cancel.store(true, Ordering::Relaxed);
         return Ok((
             StatusCode::ACCEPTED,
-            Json(json!({ "run": live.id, "status": "cancelling" })),
+            Json(Cancelling {
+                run: live.id.clone(),
+                status: "cancelling",
+            }),
         ));
     }
     let tracking = s.tracking.clone();

@@ -15,35 +15,39 @@
 //! Reads are anonymous; moving an alias takes the `publish` scope, syncing the `run` scope.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, Query, State, rejection::JsonRejection},
     http::{HeaderMap, StatusCode},
-    routing::{get, post, put},
 };
-use serde::Deserialize;
-use serde_json::{Value as J, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as J;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ApiError, AppState};
-use crate::tracking::{RunSummary, TrackingError};
+use super::{
+    ApiError, AppState, Empty,
+    records::{
+        AliasEventSchema, ModelSchema, ModelVersionSchema, RunSchema, RunSummarySchema,
+        SyncedPredictionSchema,
+    },
+};
+use crate::tracking::{
+    ModelRecord, ModelVersion, RunSummary, TrackingError, models::AliasEvent,
+    predictions::SyncedPrediction,
+};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/runs", get(runs).post(super::runs::start))
-        .route("/v1/runs/{id}", get(run))
-        .route("/v1/runs/{id}/outputs/{step}/{output}", get(output))
-        .route("/v1/models", get(models))
-        .route("/v1/models/{name}", get(model))
-        .route(
-            "/v1/models/{name}/aliases/{alias}",
-            put(set_alias).delete(delete_alias),
-        )
-        .route(
-            "/v1/models/{name}/aliases/{alias}/rollback",
-            post(rollback_alias),
-        )
-        .route("/v1/models/{name}/alias-history", get(alias_history))
-        .route("/v1/sync", post(sync))
-        .route("/v1/predictions", get(synced_predictions))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(runs, super::runs::start))
+        .routes(routes!(run))
+        .routes(routes!(output))
+        .routes(routes!(models))
+        .routes(routes!(model))
+        .routes(routes!(set_alias, delete_alias))
+        .routes(routes!(rollback_alias))
+        .routes(routes!(alias_history))
+        .routes(routes!(sync))
+        .routes(routes!(synced_predictions))
 }
 
 impl From<TrackingError> for ApiError {
@@ -78,17 +82,44 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<J>, ApiError> {
         .map_err(|e| TrackingError::Storage(e.to_string()).into())
 }
 
-async fn runs(State(s): State<AppState>) -> Result<Json<J>, ApiError> {
+/// `GET /v1/runs`.
+#[derive(Serialize, ToSchema)]
+struct RunList {
+    #[schema(value_type = Vec<RunSummarySchema>)]
+    runs: Vec<RunSummary>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/runs",
+    tag = "runs",
+    summary = "Workflow runs",
+    security(("bearer" = []), ()),
+    responses((status = 200, description = "Every run, oldest first", body = RunList)),
+)]
+async fn runs(State(s): State<AppState>) -> Result<Json<RunList>, ApiError> {
     let runs = blocking(move || {
         s.tracking
             .runs()
             .map_err(|e| TrackingError::Storage(format!("{e:#}")))
     })
     .await?;
-    let list: Vec<RunSummary> = runs.iter().map(RunSummary::from).collect();
-    Ok(Json(json!({ "runs": list })))
+    let runs = runs.iter().map(RunSummary::from).collect();
+    Ok(Json(RunList { runs }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{id}",
+    tag = "runs",
+    summary = "A run: live status while it runs, then its record",
+    params(("id" = String, Path, description = "A run's id, or a unique start of one")),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The run", body = RunSchema),
+        (status = 404, description = "No such run"),
+    ),
+)]
 async fn run(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<J>, ApiError> {
     if let Some(live) = super::runs::live_doc(&s, &id) {
         return Ok(Json(live));
@@ -97,6 +128,22 @@ async fn run(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<J
     to_json(&run)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{id}/outputs/{step}/{output}",
+    tag = "runs",
+    summary = "One output of a run (value document)",
+    params(
+        ("id" = String, Path, description = "A run's id"),
+        ("step" = String, Path, description = "A step of the run"),
+        ("output" = String, Path, description = "An output of the step"),
+    ),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The value document: `{\"kind\": ..., ...}`", body = Object),
+        (status = 404, description = "No such run, step or output"),
+    ),
+)]
 async fn output(
     State(s): State<AppState>,
     Path((id, step, name)): Path<(String, String, String)>,
@@ -105,71 +152,194 @@ async fn output(
     Ok(Json(crate::value::to_json(&value)))
 }
 
-async fn models(State(s): State<AppState>) -> Result<Json<J>, ApiError> {
+/// `GET /v1/models`.
+#[derive(Serialize, ToSchema)]
+struct ModelList {
+    #[schema(value_type = Vec<ModelSchema>)]
+    models: Vec<ModelRecord>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "models",
+    summary = "Registered models",
+    security(("bearer" = []), ()),
+    responses((status = 200, description = "Every registered model", body = ModelList)),
+)]
+async fn models(State(s): State<AppState>) -> Result<Json<ModelList>, ApiError> {
     let models = blocking(move || s.tracking.models()).await?;
-    Ok(Json(json!({ "models": models })))
+    Ok(Json(ModelList { models }))
 }
 
-async fn model(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<J>, ApiError> {
+/// `GET /v1/models/{name}`.
+#[derive(Serialize, ToSchema)]
+struct ModelAndVersions {
+    #[schema(value_type = ModelSchema)]
+    model: ModelRecord,
+    #[schema(value_type = Vec<ModelVersionSchema>)]
+    versions: Vec<ModelVersion>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/models/{name}",
+    tag = "models",
+    summary = "A model and its versions",
+    params(("name" = String, Path, description = "The model's name")),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The model", body = ModelAndVersions),
+        (status = 404, description = "No such model"),
+    ),
+)]
+async fn model(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ModelAndVersions>, ApiError> {
     let (model, versions) = blocking(move || s.tracking.model(&name)).await?;
-    Ok(Json(json!({ "model": model, "versions": versions })))
+    Ok(Json(ModelAndVersions { model, versions }))
 }
 
-#[derive(Debug, Deserialize)]
+/// `PUT /v1/models/{name}/aliases/{alias}`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AliasBody {
+    /// The version the alias points at from now on.
     version: u64,
 }
 
+/// Where an alias points after a move, and where it pointed before.
+#[derive(Serialize, ToSchema)]
+struct AliasMoved {
+    version: u64,
+    previous: Option<u64>,
+}
+
+/// Where an alias points after a rollback.
+#[derive(Serialize, ToSchema)]
+struct AliasVersion {
+    version: u64,
+}
+
+#[utoipa::path(
+    put,
+    path = "/v1/models/{name}/aliases/{alias}",
+    tag = "models",
+    summary = "Point an alias at a version",
+    params(
+        ("name" = String, Path, description = "The model's name"),
+        ("alias" = String, Path, description = "The alias"),
+    ),
+    request_body = AliasBody,
+    security(("bearer" = ["publish"])),
+    responses(
+        (status = 200, description = "The alias moved", body = AliasMoved),
+        (status = 404, description = "No such model or version"),
+    ),
+)]
 async fn set_alias(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path((name, alias)): Path<(String, String)>,
     body: Result<Json<AliasBody>, JsonRejection>,
-) -> Result<Json<J>, ApiError> {
+) -> Result<Json<AliasMoved>, ApiError> {
     s.authorize(&headers, "publish")?;
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let version = body.version;
     let previous = blocking(move || s.tracking.set_alias(&name, &alias, version)).await?;
-    Ok(Json(json!({ "version": version, "previous": previous })))
+    Ok(Json(AliasMoved { version, previous }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/models/{name}/aliases/{alias}",
+    tag = "models",
+    summary = "Remove an alias",
+    params(
+        ("name" = String, Path, description = "The model's name"),
+        ("alias" = String, Path, description = "The alias"),
+    ),
+    security(("bearer" = ["publish"])),
+    responses(
+        (status = 200, description = "Removed", body = Empty),
+        (status = 404, description = "No such model or alias"),
+    ),
+)]
 async fn delete_alias(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path((name, alias)): Path<(String, String)>,
-) -> Result<Json<J>, ApiError> {
+) -> Result<Json<Empty>, ApiError> {
     s.authorize(&headers, "publish")?;
     blocking(move || s.tracking.delete_alias(&name, &alias)).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/models/{name}/aliases/{alias}/rollback",
+    tag = "models",
+    summary = "Move an alias back to its previous version",
+    params(
+        ("name" = String, Path, description = "The model's name"),
+        ("alias" = String, Path, description = "The alias"),
+    ),
+    security(("bearer" = ["publish"])),
+    responses(
+        (status = 200, description = "The alias moved back", body = AliasVersion),
+        (status = 404, description = "No such model or alias"),
+        (status = 409, description = "The alias has no previous version"),
+    ),
+)]
 async fn rollback_alias(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path((name, alias)): Path<(String, String)>,
-) -> Result<Json<J>, ApiError> {
+) -> Result<Json<AliasVersion>, ApiError> {
     s.authorize(&headers, "publish")?;
     let version = blocking(move || s.tracking.rollback_alias(&name, &alias)).await?;
-    Ok(Json(json!({ "version": version })))
+    Ok(Json(AliasVersion { version }))
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/sync`: what a device recorded offline.
+#[derive(Debug, Deserialize, ToSchema)]
 struct SyncBody {
-    /// Who sent them (tagged on each tracked run).
+    /// Who sent them (tagged on each tracked run): 1 to 256 characters.
     device: String,
+    /// The device's run records, each with its steps' outputs.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     runs: Vec<crate::tracking::sync::SyncedRun>,
-    /// Prediction log records, by the device's sequence numbers.
+    /// Prediction log records, by the device's sequence numbers: `[seq, record]` pairs.
     #[serde(default)]
+    #[schema(value_type = Vec<Vec<Object>>)]
     predictions: Vec<(u64, crate::tracking::predictions::PredictionRecord)>,
 }
 
+/// What a sync stored.
+#[derive(Serialize, ToSchema)]
+struct Synced {
+    /// The runs stored.
+    stored: usize,
+    /// The prediction records stored.
+    predictions: usize,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/sync",
+    tag = "runs",
+    summary = "Runs and prediction logs a device recorded offline (`kiln sync`)",
+    request_body = SyncBody,
+    security(("bearer" = ["run"])),
+    responses((status = 200, description = "Stored", body = Synced)),
+)]
 async fn sync(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<SyncBody>, JsonRejection>,
-) -> Result<Json<J>, ApiError> {
+) -> Result<Json<Synced>, ApiError> {
     s.authorize(&headers, "run")?;
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if body.device.is_empty() || body.device.len() > 256 {
@@ -185,35 +355,75 @@ async fn sync(
         Ok((stored, predictions))
     })
     .await?;
-    Ok(Json(
-        json!({ "stored": stored, "predictions": predictions }),
-    ))
+    Ok(Json(Synced {
+        stored,
+        predictions,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PredictionsQuery {
+    /// Only this device's.
     device: Option<String>,
 }
 
+/// `GET /v1/predictions`.
+#[derive(Serialize, ToSchema)]
+struct SyncedPredictions {
+    #[schema(value_type = Vec<SyncedPredictionSchema>)]
+    predictions: Vec<SyncedPrediction>,
+}
+
 /// The prediction logs devices synced here.
+#[utoipa::path(
+    get,
+    path = "/v1/predictions",
+    tag = "runs",
+    summary = "Prediction logs devices synced (`device`)",
+    params(PredictionsQuery),
+    security(("bearer" = []), ()),
+    responses((status = 200, description = "The records", body = SyncedPredictions)),
+)]
 async fn synced_predictions(
     State(s): State<AppState>,
     Query(q): Query<PredictionsQuery>,
-) -> Result<Json<J>, ApiError> {
-    let records = blocking(move || s.tracking.synced_predictions(q.device.as_deref())).await?;
-    Ok(Json(json!({ "predictions": records })))
+) -> Result<Json<SyncedPredictions>, ApiError> {
+    let predictions = blocking(move || s.tracking.synced_predictions(q.device.as_deref())).await?;
+    Ok(Json(SyncedPredictions { predictions }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct HistoryQuery {
+    /// Only this alias's moves.
     alias: Option<String>,
 }
 
+/// `GET /v1/models/{name}/alias-history`.
+#[derive(Serialize, ToSchema)]
+struct AliasHistory {
+    #[schema(value_type = Vec<AliasEventSchema>)]
+    events: Vec<AliasEvent>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/models/{name}/alias-history",
+    tag = "models",
+    summary = "Every move of the model's aliases",
+    params(("name" = String, Path, description = "The model's name"), HistoryQuery),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The moves, oldest first", body = AliasHistory),
+        (status = 404, description = "No such model"),
+    ),
+)]
 async fn alias_history(
     State(s): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<HistoryQuery>,
-) -> Result<Json<J>, ApiError> {
+) -> Result<Json<AliasHistory>, ApiError> {
     let events = blocking(move || s.tracking.alias_history(&name, q.alias.as_deref())).await?;
-    Ok(Json(json!({ "events": events })))
+    Ok(Json(AliasHistory { events }))
 }
