@@ -6,6 +6,9 @@
 #                                  scikit-learn, pandas and skops for its sklearn flavour and
 #                                  `mlflow models serve`: the tests
 #   scripts/python-env.sh server   the whole of MLflow, for `mlflow server`: the benchmarks
+#   scripts/python-env.sh schemathesis
+#                                  schemathesis, which checks a server against its own
+#                                  OpenAPI document: the tests (its CLI is bin/schemathesis)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +16,7 @@ MLFLOW_VERSION=3.17.2
 SKLEARN_VERSION=1.9.1
 PANDAS_VERSION=3.1.1
 SKOPS_VERSION=0.16.0   # mlflow.sklearn's default serialization
+SCHEMATHESIS_VERSION=4.32.5
 . scripts/lib.sh
 target=$(kiln_target)
 case "${1:-client}" in
@@ -23,7 +27,10 @@ sys.exit((mlflow.__version__, sklearn.__version__, pandas.__version__, skops.__v
          != ('$MLFLOW_VERSION', '$SKLEARN_VERSION', '$PANDAS_VERSION', '$SKOPS_VERSION'))" ;;
   server) venv=$target/python-server packages=("mlflow==$MLFLOW_VERSION")
     check="import mlflow, sys; sys.exit(mlflow.__version__ != '$MLFLOW_VERSION')" ;;
-  *) echo "usage: $0 [client|server]" >&2; exit 2 ;;
+  schemathesis) venv=$target/python-schemathesis packages=("schemathesis==$SCHEMATHESIS_VERSION")
+    check="import importlib.metadata as m, sys
+sys.exit(m.version('schemathesis') != '$SCHEMATHESIS_VERSION')" ;;
+  *) echo "usage: $0 [client|server|schemathesis]" >&2; exit 2 ;;
 esac
 py=$venv/bin/python
 

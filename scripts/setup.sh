@@ -20,4 +20,5 @@ step() {
 step scripts/toolchains.sh --no-cargo
 step scripts/edge.sh --packages-only aarch64-unknown-linux-gnu
 step scripts/python-env.sh
+step scripts/python-env.sh schemathesis
 step scripts/onnx-models.sh

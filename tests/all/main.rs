@@ -20,6 +20,7 @@ mod registry;
 mod routes;
 mod runs;
 mod sandbox;
+mod schemathesis;
 mod seed;
 mod serve;
 mod serving;

@@ -7,8 +7,14 @@ use crate::{Kiln, Server};
 
 /// The venv's python that `scripts/python-env.sh` sets up (made on first use).
 pub(crate) fn mlflow_python() -> String {
+    python_env("client")
+}
+
+/// The python of the venv `scripts/python-env.sh KIND` sets up (made on first use).
+pub(crate) fn python_env(kind: &str) -> String {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let setup = Command::new(repo.join("scripts/python-env.sh"))
+        .arg(kind)
         .output()
         .expect("running scripts/python-env.sh");
     assert!(
