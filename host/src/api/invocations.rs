@@ -66,6 +66,7 @@ fn from_api(e: ApiError) -> Response {
     let code = match status {
         StatusCode::BAD_REQUEST => "BAD_REQUEST",
         StatusCode::NOT_FOUND => "RESOURCE_DOES_NOT_EXIST",
+        StatusCode::CONFLICT => "INVALID_STATE",
         StatusCode::TOO_MANY_REQUESTS => "REQUEST_LIMIT_EXCEEDED",
         _ => "INTERNAL_ERROR",
     };
@@ -114,6 +115,7 @@ async fn target(s: &AppState) -> Result<std::sync::Arc<Loaded>, Response> {
         (status = 200, description = "The predictions", body = Predictions),
         (status = 404, description = "No model to answer"),
         (status = 429, description = "The model's queue is full"),
+        (status = 409, description = "The version cannot be served as registered: it names no model runner"),
         (status = 503, description = "The model cannot be loaded"),
     ),
 )]
@@ -185,6 +187,7 @@ fn predictions(outputs: &[NamedValue]) -> J {
     responses(
         (status = 200, description = "The model is loaded", body = String, content_type = "text/plain"),
         (status = 404, description = "No model to answer"),
+        (status = 409, description = "The version cannot be served as registered: it names no model runner"),
         (status = 503, description = "The model cannot be loaded"),
     ),
 )]
@@ -205,6 +208,7 @@ async fn ping(State(s): State<AppState>) -> Response {
     responses(
         (status = 200, description = "The model is loaded", body = String, content_type = "text/plain"),
         (status = 404, description = "No model to answer"),
+        (status = 409, description = "The version cannot be served as registered: it names no model runner"),
         (status = 503, description = "The model cannot be loaded"),
     ),
 )]

@@ -163,6 +163,7 @@ struct PortParameters {
     responses(
         (status = 200, description = "The model", body = ModelMetadataAnswer),
         (status = 404, description = "No such model"),
+        (status = 409, description = "The version cannot be served as registered: it names no model runner"),
         (status = 503, description = "The model cannot be loaded"),
     ),
 )]
@@ -186,6 +187,7 @@ async fn metadata(
     responses(
         (status = 200, description = "The version", body = ModelMetadataAnswer),
         (status = 404, description = "No such model or version"),
+        (status = 409, description = "The version cannot be served as registered: it names no model runner"),
         (status = 503, description = "The model cannot be loaded"),
     ),
 )]
@@ -301,6 +303,7 @@ struct ModelReady {
     responses(
         (status = 200, description = "It can", body = ModelReady),
         (status = 404, description = "No such model"),
+        (status = 409, description = "The version cannot be served as registered: it names no model runner"),
         (status = 503, description = "The model cannot be loaded"),
     ),
 )]
@@ -324,6 +327,7 @@ async fn ready(
     responses(
         (status = 200, description = "It can", body = ModelReady),
         (status = 404, description = "No such model or version"),
+        (status = 409, description = "The version cannot be served as registered: it names no model runner"),
         (status = 503, description = "The model cannot be loaded"),
     ),
 )]
@@ -410,6 +414,7 @@ struct OutputTensor {
         (status = 200, description = "The outputs", body = InferResponse),
         (status = 404, description = "No such model"),
         (status = 429, description = "The model's queue is full"),
+        (status = 409, description = "The version cannot be served as registered: it names no model runner"),
         (status = 503, description = "The model cannot be loaded"),
         (status = 504, description = "The prediction ran past its deadline"),
     ),
@@ -437,6 +442,7 @@ async fn infer(
         (status = 200, description = "The outputs", body = InferResponse),
         (status = 404, description = "No such model or version"),
         (status = 429, description = "The model's queue is full"),
+        (status = 409, description = "The version cannot be served as registered: it names no model runner"),
         (status = 503, description = "The model cannot be loaded"),
         (status = 504, description = "The prediction ran past its deadline"),
     ),

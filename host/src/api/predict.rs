@@ -59,6 +59,7 @@ impl From<ServeError> for ApiError {
             ServeError::Unavailable(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "model_unavailable", m)
             }
+            ServeError::NotServable(m) => ApiError::new(StatusCode::CONFLICT, "not_servable", m),
             ServeError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", m),
             ServeError::Plugin(P::Failed { kind, message, .. }) if kind != "internal" => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", message)
@@ -146,6 +147,7 @@ struct Predicted<'a> {
         (status = 404, description = "No such model or version"),
         (status = 406, description = "The first output is no tensor to answer in binary"),
         (status = 429, description = "The model's queue is full"),
+        (status = 409, description = "The version cannot be served as registered: it names no model runner"),
         (status = 503, description = "The model cannot be loaded"),
         (status = 504, description = "The prediction ran past its deadline"),
     ),
@@ -195,6 +197,7 @@ struct TensorHeaders {
         (status = 404, description = "No such model"),
         (status = 406, description = "The first output is no tensor to answer in binary"),
         (status = 429, description = "The model's queue is full"),
+        (status = 409, description = "The version cannot be served as registered: it names no model runner"),
         (status = 503, description = "The model cannot be loaded"),
         (status = 504, description = "The prediction ran past its deadline"),
     ),

@@ -522,7 +522,7 @@ pub fn factory(
 ) -> Result<pool::Factory, ServeError> {
     let what = format!("version {} of `{}`", record.version, record.model);
     let runner = record.runner.as_ref().ok_or_else(|| {
-        ServeError::Unavailable(format!(
+        ServeError::NotServable(format!(
             "{what} names no model runner: register it from a workflow with `register.runner`"
         ))
     })?;

@@ -82,6 +82,10 @@ pub enum ServeError {
     Busy,
     #[error("{0}")]
     Unavailable(String),
+    /// The version exists but cannot be served as it is registered (no model runner):
+    /// the request, not the server, has to change.
+    #[error("{0}")]
+    NotServable(String),
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -95,6 +99,7 @@ impl ServeError {
             ServeError::NotFound(_) => "not_found",
             ServeError::Busy => "overloaded",
             ServeError::Unavailable(_) => "model_unavailable",
+            ServeError::NotServable(_) => "not_servable",
             ServeError::Invalid(_) => "invalid_input",
             ServeError::Plugin(e) => e.code(),
         }
