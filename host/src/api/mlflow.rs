@@ -1620,30 +1620,82 @@ struct RegisteredModels {
     next_page_token: Option<String>,
 }
 
-/// `registered-models/create` (`name`, `description`, `tags`), `update` (`name`,
-/// `description`), `set-tag` (`name`, `key`, `value`), `get-latest-versions` (`name`,
-/// `stages`), `alias` (`name`, `alias`, `version`), `model-versions/create` (`name`,
-/// `source`, `run_id`, `description`, `tags`), and the searches (`filter`, `page_token`,
-/// `max_results`): the fields each takes, read leniently from one JSON object.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct RegistryRequest {
-    name: Option<String>,
+/// `registered-models/create`.
+#[derive(Deserialize, ToSchema)]
+struct CreateRegisteredModel {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+/// `registered-models/update`: the description, when given, replaces the model's.
+#[derive(Deserialize, ToSchema)]
+struct UpdateRegisteredModel {
+    #[serde(default)]
+    name: String,
     description: Option<String>,
-    tags: Option<Vec<KeyValue>>,
-    key: Option<String>,
-    value: Option<String>,
-    stages: Option<Vec<String>>,
-    alias: Option<String>,
+}
+
+/// `registered-models/set-tag`.
+#[derive(Deserialize, ToSchema)]
+struct RegisteredModelTag {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// `registered-models/get-latest-versions`: the newest version in each stage named (in
+/// every stage when none is).
+#[derive(Deserialize, ToSchema)]
+struct LatestVersions {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    stages: Vec<String>,
+}
+
+/// `registered-models/alias`: the alias and, to set it, the version it names.
+#[derive(Deserialize, ToSchema)]
+struct AliasRequest {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    alias: String,
     /// A version number, as text or a number.
     #[schema(value_type = Option<String>)]
     version: Option<J>,
-    source: Option<String>,
-    run_id: Option<String>,
+}
+
+/// `model-versions/create`.
+#[derive(Deserialize, ToSchema)]
+struct CreateModelVersion {
+    #[serde(default)]
+    name: String,
+    /// Where the model's files are (`runs:/...`, `mlflow-artifacts:/...`).
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    run_id: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+/// `registered-models/search`.
+#[derive(Deserialize, ToSchema)]
+struct SearchRegisteredModels {
     filter: Option<String>,
     page_token: Option<String>,
+    #[serde(default, deserialize_with = "int64")]
     #[schema(value_type = Option<i64>)]
-    max_results: Option<J>,
+    max_results: Option<i64>,
 }
 
 /// A version number given as text or a number.
@@ -1657,39 +1709,26 @@ fn version_number(v: Option<&J>) -> Result<u64, MlflowError> {
         .map_err(|_| invalid(format!("`{text}` is not a model version number")))
 }
 
-/// Parameters from the query and, for POST/PATCH/DELETE, the JSON body, as one object.
-fn params(q: &HashMap<String, String>, b: &Bytes) -> Result<J, MlflowError> {
+/// A request from the query and, for POST/PATCH/DELETE, the JSON body, as one (the body's
+/// fields first).
+fn request<T: DeserializeOwned>(q: &HashMap<String, String>, b: &Bytes) -> Result<T, MlflowError> {
     let mut all: J = if b.is_empty() { json!({}) } else { body(b)? };
     if let J::Object(map) = &mut all {
         for (k, v) in q {
             map.entry(k.clone()).or_insert(J::String(v.clone()));
         }
     }
-    Ok(all)
+    serde_json::from_value(all).map_err(|e| invalid(format!("malformed request: {e}")))
 }
 
-fn text_param(p: &J, key: &str) -> Result<String, MlflowError> {
-    p[key]
-        .as_str()
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| invalid(format!("missing value for required parameter `{key}`")))
-}
-
-fn tags_param(p: &J) -> BTreeMap<String, String> {
-    p["tags"]
-        .as_array()
-        .map(|tags| {
-            tags.iter()
-                .filter_map(|t| {
-                    Some((
-                        t["key"].as_str()?.to_string(),
-                        t["value"].as_str().unwrap_or("").to_string(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// `value`, which a request must give (not empty).
+fn given(value: String, key: &str) -> Result<String, MlflowError> {
+    if value.is_empty() {
+        return Err(invalid(format!(
+            "missing value for required parameter `{key}`"
+        )));
+    }
+    Ok(value)
 }
 
 #[utoipa::path(
@@ -1697,7 +1736,7 @@ fn tags_param(p: &J) -> BTreeMap<String, String> {
     path = "/api/2.0/mlflow/registered-models/create",
     tag = "mlflow",
     summary = "Create a registered model",
-    request_body = RegistryRequest,
+    request_body = CreateRegisteredModel,
     security(("bearer" = ["run"]), ()),
     responses((status = 200, description = "The model", body = RegisteredModelAnswer)),
 )]
@@ -1705,10 +1744,8 @@ async fn create_registered_model(
     State(s): State<AppState>,
     b: Bytes,
 ) -> Answer<RegisteredModelAnswer> {
-    let p = params(&HashMap::new(), &b)?;
-    let name = text_param(&p, "name")?;
-    let description = p["description"].as_str().unwrap_or("").to_string();
-    let tags = tags_param(&p);
+    let req: CreateRegisteredModel = body(&b)?;
+    let (name, description, tags) = (given(req.name, "name")?, req.description, kv_map(req.tags));
     let m = blocking(move || s.tracking.create_model(&name, &description, &tags)).await?;
     Ok(Json(RegisteredModelAnswer {
         registered_model: model_json(&m, &[]),
@@ -1756,7 +1793,7 @@ async fn search_registered_models_get(
     state: State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer<RegisteredModels> {
-    registered_models_answer(state, params(&q, &Bytes::new())?).await
+    registered_models_answer(state, request(&q, &Bytes::new())?).await
 }
 
 #[utoipa::path(
@@ -1764,21 +1801,21 @@ async fn search_registered_models_get(
     path = "/api/2.0/mlflow/registered-models/search",
     tag = "mlflow",
     summary = "Search registered models",
-    request_body = RegistryRequest,
+    request_body = SearchRegisteredModels,
     security(("bearer" = []), ()),
     responses((status = 200, description = "A page of models", body = RegisteredModels)),
 )]
 async fn search_registered_models(state: State<AppState>, b: Bytes) -> Answer<RegisteredModels> {
-    registered_models_answer(state, params(&HashMap::new(), &b)?).await
+    registered_models_answer(state, body(&b)?).await
 }
 
-async fn registered_models_answer(State(s): State<AppState>, p: J) -> Answer<RegisteredModels> {
-    let filter = Filter::parse(p["filter"].as_str().unwrap_or(""))?.missing_tags_differ();
-    let offset = page(p["page_token"].as_str())?;
-    let max = p["max_results"]
-        .as_u64()
-        .or_else(|| p["max_results"].as_str().and_then(|m| m.parse().ok()))
-        .unwrap_or(100) as usize;
+async fn registered_models_answer(
+    State(s): State<AppState>,
+    req: SearchRegisteredModels,
+) -> Answer<RegisteredModels> {
+    let filter = Filter::parse(req.filter.as_deref().unwrap_or(""))?.missing_tags_differ();
+    let offset = page(req.page_token.as_deref())?;
+    let max = req.max_results.filter(|m| *m > 0).unwrap_or(100) as usize;
     let all = blocking(move || {
         let mut out = Vec::new();
         for m in s.tracking.models()? {
@@ -1831,7 +1868,7 @@ fn named(name: &str, run: &str, tags: &BTreeMap<String, String>) -> TrackedRun {
     path = "/api/2.0/mlflow/registered-models/update",
     tag = "mlflow",
     summary = "Describe a registered model",
-    request_body = RegistryRequest,
+    request_body = UpdateRegisteredModel,
     security(("bearer" = ["run"]), ()),
     responses(
         (status = 200, description = "The model", body = RegisteredModelAnswer),
@@ -1842,9 +1879,8 @@ async fn update_registered_model(
     State(s): State<AppState>,
     b: Bytes,
 ) -> Answer<RegisteredModelAnswer> {
-    let p = params(&HashMap::new(), &b)?;
-    let name = text_param(&p, "name")?;
-    let description = p["description"].as_str().map(str::to_string);
+    let req: UpdateRegisteredModel = body(&b)?;
+    let (name, description) = (given(req.name, "name")?, req.description);
     let (m, versions) = blocking(move || {
         s.tracking.update_model(&name, |m| {
             if let Some(d) = description {
@@ -1864,7 +1900,7 @@ async fn update_registered_model(
     path = "/api/2.0/mlflow/registered-models/set-tag",
     tag = "mlflow",
     summary = "Tag a registered model",
-    request_body = RegistryRequest,
+    request_body = RegisteredModelTag,
     security(("bearer" = ["run"]), ()),
     responses(
         (status = 200, description = "Tagged", body = Empty),
@@ -1872,9 +1908,8 @@ async fn update_registered_model(
     ),
 )]
 async fn set_registered_model_tag(State(s): State<AppState>, b: Bytes) -> Answer {
-    let p = params(&HashMap::new(), &b)?;
-    let (name, key) = (text_param(&p, "name")?, text_param(&p, "key")?);
-    let value = p["value"].as_str().unwrap_or("").to_string();
+    let req: RegisteredModelTag = body(&b)?;
+    let (name, key, value) = (given(req.name, "name")?, given(req.key, "key")?, req.value);
     blocking(move || {
         s.tracking.update_model(&name, |m| {
             m.tags.insert(key, value);
@@ -1900,7 +1935,11 @@ async fn latest_versions_get(
     state: State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer<ModelVersions> {
-    latest_answer(state, params(&q, &Bytes::new())?).await
+    let req = LatestVersions {
+        name: q.get("name").cloned().unwrap_or_default(),
+        stages: Vec::new(),
+    };
+    latest_answer(state, req).await
 }
 
 #[utoipa::path(
@@ -1908,7 +1947,7 @@ async fn latest_versions_get(
     path = "/api/2.0/mlflow/registered-models/get-latest-versions",
     tag = "mlflow",
     summary = "The latest versions",
-    request_body = RegistryRequest,
+    request_body = LatestVersions,
     security(("bearer" = []), ()),
     responses(
         (status = 200, description = "The newest version in each stage", body = ModelVersions),
@@ -1916,21 +1955,13 @@ async fn latest_versions_get(
     ),
 )]
 async fn latest_versions(state: State<AppState>, b: Bytes) -> Answer<ModelVersions> {
-    latest_answer(state, params(&HashMap::new(), &b)?).await
+    latest_answer(state, body(&b)?).await
 }
 
 /// Stages are a view only: every version is in stage `None`, so the latest of `None` (or
 /// of no stage named) is the newest version.
-async fn latest_answer(State(s): State<AppState>, p: J) -> Answer<ModelVersions> {
-    let name = text_param(&p, "name")?;
-    let stages: Vec<String> = p["stages"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+async fn latest_answer(State(s): State<AppState>, req: LatestVersions) -> Answer<ModelVersions> {
+    let (name, stages) = (given(req.name, "name")?, req.stages);
     let (m, versions) = blocking(move || s.tracking.model(&name)).await?;
     // The newest version in each stage asked for (every stage when none is named).
     let latest: Vec<ModelVersionDoc> = ["None", "Staging", "Production"]
@@ -1955,7 +1986,7 @@ async fn latest_answer(State(s): State<AppState>, p: J) -> Answer<ModelVersions>
     path = "/api/2.0/mlflow/registered-models/alias",
     tag = "mlflow",
     summary = "Point an alias at a version",
-    request_body = RegistryRequest,
+    request_body = AliasRequest,
     security(("bearer" = ["run"]), ()),
     responses(
         (status = 200, description = "Set", body = Empty),
@@ -1963,9 +1994,9 @@ async fn latest_answer(State(s): State<AppState>, p: J) -> Answer<ModelVersions>
     ),
 )]
 async fn set_alias(State(s): State<AppState>, b: Bytes) -> Answer {
-    let p = params(&HashMap::new(), &b)?;
-    let (name, alias) = (text_param(&p, "name")?, text_param(&p, "alias")?);
-    let version = version_number(p.get("version"))?;
+    let req: AliasRequest = body(&b)?;
+    let (name, alias) = (given(req.name, "name")?, given(req.alias, "alias")?);
+    let version = version_number(req.version.as_ref())?;
     blocking(move || s.tracking.set_alias(&name, &alias, version)).await?;
     Ok(Json(Empty {}))
 }
@@ -1979,7 +2010,7 @@ async fn set_alias(State(s): State<AppState>, b: Bytes) -> Answer {
         ("name" = Option<String>, Query, description = "The model (here or in the body)"),
         ("alias" = Option<String>, Query, description = "The alias (here or in the body)"),
     ),
-    request_body = RegistryRequest,
+    request_body = AliasRequest,
     security(("bearer" = ["run"]), ()),
     responses(
         (status = 200, description = "Removed", body = Empty),
@@ -1991,8 +2022,8 @@ async fn delete_alias(
     Query(q): Query<HashMap<String, String>>,
     b: Bytes,
 ) -> Answer {
-    let p = params(&q, &b)?;
-    let (name, alias) = (text_param(&p, "name")?, text_param(&p, "alias")?);
+    let req: AliasRequest = request(&q, &b)?;
+    let (name, alias) = (given(req.name, "name")?, given(req.alias, "alias")?);
     blocking(move || s.tracking.delete_alias(&name, &alias)).await?;
     Ok(Json(Empty {}))
 }
@@ -2042,7 +2073,7 @@ fn version_answer(
     path = "/api/2.0/mlflow/model-versions/create",
     tag = "mlflow",
     summary = "Create a model version",
-    request_body = RegistryRequest,
+    request_body = CreateModelVersion,
     security(("bearer" = ["run"]), ()),
     responses(
         (status = 200, description = "The version", body = ModelVersionAnswer),
@@ -2050,12 +2081,10 @@ fn version_answer(
     ),
 )]
 async fn create_model_version(State(s): State<AppState>, b: Bytes) -> Answer<ModelVersionAnswer> {
-    let p = params(&HashMap::new(), &b)?;
-    let name = text_param(&p, "name")?;
-    let source = p["source"].as_str().unwrap_or("").to_string();
-    let run = p["run_id"].as_str().unwrap_or("").to_string();
-    let description = p["description"].as_str().unwrap_or("").to_string();
-    let tags = tags_param(&p);
+    let req: CreateModelVersion = body(&b)?;
+    let name = given(req.name, "name")?;
+    let (source, run, description) = (req.source, req.run_id, req.description);
+    let tags = kv_map(req.tags);
     let doc = blocking(move || {
         // MLflow creates versions of models that exist only.
         s.tracking.model(&name)?;
