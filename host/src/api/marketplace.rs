@@ -215,7 +215,7 @@ async fn version(
     path = "/v1/blobs/{digest}",
     tag = "marketplace",
     summary = "A component's bytes, by digest",
-    params(("digest" = String, Path, description = "sha256, 64 lowercase hex digits")),
+    params(("digest" = String, Path, description = "sha256", pattern = "^[0-9a-f]{64}$")),
     security(("bearer" = []), ()),
     responses(
         (status = 200, description = "The component", body = Binary, content_type = "application/wasm"),

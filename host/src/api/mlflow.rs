@@ -1323,6 +1323,7 @@ async fn log_batch(State(s): State<AppState>, b: Bytes) -> Answer {
 #[derive(Deserialize, ToSchema)]
 struct LogInputs {
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     run_id: String,
     #[serde(default)]
     datasets: Vec<DatasetInputBody>,
@@ -1624,6 +1625,7 @@ struct RegisteredModels {
 #[derive(Deserialize, ToSchema)]
 struct CreateRegisteredModel {
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     name: String,
     #[serde(default)]
     description: String,
@@ -1635,6 +1637,7 @@ struct CreateRegisteredModel {
 #[derive(Deserialize, ToSchema)]
 struct UpdateRegisteredModel {
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     name: String,
     description: Option<String>,
 }
@@ -1643,8 +1646,10 @@ struct UpdateRegisteredModel {
 #[derive(Deserialize, ToSchema)]
 struct RegisteredModelTag {
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     name: String,
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     key: String,
     #[serde(default)]
     value: String,
@@ -1655,6 +1660,7 @@ struct RegisteredModelTag {
 #[derive(Deserialize, ToSchema)]
 struct LatestVersions {
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     name: String,
     #[serde(default)]
     stages: Vec<String>,
@@ -1664,8 +1670,10 @@ struct LatestVersions {
 #[derive(Deserialize, ToSchema)]
 struct AliasRequest {
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     name: String,
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     alias: String,
     /// A version number, as text or a number.
     #[schema(value_type = Option<String>)]
@@ -1676,6 +1684,7 @@ struct AliasRequest {
 #[derive(Deserialize, ToSchema)]
 struct CreateModelVersion {
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     name: String,
     /// Where the model's files are (`runs:/...`, `mlflow-artifacts:/...`).
     #[serde(default)]

@@ -305,7 +305,8 @@ async fn rollback_alias(
 /// `POST /v1/sync`: what a device recorded offline.
 #[derive(Debug, Deserialize, ToSchema)]
 struct SyncBody {
-    /// Who sent them (tagged on each tracked run): 1 to 256 characters.
+    /// Who sent them (tagged on each tracked run).
+    #[schema(min_length = 1, max_length = 256)]
     device: String,
     /// The device's run records, each with its steps' outputs.
     #[serde(default)]
