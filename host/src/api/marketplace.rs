@@ -13,10 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{
-    ApiError, AppState,
-    records::{Binary, KeyRecordSchema, ManifestSchema, VersionRecordSchema},
-};
+use super::{ApiError, AppState, records::Binary};
 use crate::{
     plugin::Role,
     registry::{KeyRecord, Manifest, VersionRecord, manifest::valid_name},
@@ -195,7 +192,7 @@ async fn plugin(
     ),
     security(("bearer" = []), ()),
     responses(
-        (status = 200, description = "The version", body = VersionRecordSchema),
+        (status = 200, description = "The version", body = VersionRecord),
         (status = 400, description = "Not a plugin name or not a version"),
         (status = 404, description = "No such plugin or version"),
     ),
@@ -252,7 +249,7 @@ async fn blob(
     params(("id" = String, Path, description = "The key's id")),
     security(("bearer" = []), ()),
     responses(
-        (status = 200, description = "The key", body = KeyRecordSchema),
+        (status = 200, description = "The key", body = KeyRecord),
         (status = 404, description = "No such key"),
     ),
 )]
@@ -271,7 +268,6 @@ async fn key(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishBody {
-    #[schema(value_type = ManifestSchema)]
     pub manifest: Manifest,
     /// The component, base64.
     pub component: String,
@@ -288,7 +284,7 @@ pub struct PublishBody {
     request_body = PublishBody,
     security(("bearer" = ["publish"])),
     responses(
-        (status = 201, description = "Published", body = VersionRecordSchema),
+        (status = 201, description = "Published", body = VersionRecord),
         (status = 403, description = "The token lacks the scope, or the signature is not trusted"),
         (status = 409, description = "The version exists"),
         (status = 422, description = "The manifest or the component is invalid"),
@@ -363,7 +359,7 @@ async fn set_yanked(
     ),
     security(("bearer" = ["publish"])),
     responses(
-        (status = 200, description = "The version, yanked", body = VersionRecordSchema),
+        (status = 200, description = "The version, yanked", body = VersionRecord),
         (status = 400, description = "Not a plugin name"),
         (status = 404, description = "No such plugin or version"),
     ),
@@ -387,7 +383,7 @@ async fn yank(
     ),
     security(("bearer" = ["publish"])),
     responses(
-        (status = 200, description = "The version, restored", body = VersionRecordSchema),
+        (status = 200, description = "The version, restored", body = VersionRecord),
         (status = 400, description = "Not a plugin name"),
         (status = 404, description = "No such plugin or version"),
     ),

@@ -43,7 +43,7 @@ use tokio::sync::watch;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ApiError, AppState, records::StatusSchema};
+use super::{ApiError, AppState};
 use crate::{
     tracking::{RunRecord, Status},
     workflow::{
@@ -323,7 +323,6 @@ struct WorkflowText(#[allow(dead_code)] String);
 pub struct Started {
     /// Its id.
     run: String,
-    #[schema(value_type = StatusSchema)]
     status: Status,
     links: RunLinks,
 }

@@ -24,13 +24,7 @@ use serde_json::Value as J;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{
-    ApiError, AppState, Empty,
-    records::{
-        AliasEventSchema, ModelSchema, ModelVersionSchema, RunSchema, RunSummarySchema,
-        SyncedPredictionSchema,
-    },
-};
+use super::{ApiError, AppState, Empty, records::RunSchema};
 use crate::tracking::{
     ModelRecord, ModelVersion, RunSummary, TrackingError, models::AliasEvent,
     predictions::SyncedPrediction,
@@ -85,7 +79,6 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<J>, ApiError> {
 /// `GET /v1/runs`.
 #[derive(Serialize, ToSchema)]
 struct RunList {
-    #[schema(value_type = Vec<RunSummarySchema>)]
     runs: Vec<RunSummary>,
 }
 
@@ -155,7 +148,6 @@ async fn output(
 /// `GET /v1/models`.
 #[derive(Serialize, ToSchema)]
 struct ModelList {
-    #[schema(value_type = Vec<ModelSchema>)]
     models: Vec<ModelRecord>,
 }
 
@@ -175,9 +167,7 @@ async fn models(State(s): State<AppState>) -> Result<Json<ModelList>, ApiError> 
 /// `GET /v1/models/{name}`.
 #[derive(Serialize, ToSchema)]
 struct ModelAndVersions {
-    #[schema(value_type = ModelSchema)]
     model: ModelRecord,
-    #[schema(value_type = Vec<ModelVersionSchema>)]
     versions: Vec<ModelVersion>,
 }
 
@@ -372,7 +362,6 @@ struct PredictionsQuery {
 /// `GET /v1/predictions`.
 #[derive(Serialize, ToSchema)]
 struct SyncedPredictions {
-    #[schema(value_type = Vec<SyncedPredictionSchema>)]
     predictions: Vec<SyncedPrediction>,
 }
 
@@ -404,7 +393,6 @@ struct HistoryQuery {
 /// `GET /v1/models/{name}/alias-history`.
 #[derive(Serialize, ToSchema)]
 struct AliasHistory {
-    #[schema(value_type = Vec<AliasEventSchema>)]
     events: Vec<AliasEvent>,
 }
 

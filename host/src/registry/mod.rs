@@ -42,7 +42,7 @@ pub struct PluginRecord {
 }
 
 /// One published version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VersionRecord {
     pub name: String,
     pub version: String,

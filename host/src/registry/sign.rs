@@ -14,7 +14,7 @@ use super::{RegistryError, manifest::Manifest};
 use crate::digest::sha256_hex;
 
 /// A trusted publisher key as the registry stores it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyRecord {
     pub id: String,
     pub name: String,

@@ -17,7 +17,7 @@ use super::{
 type Result<T, E = TrackingError> = std::result::Result<T, E>;
 
 /// One change of an alias.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AliasEvent {
     pub alias: String,
     /// The version it points at from now on; `None` when it was deleted.

@@ -14,7 +14,7 @@ use super::{
 type Result<T, E = TrackingError> = std::result::Result<T, E>;
 
 /// One prediction request, as served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PredictionRecord {
     pub time_ms: u64,
     pub model: String,
@@ -30,7 +30,7 @@ pub struct PredictionRecord {
 }
 
 /// A record and where it came from, as a server lists them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SyncedPrediction {
     pub device: String,
     pub seq: u64,

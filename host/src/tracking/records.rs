@@ -51,7 +51,7 @@ pub struct CacheEntry {
     pub elapsed_ms: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pending,
@@ -130,7 +130,7 @@ pub struct StepRecord {
 }
 
 /// A model version a run registered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Registered {
     pub model: String,
     pub version: u64,
@@ -188,7 +188,7 @@ pub struct TrackerRecord {
 pub const TRACKER_LOG_LINES: usize = 100;
 
 /// What a list of runs shows of each.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunSummary {
     pub id: String,
     pub workflow: String,
@@ -222,7 +222,7 @@ impl From<&RunRecord> for RunSummary {
 }
 
 /// A registered model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelRecord {
     pub name: String,
     pub created_ms: u64,
@@ -238,7 +238,7 @@ pub struct ModelRecord {
 }
 
 /// A model's signature, as its runner reports it once the model is loaded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Signature {
     pub inputs: Vec<SignaturePort>,
     pub outputs: Vec<SignaturePort>,
@@ -246,7 +246,7 @@ pub struct Signature {
     pub properties: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignaturePort {
     pub name: String,
     /// tensor, table, scalar, text, bytes, json or any.
@@ -275,7 +275,7 @@ impl From<crate::bindings::ModelMetadata> for Signature {
 }
 
 /// One version of a registered model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelVersion {
     pub model: String,
     pub version: u64,
@@ -293,6 +293,7 @@ pub struct ModelVersion {
     pub source: String,
     /// The model-runner plugin that serves it.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub runner: Option<PluginRef>,
     /// The run's metrics when it was registered, `step.metric` → value.
     #[serde(default)]
@@ -308,6 +309,7 @@ pub struct ModelVersion {
     /// request's rows go through before the runner. Without it the runner takes the
     /// request as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub pipeline: Option<Pipeline>,
 }
 
