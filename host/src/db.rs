@@ -1,6 +1,7 @@
 //! Opening a Kiln redb file (the registry, the tracking store): multi-writer mode, a
 //! `meta` table holding `schema_version`, and refusal — without writing — of a file that is
-//! damaged, foreign, or of another schema. Only a new, empty file is initialised.
+//! damaged, foreign, or of another schema. Only a new file is initialised: made whole under
+//! another name, then linked into place.
 
 use std::path::Path;
 
@@ -41,19 +42,79 @@ pub fn open(
     schema: u32,
     init: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>,
 ) -> Result<(Database, bool), OpenError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let making = format!(".{name}.creating-");
+    remove_abandoned(dir, &making);
+    let created = !path.exists() && create(path, &making, schema, init)?;
     let mut builder = Database::builder();
     builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
-    let existed = path.exists();
-    if !existed && let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| OpenError::Unusable(e.to_string()))?;
+    let db = builder
+        .open(path)
+        .map_err(|e| OpenError::Unusable(e.to_string()))?;
+    let (db, _) = checked(db, true, schema, |_| Ok(()))?;
+    Ok((db, created))
+}
+
+/// Makes a new file whole under a name of this process's (`making` and its id), then links
+/// it into place, so that a process stopped while making it (a crash, `kill -9`, a power
+/// loss) leaves no half-made file at `path`, which every later open would refuse. If
+/// another process made the file first, its file stands. Returns whether this process made
+/// it.
+fn create(
+    path: &Path,
+    making: &str,
+    schema: u32,
+    init: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>,
+) -> Result<bool, OpenError> {
+    let unusable = |e: &dyn std::fmt::Display| OpenError::Unusable(e.to_string());
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| unusable(&e))?;
+    let made = dir.join(format!("{making}{}", std::process::id()));
+    {
+        let db = Database::builder()
+            .create(&made)
+            .map_err(|e| unusable(&e))?;
+        checked(db, false, schema, init)?;
     }
-    let db = if existed {
-        builder.open(path)
-    } else {
-        builder.create(path)
+    let linked = std::fs::hard_link(&made, path);
+    let _ = std::fs::remove_file(&made);
+    match linked {
+        Ok(()) => {
+            sync_dir(dir).map_err(|e| unusable(&e))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(unusable(&format!(
+            "placing the new {}: {e}",
+            path.display()
+        ))),
     }
-    .map_err(|e| OpenError::Unusable(e.to_string()))?;
-    checked(db, existed, schema, init)
+}
+
+/// Syncs directory `dir`, so that a rename or link into it survives a power loss.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Removes the files named `prefix` and a process id that [`create`] was making in
+/// processes that are gone (where the system says which processes run: Linux's /proc).
+fn remove_abandoned(dir: &Path, prefix: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let pid = file.to_str().and_then(|f| f.strip_prefix(prefix));
+        if let Some(pid) = pid.filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// As [`open`], on any redb storage backend instead of a file: an image in memory, or a

@@ -15,6 +15,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
+use crate::Kiln;
 use kiln::{
     registry::{Manifest, Registry},
     tracking::{Metric, Store},
@@ -357,4 +358,40 @@ fn a_registry_on_the_simulated_disk_reads_as_the_same_file() {
         r.meta("note").unwrap().as_deref(),
         Some("written on the simulated disk")
     );
+}
+
+/// A data directory whose first command is killed while it creates its stores: the next
+/// command finds either no store or a whole one, never a half-made file it must refuse
+/// (a new file is made under another name and linked into place). Files a killed process
+/// was making are removed by the next one that creates.
+#[test]
+fn a_process_killed_while_creating_its_stores_leaves_none_half_made() {
+    let mut rng = StdRng::seed_from_u64(11);
+    for attempt in 0..100 {
+        let k = Kiln::new();
+        let mut child = k
+            .cmd()
+            .args(["search", "x"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(
+            rng.random_range(0..30_000),
+        ));
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = k.run(&["search", "x"]);
+        assert!(
+            out.status.success(),
+            "attempt {attempt}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let leftovers: Vec<String> = std::fs::read_dir(k.home())
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.contains(".creating-"))
+            .collect();
+        assert!(leftovers.is_empty(), "attempt {attempt}: {leftovers:?}");
+    }
 }

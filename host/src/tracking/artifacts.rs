@@ -45,11 +45,6 @@ pub fn too_large(limit: u64) -> String {
     )
 }
 
-/// Syncs directory `dir`, so that a rename into it survives a power loss.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
 /// Receives an artifact's bytes into a temporary file under `objects/tmp`, hashing them
 /// on the way. The file is locked while the upload lives, so that
 /// [`Store::clean_uploads`] removes only what a stopped process left.
@@ -121,7 +116,7 @@ impl Store {
                 std::fs::create_dir_all(dir).map_err(|e| TrackingError::Storage(e.to_string()))?;
             }
             std::fs::rename(&upload.tmp, &target)
-                .and_then(|()| sync_dir(target.parent().unwrap_or(&self.objects)))
+                .and_then(|()| crate::db::sync_dir(target.parent().unwrap_or(&self.objects)))
                 .map_err(|e| TrackingError::Storage(e.to_string()))?;
         }
         let txn = self.db.begin_write()?;

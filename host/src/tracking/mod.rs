@@ -288,7 +288,7 @@ impl Store {
             })
             .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &file)
-            .and_then(|()| artifacts::sync_dir(dir))
+            .and_then(|()| crate::db::sync_dir(dir))
             .with_context(|| format!("writing {}", file.display()))
     }
 
