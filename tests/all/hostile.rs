@@ -17,7 +17,7 @@ use std::{
 use kiln::{
     bindings::{Config, NamedValue, Value},
     engine::{ArtifactCache, EngineOptions, KilnEngine, Limits},
-    plugin::{CallOptions, DirGrant, Plugin, PluginError, PluginHost},
+    plugin::{CallOptions, DirGrant, Plugin, PluginError, PluginHost, Role},
 };
 use kiln_test_artifacts as g;
 
@@ -169,57 +169,47 @@ fn check(label: &str, expect: Expect, result: Result<Vec<NamedValue>, PluginErro
     }
 }
 
-/// The role a guest under attack plays, and so how it is called.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Role {
-    Step,
-    Validator,
-    Tracker,
-}
-
-impl Role {
-    /// The mode that does no harm: what the host must still serve after an attack.
-    fn harmless(self) -> &'static str {
-        match self {
-            Role::Step => "echo",
-            Role::Validator => "pass",
-            Role::Tracker => "accept",
-        }
-    }
-
-    /// Calls a guest of this role with `config` and no inputs or events; what it
-    /// answered, as values whose texts the checks read (a validator's check details; a
-    /// tracker answers nothing).
-    fn call(
-        self,
-        plugin: &Plugin,
-        config: &Config,
-        opts: &CallOptions,
-    ) -> Result<Vec<NamedValue>, PluginError> {
-        match self {
-            Role::Step => plugin
-                .run_step::<NamedValue>(&[], config, opts)
-                .map(|o| o.value),
-            Role::Validator => plugin.validate::<NamedValue>(&[], config, opts).map(|o| {
-                o.value
-                    .into_iter()
-                    .map(|check| NamedValue {
-                        name: check.name,
-                        value: Value::Text(check.detail),
-                    })
-                    .collect()
-            }),
-            Role::Tracker => plugin
-                .send_events("hostile-run", &[], config, opts)
-                .map(|_| Vec::new()),
-        }
+/// The mode that does no harm to a guest of this role: what the host must still serve
+/// after an attack.
+fn harmless(role: Role) -> &'static str {
+    match role {
+        Role::Validator => "pass",
+        Role::Tracker => "accept",
+        Role::Step | Role::ModelRunner => "echo",
     }
 }
 
-/// A guest under attack: the plugin, its role, the grant it gets and its memory cap.
+/// Calls a guest as its role is called, with `config` and no inputs or events; what it
+/// answered, as values whose texts the checks read (a validator's check details; a tracker
+/// answers nothing). Model runners are attacked through their loaded models instead.
+fn call(
+    plugin: &Plugin,
+    config: &Config,
+    opts: &CallOptions,
+) -> Result<Vec<NamedValue>, PluginError> {
+    match plugin.role() {
+        Role::Step => plugin
+            .run_step::<NamedValue>(&[], config, opts)
+            .map(|o| o.value),
+        Role::Validator => plugin.validate::<NamedValue>(&[], config, opts).map(|o| {
+            o.value
+                .into_iter()
+                .map(|check| NamedValue {
+                    name: check.name,
+                    value: Value::Text(check.detail),
+                })
+                .collect()
+        }),
+        Role::Tracker => plugin
+            .send_events("hostile-run", &[], config, opts)
+            .map(|_| Vec::new()),
+        Role::ModelRunner => panic!("a model runner is attacked through a loaded model"),
+    }
+}
+
+/// A guest under attack: the plugin, the grant it gets and its memory cap.
 struct Target<'a> {
     plugin: Arc<Plugin>,
-    role: Role,
     grant: &'a Grant,
     memory: u64,
 }
@@ -231,13 +221,12 @@ impl Target<'_> {
         let label = format!("{} {mode} {extra:?}", self.plugin.name());
         let mut best = Duration::MAX;
         for _ in 0..3 {
-            let (plugin, opts, role) =
-                (self.plugin.clone(), self.grant.opts(self.memory), self.role);
+            let (plugin, opts) = (self.plugin.clone(), self.grant.opts(self.memory));
             let mut pairs = vec![("mode", mode)];
             pairs.extend_from_slice(extra);
             let cfg = config(&pairs);
             let started = Instant::now();
-            let result = bounded(move || role.call(&plugin, &cfg, &opts));
+            let result = bounded(move || call(&plugin, &cfg, &opts));
             best = best.min(started.elapsed());
             check(&label, expect, result, self.grant.secret);
             if best <= DEADLINE + SLACK {
@@ -245,18 +234,15 @@ impl Target<'_> {
             }
         }
         assert!(best <= DEADLINE + SLACK, "{label}: took {best:?}");
-        let harmless = config(&[("mode", self.role.harmless())]);
-        if let Err(e) = self
-            .role
-            .call(&self.plugin, &harmless, &self.grant.opts(self.memory))
-        {
+        let calm = config(&[("mode", harmless(self.plugin.role()))]);
+        if let Err(e) = call(&self.plugin, &calm, &self.grant.opts(self.memory)) {
             panic!("{label}: a harmless call after it failed: {e}");
         }
     }
 
     /// What a successful call that answered `text` looks like: a tracker answers nothing.
     fn answers(&self, text: &'static str) -> Expect {
-        match self.role {
+        match self.plugin.role() {
             Role::Tracker => Expect::Ok(None),
             _ => Expect::Ok(Some(text)),
         }
@@ -327,7 +313,6 @@ fn a_rust_step_and_model_runner_are_stopped_or_refused_in_time() {
     let grant = Grant::new();
     let step = Target {
         plugin: host.load_file(Path::new(g::HOSTILE), None).unwrap(),
-        role: Role::Step,
         grant: &grant,
         memory: 64 << 20,
     };
@@ -396,8 +381,7 @@ fn a_rust_validator_and_tracker_are_stopped_or_refused_in_time() {
         (g::HOSTILE_TRACKER, Role::Tracker),
     ] {
         let target = Target {
-            plugin: host.load_file(Path::new(wasm), None).unwrap(),
-            role,
+            plugin: host.load_file(Path::new(wasm), Some(role)).unwrap(),
             grant: &grant,
             memory: 64 << 20,
         };
@@ -416,7 +400,6 @@ fn a_python_step_is_stopped_or_refused_in_time() {
     // limit lifted, unbounded recursion is a memory bomb.
     let step = Target {
         plugin: host.load_file(&wasm, None).unwrap(),
-        role: Role::Step,
         grant: &grant,
         memory: 128 << 20,
     };
@@ -432,7 +415,6 @@ fn a_javascript_step_is_stopped_or_refused_in_time() {
     let grant = Grant::new();
     let step = Target {
         plugin: host.load_file(&wasm, None).unwrap(),
-        role: Role::Step,
         grant: &grant,
         memory: 128 << 20,
     };

@@ -32,6 +32,23 @@ fn seeded() -> (Kiln, PathBuf) {
     (k, root)
 }
 
+/// Publishes the hostile test step to `k`'s registry, signed with a key made for it.
+fn publish_hostile(k: &Kiln) {
+    k.ok(&["key", "generate"]);
+    let manifest = k.home().join("hostile.toml");
+    std::fs::write(
+        &manifest,
+        "[plugin]\nname = \"hostile\"\nversion = \"0.1.0\"\nrole = \"step\"\nwit = \"kiln:plugin@0.1.0\"\ndescription = \"Misbehaves on request\"\nlicense = \"Apache-2.0\"\n",
+    )
+    .unwrap();
+    k.ok(&[
+        "publish",
+        g::HOSTILE,
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+}
+
 fn config(root: Option<&Path>, extra: &str) -> String {
     let mut c = format!(
         "[[tokens]]\ntoken = \"{RUN}\"\nscopes = [\"run\"]\n\n[[tokens]]\ntoken = \"{READ}\"\nscopes = [\"read\"]\n\n[workflows]\n{extra}\n"
@@ -327,19 +344,7 @@ fn invalid_or_overreaching_workflows_are_refused_with_the_clis_diagnostics() {
 #[test]
 fn a_run_is_cancelled_mid_step_and_runs_beyond_the_limit_get_429() {
     let (k, _) = seeded();
-    k.ok(&["key", "generate"]);
-    let manifest = k.home().join("hostile.toml");
-    std::fs::write(
-        &manifest,
-        "[plugin]\nname = \"hostile\"\nversion = \"0.1.0\"\nrole = \"step\"\nwit = \"kiln:plugin@0.1.0\"\ndescription = \"Misbehaves on request\"\nlicense = \"Apache-2.0\"\n",
-    )
-    .unwrap();
-    k.ok(&[
-        "publish",
-        g::HOSTILE,
-        "--manifest",
-        manifest.to_str().unwrap(),
-    ]);
+    publish_hostile(&k);
     let s = Server::start(&k, Some(&config(None, "max_running = 1")));
     let spin = "name: spin\nsteps:\n  spin:\n    uses: hostile@^0.1\n    with: { mode: sleep }\n    limits: { timeout: 120s }\n  after:\n    uses: hostile@^0.1\n    inputs: { in: spin.out }\n";
     let (status, started) = post(&s, spin, "application/yaml", "");
@@ -579,19 +584,7 @@ fn ctrl_c_on_kiln_run_with_server_cancels_the_run_there() {
     use std::io::{BufRead, BufReader, Read};
 
     let (k, _) = seeded();
-    k.ok(&["key", "generate"]);
-    let manifest = k.home().join("hostile.toml");
-    std::fs::write(
-        &manifest,
-        "[plugin]\nname = \"hostile\"\nversion = \"0.1.0\"\nrole = \"step\"\nwit = \"kiln:plugin@0.1.0\"\ndescription = \"Misbehaves on request\"\nlicense = \"Apache-2.0\"\n",
-    )
-    .unwrap();
-    k.ok(&[
-        "publish",
-        g::HOSTILE,
-        "--manifest",
-        manifest.to_str().unwrap(),
-    ]);
+    publish_hostile(&k);
     let s = Server::start(&k, Some(&config(None, "")));
     let client = Kiln::new();
     let file = client.home().join("spin.yaml");
